@@ -1,0 +1,106 @@
+"""Loihi fixed-point arithmetic, as Lava 0.10's bit-accurate LIF and Dense models compute it.
+
+Every stage that computes integers (the QAT model in integer mode, the reference simulator,
+the checks on Lava runs) calls these functions, so the semantics live in one place. They work
+on torch int64 tensors of any leading shape (batch, neurons). The arithmetic was read from
+``lava.proc.lif.models.AbstractPyLifModelFixed`` and ``lava.proc.dense.models`` and is checked
+against the real Lava runtime in tests/test_fixed_point_lava.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+DECAY_BITS = 12
+DECAY_UNITY = 1 << DECAY_BITS  # 4096
+STATE_BITS = 24
+STATE_MAX = 1 << (STATE_BITS - 1)  # 2**23
+ACT_SHIFT = 6  # synaptic input and threshold are MSB-aligned by 6 bits
+WEIGHT_BITS = 8
+WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit mantissa, mixed sign: lowest bit dropped (even)
+VTH_MAX = (1 << 17) - 1
+BIAS_MANT_MIN, BIAS_MANT_MAX = -(1 << 12), (1 << 12) - 1  # 13-bit signed
+BIAS_EXP_MIN, BIAS_EXP_MAX = 0, 7  # 3-bit
+INPUT_BITS = 8  # graded payload of the first layer: signed 8-bit integers
+
+
+def _trunc_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """sign(x) * (|x| >> bits): Lava's decay rounds toward zero."""
+    return torch.sign(x) * (x.abs() >> bits)
+
+
+def decay(x: torch.Tensor, d: int | torch.Tensor) -> torch.Tensor:
+    """x * (4096 - d) / 4096 truncated toward zero."""
+    return _trunc_shift(x * (DECAY_UNITY - d), DECAY_BITS)
+
+
+def wrap_current(u: torch.Tensor) -> torch.Tensor:
+    """Lava wraps the 24-bit current: (2**23 + k) -> k - 2**23 ... exactly as PyLifModelBitAcc."""
+    over = u > STATE_MAX
+    u = torch.where(over, u - 2 * STATE_MAX, u)
+    return torch.where(u <= -STATE_MAX, u + 2 * STATE_MAX, u)
+
+
+def clip_voltage(v: torch.Tensor) -> torch.Tensor:
+    return v.clamp(-STATE_MAX + 1, STATE_MAX - 1)
+
+
+def shift_by_exp(acc: torch.Tensor, exp: int) -> torch.Tensor:
+    """Dense's weight exponent on the accumulated sum: left shift, or arithmetic right shift."""
+    return acc << exp if exp >= 0 else acc >> (-exp)
+
+
+@dataclass
+class LifStep:
+    """One step's result; `wrapped` flags neurons whose current wrapped at 24 bits."""
+
+    u: torch.Tensor
+    v: torch.Tensor
+    spikes: torch.Tensor
+    wrapped: torch.Tensor
+
+
+def lif_step(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    a_in: torch.Tensor,
+    du: int,
+    dv: int,
+    vth: int,
+    bias: torch.Tensor | int = 0,
+) -> LifStep:
+    """One step of Lava's bit-accurate LIF (reset to zero, strict threshold, no refractory).
+
+    ``bias`` is the effective bias ``bias_mant << bias_exp``. ``du`` follows Lava's convention:
+    the current keeps ``4096 - (du + 1)`` parts of 4096 (du = 4095 clears it every step).
+    """
+    u_new = decay(u, du + 1) + (a_in << ACT_SHIFT)
+    u_wrapped = wrap_current(u_new)
+    v_new = clip_voltage(decay(v, dv) + u_wrapped + bias)
+    spikes = v_new > (vth << ACT_SHIFT)
+    v_new = torch.where(spikes, torch.zeros_like(v_new), v_new)
+    return LifStep(u_wrapped, v_new, spikes, u_wrapped != u_new)
+
+
+def quantize_weights(w: torch.Tensor, max_abs_float: float | None = None) -> tuple[torch.Tensor, int]:
+    """Float weights (already in units of the consumer's integer input) -> (even 8-bit mantissa, exp).
+
+    Picks the smallest exponent whose mantissa range holds the largest weight, so resolution is
+    as fine as the range allows; the mantissa is rounded to even values as Lava's 8-bit
+    mixed-sign Dense keeps them.
+    """
+    peak = float(w.abs().max()) if max_abs_float is None else max_abs_float
+    if peak == 0.0:
+        return torch.zeros_like(w, dtype=torch.int64), 0
+    exp = math.ceil(math.log2(peak / WEIGHT_MAX))
+    exp = max(min(exp, 7), -8)
+    mant = torch.round(w / (2.0**exp) / 2.0) * 2
+    return mant.clamp(WEIGHT_MIN, WEIGHT_MAX).to(torch.int64), exp
+
+
+def decay_to_int(factor: float) -> int:
+    """A float keep-factor per step (0..1) -> Lava's 12-bit dv (the part of 4096 removed)."""
+    return int(min(max(round((1.0 - factor) * DECAY_UNITY), 0), DECAY_UNITY - 1))
