@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "lmu2neuro.commands.doctor",
     "lmu2neuro.commands.data",
     "lmu2neuro.commands.train",
+    "lmu2neuro.commands.summary",
     "lmu2neuro.commands.export",
     "lmu2neuro.commands.simulate",
     "lmu2neuro.commands.report",
