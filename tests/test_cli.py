@@ -1,0 +1,44 @@
+"""The command itself: help, version, doctor."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lmu2neuro import __version__
+from lmu2neuro.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_help_lists_every_stage(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("doctor", "train", "export", "inspect", "simulate", "report", "profiles", "demo", "summary"):
+        assert cmd in out, f"`{cmd}` missing from lmu2neuro --help"
+
+
+@pytest.mark.lava
+def test_doctor_runs_the_installed_command():
+    out = subprocess.run([sys.executable, "-m", "lmu2neuro.cli", "doctor"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "lava-nc     0.10.0" in out.stdout
+    assert "spikes match" in out.stdout
+
+
+def test_doctor_names_a_broken_part(monkeypatch, capsys):
+    import lmu2neuro.lava_check as lc
+
+    def broken(*a, **k):
+        raise RuntimeError("runtime would not start")
+
+    monkeypatch.setattr(lc, "tiny_network_check", broken)
+    assert main(["doctor"]) == 1
+    captured = capsys.readouterr()
+    assert "Lava fixed_pt run failed (RuntimeError)" in captured.err
