@@ -1,0 +1,582 @@
+"""NIR file -> IntNetwork: exact for our own files, quantized at a stated dt for anyone else's.
+
+``read_graph(path)`` opens and checks a .nir file and returns the ``nir.NIRGraph``; every problem
+(not HDF5, truncated, not NIR, unknown node type, missing parameter, mismatched shapes) is one
+``UserError`` line naming the file, the node and the field.
+
+``read_intnet(path, dt=None, input_scale=None)``:
+- a file written by ``converters.nir_export`` carries the Loihi integers as metadata and is rebuilt
+  exactly (same arrays, same spikes);
+- any other graph is lowered: chains of Linear / Affine / Scale / Delay between neurons become
+  projections (a Delay becomes taps), and each neuron (LIF, CubaLIF, IF, LI, CubaLI, I) becomes a
+  Loihi population by forward Euler at ``dt`` (what the NIR paper's backends do):
+  ``dv = round(4096 dt / tau_mem)``, ``du = round(4096 dt / tau_syn) - 1`` (4095 when there is no
+  synaptic state), per-step input gain ``g = (dt/tau_mem) r (dt/tau_syn) w_in`` (LIF: ``dt r / tau``,
+  IF / I: ``dt r``) and bias ``(dt/tau_mem) v_leak``. Each spiking neuron gets its own voltage scale
+  ``vth / v_threshold``, so per-neuron thresholds become one integer threshold and the scale folds
+  into that neuron's weights and bias. ``dt`` defaults to the graph's stated dt, else 1e-4 s, the
+  convention of every graph in the NIR paper. A graph whose output is a spiking population gets a
+  readout population ``<name>.count`` that counts its spikes (integer network outputs are readouts).
+  Unsupported nodes (convolutions, pooling, Flatten, Threshold, recurrence between populations,
+  v_reset != 0, per-neuron time constants) are named in a ``UserError``, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.nir_export import FORMAT, META_KEY, decode_meta
+from lmu2neuro import fixed_point as fx
+from lmu2neuro.errors import UserError
+from lmu2neuro.intnet import IntNetwork, IntNetworkError, Population, Projection
+
+NIR_PAPER_DT = 1e-4
+
+# Fields each node type must carry in the file (what nir.read passes to the constructor).
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "Input": ("shape",),
+    "Output": ("shape",),
+    "Affine": ("weight", "bias"),
+    "Linear": ("weight",),
+    "Scale": ("scale",),
+    "Conv1d": ("weight", "stride", "padding", "dilation", "groups", "bias"),
+    "Conv2d": ("weight", "stride", "padding", "dilation", "groups", "bias"),
+    "SumPool2d": ("kernel_size", "stride", "padding"),
+    "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "Delay": ("delay",),
+    "Flatten": ("start_dim", "end_dim"),
+    "Threshold": ("threshold",),
+    "I": ("r",),
+    "IF": ("r", "v_threshold"),
+    "LI": ("tau", "r", "v_leak"),
+    "LIF": ("tau", "r", "v_leak", "v_threshold"),
+    "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
+    "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"),
+    "NIRGraph": ("nodes", "edges"),
+}
+NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
+SPIKING_TYPES = ("IF", "LIF", "CubaLIF", "Threshold")
+STATEFUL_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "Delay")
+SYNAPSE_TYPES = ("Linear", "Affine", "Scale", "Delay")  # what read_intnet folds into projections
+INTNET_TYPES = ("Input", "Output", "NIRGraph") + SYNAPSE_TYPES + NEURON_TYPES
+
+
+def _one_line(msg: Any) -> str:
+    return " ".join(str(msg).split())
+
+
+# -- reading and checking the file ------------------------------------------------------------------
+def _check_node_group(path, name: str, grp) -> None:
+    import h5py
+
+    if "type" not in grp:
+        raise UserError(f"{path}: node '{name}': missing field 'type'")
+    typ = grp["type"][()]
+    typ = typ.decode("utf-8") if isinstance(typ, bytes) else str(typ)
+    if typ not in REQUIRED_FIELDS:
+        raise UserError(
+            f"{path}: node '{name}': unknown node type '{typ}' (expected one of {', '.join(REQUIRED_FIELDS)})"
+        )
+    for fld in REQUIRED_FIELDS[typ]:
+        if fld not in grp:
+            raise UserError(f"{path}: node '{name}' ({typ}): missing parameter '{fld}'")
+    if typ == "NIRGraph":
+        for sub, sg in grp["nodes"].items():
+            if not isinstance(sg, h5py.Group):
+                raise UserError(f"{path}: node '{name}.{sub}': expected a group")
+            _check_node_group(path, f"{name}.{sub}" if name else sub, sg)
+        return
+    # neuron parameters are per neuron: every array must have one shape
+    if typ in NEURON_TYPES:
+        fields = [f for f in REQUIRED_FIELDS[typ] if f != "w_in"] + [f for f in ("v_reset",) if f in grp]
+        ref_f = fields[0]
+        ref = np.shape(grp[ref_f][()])
+        for f in fields[1:]:
+            shp = np.shape(grp[f][()])
+            if shp != ref:
+                raise UserError(
+                    f"{path}: node '{name}' ({typ}): parameter '{f}' has shape {shp}, expected {ref} like '{ref_f}'"
+                )
+    if typ == "Affine":
+        w, b = np.shape(grp["weight"][()]), np.shape(grp["bias"][()])
+        if len(w) != 2 or b != (w[0],):
+            raise UserError(f"{path}: node '{name}' (Affine): parameter 'bias' has shape {b}, expected ({w[0] if w else '?'},)")
+    if typ in ("Linear", "Affine") and np.ndim(grp["weight"][()]) < 2:
+        raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' must be a matrix")
+
+
+def read_graph(path: str | os.PathLike, type_check: bool = True):
+    """Open a .nir file and return its ``nir.NIRGraph``; bad files raise a one-line UserError."""
+    import h5py
+    import nir
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: no such file (expected a .nir graph)")
+    if not h5py.is_hdf5(p):
+        raise UserError(f"{path}: not an HDF5 file (a .nir graph is HDF5, written by nir.write)")
+    try:
+        with h5py.File(p, "r") as f:
+            if "node" not in f or not isinstance(f["node"], h5py.Group):
+                raise UserError(f"{path}: an HDF5 file but not a NIR graph: no 'node' group")
+            _check_node_group(path, "", f["node"])
+    except UserError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{path}: unreadable HDF5 (truncated or corrupt file): {_one_line(exc)}") from None
+    try:
+        return nir.read(p, type_check=type_check)
+    except OSError as exc:
+        raise UserError(f"{path}: unreadable HDF5 (truncated or corrupt file): {_one_line(exc)}") from None
+    except Exception as exc:  # nir raises ValueError/AssertionError/KeyError on malformed graphs
+        raise UserError(f"{path}: not a valid NIR graph: {type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def is_ours(graph) -> bool:
+    md = getattr(graph, "metadata", None) or {}
+    if META_KEY not in md:
+        return False
+    try:
+        return decode_meta(md[META_KEY]).get("format") == FORMAT
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+# -- graph utilities shared with the torch reader -----------------------------------------------------
+def flatten_graph(graph, prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Inline nested NIRGraphs: node 'sub' becomes 'sub.<name>'; edges into a subgraph go to its
+    Input nodes, edges out of it leave from its Output nodes (which become pass-through nodes)."""
+    import nir
+
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    entry: dict[str, list[str]] = {}
+    exit_: dict[str, list[str]] = {}
+    for name, node in graph.nodes.items():
+        full = f"{prefix}{name}"
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges = flatten_graph(node, f"{full}.")
+            nodes.update(sub_nodes)
+            edges += sub_edges
+            entry[full] = [f"{full}.{k}" for k, v in node.nodes.items() if isinstance(v, nir.Input)]
+            exit_[full] = [f"{full}.{k}" for k, v in node.nodes.items() if isinstance(v, nir.Output)]
+        else:
+            nodes[full] = node
+            entry[full] = exit_[full] = [full]
+    for a, b in graph.edges:
+        for s in exit_[f"{prefix}{a}"]:
+            for d in entry[f"{prefix}{b}"]:
+                edges.append((s, d))
+    return nodes, edges
+
+
+def node_type(node) -> str:
+    return type(node).__name__
+
+
+def execution_order(nodes: dict[str, Any], edges: list[tuple[str, str]], where: str = "graph"):
+    """Order the nodes for one time step and pick the edges that carry the previous step's value.
+
+    Depth-first from the inputs; an edge back to a node on the current path closes a cycle and is
+    read one step late. Every cycle must pass through a stateful node (a neuron or a Delay):
+    a cycle of stateless nodes has no defined value and raises a UserError naming its nodes.
+    Returns (order, delayed_edges).
+    """
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        succ[a].append(b)
+    # a stateless cycle: what remains cyclic once stateful nodes are removed
+    stateless = {n for n in nodes if node_type(nodes[n]) not in STATEFUL_TYPES}
+    color: dict[str, int] = {}
+
+    def find_cycle(start):
+        stack = [(start, iter(succ[start]))]
+        path = [start]
+        color[start] = 1
+        while stack:
+            n, it = stack[-1]
+            nxt = next((m for m in it if m in stateless), None)
+            if nxt is None:
+                color[n] = 2
+                stack.pop()
+                path.pop()
+                continue
+            if color.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in color:
+                color[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+                path.append(nxt)
+        return None
+
+    for n in sorted(stateless):
+        if n not in color:
+            cyc = find_cycle(n)
+            if cyc:
+                raise UserError(
+                    f"{where}: cycle without state {' -> '.join(cyc)}: a recurrent loop must pass through a "
+                    "neuron or a Delay (expected one of " + ", ".join(STATEFUL_TYPES) + ")"
+                )
+    roots = [n for n in nodes if node_type(nodes[n]) == "Input"]
+    roots += [n for n in nodes if n not in roots and not any(b == n for _, b in edges)]
+    state: dict[str, int] = {}
+    delayed: set[tuple[str, str]] = set()
+    for r in roots + list(nodes):
+        if r in state:
+            continue
+        stack = [(r, iter(succ[r]))]
+        state[r] = 1
+        while stack:
+            n, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[n] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                # the step delay sits on the edge leaving the last stateful node of the loop, so a
+                # stateless node inside the loop (a recurrent Affine) still sees its bias at step 0
+                path = [m for m, _ in stack]
+                loop = path[path.index(nxt):]
+                last = max(i for i, m in enumerate(loop) if node_type(nodes[m]) in STATEFUL_TYPES)
+                delayed.add((loop[last], loop[last + 1]) if last + 1 < len(loop) else (n, nxt))
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+    order = _topological([n for n in nodes], [e for e in edges if e not in delayed])
+    if order is None:  # moving the delays created a same-step loop: delay every edge out of a stateful node in a loop
+        delayed |= {(a, b) for a, b in edges if node_type(nodes[a]) in STATEFUL_TYPES}
+        order = _topological([n for n in nodes], [e for e in edges if e not in delayed])
+    assert order is not None
+    return order, delayed
+
+
+def _topological(names: list[str], edges: list[tuple[str, str]]) -> list[str] | None:
+    indeg = {n: 0 for n in names}
+    for _, b in edges:
+        indeg[b] += 1
+    ready = [n for n in names if indeg[n] == 0]
+    order = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for a, b in edges:
+            if a == n:
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    ready.append(b)
+    return order if len(order) == len(names) else None
+
+
+# -- our own files: exact ------------------------------------------------------------------------------
+def _intnet_from_ours(graph, path) -> IntNetwork:
+    gm = decode_meta(graph.metadata[META_KEY])
+
+    def node_meta(name):
+        if name not in graph.nodes:
+            raise UserError(f"{path}: node '{name}' named in the graph metadata is missing")
+        md = graph.nodes[name].metadata or {}
+        if META_KEY not in md:
+            raise UserError(f"{path}: node '{name}': missing metadata field '{META_KEY}'")
+        return decode_meta(md[META_KEY]), md
+
+    pops = []
+    for name in gm["populations"]:
+        m, md = node_meta(name)
+        if "bias_mant" not in md:
+            raise UserError(f"{path}: node '{name}': missing metadata field 'bias_mant'")
+        pops.append(
+            Population(name=name, size=int(np.asarray(md["bias_mant"]).shape[0]), du=int(m["du"]), dv=int(m["dv"]),
+                       vth=int(m["vth"]), bias_mant=np.asarray(md["bias_mant"], dtype=np.int64),
+                       bias_exp=int(m["bias_exp"]), readout=bool(m["readout"]), meta=m.get("meta") or {})
+        )
+    projs = []
+    for pm in gm["projections"]:
+        mants, origin = [], {}
+        for n in pm["nodes"]:
+            m, md = node_meta(n)
+            if "weight_mant" not in md:
+                raise UserError(f"{path}: node '{n}': missing metadata field 'weight_mant'")
+            w = np.asarray(md["weight_mant"], dtype=np.int64)
+            mants.append(w if m.get("form") == "lmu_integrator" else w[None])
+            origin = m.get("origin") or {}
+        weights = np.concatenate(mants, axis=0)
+        projs.append(Projection(name=pm["name"], source=pm["source"], target=pm["target"], weights=weights,
+                                weight_exp=int(pm["weight_exp"]), origin=origin))
+    try:
+        return IntNetwork(input_size=int(gm["input_size"]), input_scale=float(gm["input_scale"]), populations=pops,
+                          projections=projs, output=gm["output"], input_name=gm["input_name"],
+                          dt=gm.get("net_dt"), meta=gm.get("net_meta") or {})
+    except IntNetworkError as exc:
+        raise UserError(f"{path}: metadata does not form a valid integer network: {exc}") from None
+
+
+# -- anyone's graph: quantized ----------------------------------------------------------------------
+def _arr(node, f, n=None):
+    v = np.asarray(getattr(node, f), dtype=np.float64)
+    return np.broadcast_to(v, (n,)).copy() if n is not None else v.reshape(-1)
+
+
+def _uniform(path, name, field, values) -> float:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size and not np.allclose(v, v.flat[0], rtol=1e-6, atol=0):
+        raise UserError(
+            f"{path}: node '{name}': parameter '{field}' differs between neurons; the integer network "
+            "has one value per population (expected a uniform value)"
+        )
+    return float(v.flat[0])
+
+
+def _neuron_dynamics(path, name, node, dt):
+    """-> dict(du, dv, gain (n,), bias_f (n,) per-step voltage, vth_f (n,) or None, n)."""
+    typ = node_type(node)
+    if typ in ("LIF", "LI"):
+        tau = _arr(node, "tau")
+        n = tau.size
+        k = _uniform(path, name, "tau", dt / tau)
+        r, vl = _arr(node, "r", n), _arr(node, "v_leak", n)
+        du, dv, gain, bias = fx.DECAY_UNITY - 1, k, k * r, k * vl
+    elif typ in ("CubaLIF", "CubaLI"):
+        ts, tm = _arr(node, "tau_syn"), _arr(node, "tau_mem")
+        n = tm.size
+        ks = _uniform(path, name, "tau_syn", dt / ts)
+        km = _uniform(path, name, "tau_mem", dt / tm)
+        r, vl, w_in = _arr(node, "r", n), _arr(node, "v_leak", n), _arr(node, "w_in", n)
+        du = int(min(max(round(ks * fx.DECAY_UNITY) - 1, 0), fx.DECAY_UNITY - 1))
+        dv, gain, bias = km, km * r * ks * w_in, km * vl
+    elif typ in ("IF", "I"):
+        r = _arr(node, "r")
+        n = r.size
+        du, dv, gain, bias = fx.DECAY_UNITY - 1, 0.0, dt * r, np.zeros(n)
+    else:  # pragma: no cover - callers only pass neurons
+        raise AssertionError(typ)
+    dv_int = int(min(max(round(dv * fx.DECAY_UNITY), 0), fx.DECAY_UNITY - 1))
+    vth = None
+    if typ in SPIKING_TYPES:
+        vth = _arr(node, "v_threshold", n)
+        if np.any(vth <= 0):
+            raise UserError(f"{path}: node '{name}': parameter 'v_threshold' must be > 0 for a Loihi neuron")
+        v_reset = getattr(node, "v_reset", None)
+        if v_reset is not None and np.any(np.asarray(v_reset) != 0):
+            raise UserError(f"{path}: node '{name}': parameter 'v_reset' is not 0; Loihi neurons reset to zero (expected 0)")
+    return {"du": int(du), "dv": dv_int, "gain": gain, "bias": bias, "vth": vth, "n": n, "type": typ}
+
+
+def _trace_synapse_chain(path, nodes, preds, start, dt, target):
+    """Walk back from `start` (a predecessor of neuron `target`) to a neuron or Input.
+
+    Returns (source, taps {steps: matrix (n_target_side, n_source)}, bias (n_target_side,)).
+    """
+    chain = []
+    cur = start
+    while node_type(nodes[cur]) not in NEURON_TYPES + ("Input", "Output"):
+        typ = node_type(nodes[cur])
+        if typ not in SYNAPSE_TYPES:
+            raise UserError(
+                f"{path}: node '{cur}' ({typ}) is not supported by the integer network / Lava build "
+                f"(supported between neurons: {', '.join(SYNAPSE_TYPES)})"
+            )
+        chain.append(cur)
+        ps = preds.get(cur, [])
+        if len(ps) != 1:
+            raise UserError(f"{path}: node '{cur}' ({typ}) has {len(ps)} inputs; expected exactly one between neurons")
+        cur = ps[0]
+        if cur == start or cur in chain:
+            raise UserError(f"{path}: cycle without state through '{cur}'")
+    source = cur
+    if node_type(nodes[source]) == "Output":
+        raise UserError(f"{path}: node '{source}' (Output) feeds '{target}'")
+    n_src = int(np.prod(_out_shape(nodes[source])))
+    taps = {0: np.eye(n_src)}
+    bias = np.zeros(n_src)
+    for name in reversed(chain):
+        node = nodes[name]
+        typ = node_type(node)
+        if typ in ("Linear", "Affine"):
+            w = np.asarray(node.weight, dtype=np.float64)
+            if w.ndim != 2:
+                raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' must be a matrix")
+            first = next(iter(taps.values()))
+            if w.shape[1] != first.shape[0]:
+                raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' has {w.shape[1]} inputs, expected {first.shape[0]}")
+            taps = {k: w @ m for k, m in taps.items()}
+            bias = w @ bias + (np.asarray(node.bias, dtype=np.float64).reshape(-1) if typ == "Affine" else 0.0)
+        elif typ == "Scale":
+            s = np.asarray(node.scale, dtype=np.float64).reshape(-1)
+            taps = {k: s[:, None] * m for k, m in taps.items()}
+            bias = s * bias
+        elif typ == "Delay":
+            d = np.asarray(node.delay, dtype=np.float64).reshape(-1)
+            steps = np.round(d / dt).astype(int)
+            if np.any(np.abs(steps * dt - d) > 1e-6 * max(dt, 1e-12) + 1e-9 * np.abs(d)) or np.any(steps < 0):
+                raise UserError(f"{path}: node '{name}' (Delay): parameter 'delay' is not a whole number of steps of dt = {dt}")
+            new: dict[int, np.ndarray] = {}
+            for k, m in taps.items():
+                for row_steps in np.unique(steps):
+                    rows = steps == row_steps
+                    part = np.where(rows[:, None], m, 0.0)
+                    new[k + int(row_steps)] = new.get(k + int(row_steps), 0.0) + part
+            taps = new
+    return source, taps, bias
+
+
+def _out_shape(node):
+    ot = node.output_type.get("output") if getattr(node, "output_type", None) else None
+    if ot is None:
+        return (0,)
+    return tuple(int(v) for v in np.asarray(ot).reshape(-1))
+
+
+def _bias_to_int(b: np.ndarray) -> tuple[np.ndarray, int]:
+    peak = float(np.max(np.abs(b))) if b.size else 0.0
+    exp = 0
+    while exp < fx.BIAS_EXP_MAX and peak / (1 << exp) > fx.BIAS_MANT_MAX:
+        exp += 1
+    mant = np.clip(np.round(b / (1 << exp)), fx.BIAS_MANT_MIN, fx.BIAS_MANT_MAX).astype(np.int64)
+    return mant, exp
+
+
+def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
+    import torch
+
+    nodes, edges = flatten_graph(graph)
+    execution_order(nodes, edges, str(path))  # a loop without state is an error before anything else
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        preds[b].append(a)
+    for n, node in nodes.items():
+        if node_type(node) not in INTNET_TYPES:
+            raise UserError(
+                f"{path}: node '{n}' ({node_type(node)}) is not supported by the integer network / Lava build "
+                f"(supported: {', '.join(INTNET_TYPES)})"
+            )
+    inputs = [n for n in nodes if node_type(nodes[n]) == "Input" and not preds[n]]
+    outputs = [n for n in nodes if node_type(nodes[n]) == "Output" and not any(a == n for a, _ in edges)]
+    if len(inputs) != 1:
+        raise UserError(f"{path}: {len(inputs)} graph inputs; the integer network takes exactly one Input")
+    if len(outputs) < 1:
+        raise UserError(f"{path}: no Output node")
+    in_name = inputs[0]
+    neurons = [n for n in nodes if node_type(nodes[n]) in NEURON_TYPES]
+    dyn = {n: _neuron_dynamics(path, n, nodes[n], dt) for n in neurons}
+    incoming: dict[str, list] = {n: [] for n in neurons}
+    for n in neurons:
+        for p in preds[n]:
+            src, taps, bias = _trace_synapse_chain(path, nodes, preds, p, dt, n)
+            incoming[n].append((src, taps, bias, p))
+    # topological order of neurons; IntNetwork has no recurrence between or within populations
+    order: list[str] = []
+    placed = {in_name}
+    remaining = list(neurons)
+    while remaining:
+        ready = [n for n in remaining if all(src in placed for src, *_ in incoming[n])]
+        if not ready:
+            n = remaining[0]
+            src = next(s for s, *_ in incoming[n] if s not in placed)
+            raise UserError(
+                f"{path}: recurrent connection '{src}' -> '{n}': the integer network / Lava build supports "
+                "feed-forward populations only"
+            )
+        for n in ready:
+            order.append(n)
+            placed.add(n)
+            remaining.remove(n)
+    out_src = preds[outputs[0]]
+    if len(out_src) != 1 or out_src[0] not in dyn:
+        raise UserError(f"{path}: Output '{outputs[0]}' must be fed directly by one neuron node")
+    out_name = out_src[0]
+
+    x_scale = 1.0 if input_scale is None else float(input_scale)
+    pops, projs = [], []
+    for n in order:
+        d = dyn[n]
+        size = d["n"]
+        # per-neuron voltage scale S: spiking -> threshold maps to one integer; readout -> weights fill 8 bits
+        peak_w = np.zeros(size)
+        keep_syn = (d["du"] + 1) / fx.DECAY_UNITY
+        # worst-case synaptic current: every source at its largest value (graded input: 127) on every
+        # tap, accumulated by the current decay; it must not wrap Loihi's 24-bit current
+        peak_cur = np.zeros(size)
+        for src, taps, bias, _ in incoming[n]:
+            per_src = 1.0 / x_scale if src == in_name else 1.0
+            x_max = 127 if src == in_name else 1
+            for m in taps.values():
+                if m.shape[0] != size:
+                    raise UserError(f"{path}: node '{n}': receives {m.shape[0]} values, expected {size}")
+                peak_w = np.maximum(peak_w, np.abs(m).max(axis=1) * np.abs(d["gain"]) * per_src)
+                peak_cur += np.abs(m).sum(axis=1) * np.abs(d["gain"]) * per_src * x_max / keep_syn
+        cur_cap = 0.9 * fx.STATE_MAX / (1 << fx.ACT_SHIFT)
+        bias_ss = d["bias"].copy()
+        for _, _, bias, _ in incoming[n]:
+            bias_ss = bias_ss + d["gain"] / keep_syn * bias
+        w_cap = fx.WEIGHT_MAX * 2.0**7
+        b_cap = fx.BIAS_MANT_MAX * 2.0**fx.BIAS_EXP_MAX / (1 << fx.ACT_SHIFT)
+        if d["vth"] is not None:
+            rel = 1.0 / d["vth"]  # S_i = vth_int * rel_i
+            limits = [fx.VTH_MAX // 2]
+            if np.any(peak_w > 0):
+                limits.append(w_cap / float(np.max(peak_w * rel)))
+                limits.append(cur_cap / float(np.max(peak_cur * rel)))
+            if np.any(bias_ss != 0):
+                limits.append(b_cap / float(np.max(np.abs(bias_ss) * rel)))
+            vth_int = int(max(1, math.floor(min(limits))))
+            s = vth_int * rel
+            readout = False
+        else:
+            top = float(np.max(peak_w)) if np.any(peak_w > 0) else 1.0
+            s = np.full(size, min(fx.WEIGHT_MAX / top, cur_cap / max(float(np.max(peak_cur)), 1e-300)))
+            vth_int, readout = fx.VTH_MAX, True
+        bias_mant, bias_exp = _bias_to_int(bias_ss * s * (1 << fx.ACT_SHIFT))
+        pops.append(Population(name=n, size=size, du=d["du"], dv=d["dv"], vth=vth_int, bias_mant=bias_mant,
+                               bias_exp=bias_exp, readout=readout,
+                               meta={"nir_type": d["type"], "voltage_scale": s.tolist()}))
+        for src, taps, _, via in incoming[n]:
+            per_src = 1.0 / x_scale if src == in_name else 1.0
+            k = max(taps) + 1
+            w = np.zeros((k, size, next(iter(taps.values())).shape[1]))
+            for j, m in taps.items():
+                w[j] = m * (d["gain"] * s * per_src)[:, None]
+            mant, exp = fx.quantize_weights(torch.as_tensor(w))
+            projs.append(Projection(name=f"{via}->{n}" if via != src else f"{src}->{n}", source=src, target=n,
+                                    weights=mant.numpy(), weight_exp=int(exp), origin={"kind": "nir", "via": via}))
+    output = out_name
+    if dyn[out_name]["vth"] is not None:
+        cnt = f"{out_name}.count"
+        size = dyn[out_name]["n"]
+        pops.append(Population(name=cnt, size=size, du=fx.DECAY_UNITY - 1, dv=0, vth=fx.VTH_MAX,
+                               bias_mant=np.zeros(size, dtype=np.int64), readout=True,
+                               meta={"role": "spike counter added by read_intnet"}))
+        projs.append(Projection(name=f"{out_name}->{cnt}", source=out_name, target=cnt,
+                                weights=(2 * np.eye(size, dtype=np.int64))[None], weight_exp=0,
+                                origin={"kind": "spike_count"}))
+        output = cnt
+    in_size = int(np.prod(_out_shape(nodes[in_name])))
+    try:
+        return IntNetwork(input_size=in_size, input_scale=x_scale, populations=pops, projections=projs,
+                          output=output, input_name=in_name, dt=dt,
+                          meta={"source": "nir", "file": str(path), "discretisation": "forward Euler", "dt": dt})
+    except IntNetworkError as exc:
+        raise UserError(f"{path}: cannot be lowered to Loihi integers: {exc}") from None
+
+
+def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None) -> IntNetwork:
+    """Read a .nir file as an IntNetwork (exact for our files; forward-Euler quantized at dt otherwise).
+
+    For files written by ``export_nir`` the integers are fixed, so ``dt`` and ``input_scale`` are
+    not used (the stored ones are). For other graphs: ``dt`` defaults to the graph's stated dt, else
+    1e-4 s; ``input_scale`` maps float input -> ``clip(round(x * input_scale), -128, 127)``,
+    default 1 (spike or small-integer inputs).
+    """
+    graph = read_graph(path)
+    if is_ours(graph):
+        return _intnet_from_ours(graph, path)
+    if dt is None:
+        md = graph.metadata or {}
+        dt = float(md["dt"]) if "dt" in md and np.ndim(md["dt"]) == 0 else NIR_PAPER_DT
+    if not dt > 0:
+        raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
+    return _intnet_from_thirdparty(graph, path, float(dt), input_scale)

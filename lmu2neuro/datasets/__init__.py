@@ -1,0 +1,110 @@
+"""Datasets as sequences of frames: one frame = one model time step.
+
+`get_dataset(name, root=None, **options)` returns a `DatasetSplits`; each split is a
+`torch.utils.data.Dataset` of `(x (T, F) float32, y int)`. Every loader reads local files only
+and never downloads; a folder that does not hold what the loader expects is a `UserError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from lmu2neuro.errors import UserError
+
+
+@dataclass
+class DatasetSplits:
+    """Train/validation/test splits plus the shape facts a model is built from."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    input_size: int
+    num_classes: int
+    timesteps: int
+    class_names: list[str] = field(default_factory=list)
+
+
+class TensorSequences(Dataset):
+    """Frames held in memory: x (N, T, F) float32, y (N,) int64."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"expected x (N, T, F) and y (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
+        self.x = x.to(torch.float32).contiguous()
+        self.y = y.to(torch.int64).contiguous()
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])
+
+
+def _digits(root=None, **options):
+    from lmu2neuro.datasets.digits import load_digits_splits
+
+    if root is not None:
+        raise UserError("dataset 'digits' is built in (scikit-learn's 8x8 digits): drop --data-root")
+    return load_digits_splits(**options)
+
+
+def _mnist(root=None, **options):
+    from lmu2neuro.datasets.mnist import load_mnist_splits
+
+    return load_mnist_splits(_need_root("mnist", root), **options)
+
+
+def _speechcommands(root=None, **options):
+    from lmu2neuro.datasets.speechcommands import load_speechcommands_splits
+
+    return load_speechcommands_splits(_need_root("speechcommands", root), **options)
+
+
+def _synth_kws(root=None, **options):
+    from lmu2neuro.datasets.speechcommands import load_speechcommands_splits
+
+    root = _need_root("synth-kws", root, hint="make one with `lmu2neuro synth-kws --out DIR`")
+    return load_speechcommands_splits(root, **options)
+
+
+def _need_root(name: str, root, hint: str = "") -> str:
+    if root is None:
+        extra = f" ({hint})" if hint else ""
+        raise UserError(f"dataset '{name}' reads a local folder: pass --data-root DIR{extra}")
+    return root
+
+
+LOADERS: dict[str, Callable[..., DatasetSplits]] = {
+    "digits": _digits,
+    "mnist": _mnist,
+    "speechcommands": _speechcommands,
+    "synth-kws": _synth_kws,
+}
+DATASET_NAMES = tuple(LOADERS)
+
+
+def get_dataset(name: str, root=None, **options) -> DatasetSplits:
+    """Load dataset `name` ("digits", "mnist", "speechcommands", "synth-kws") from local files.
+
+    `root` is the dataset folder (not used by the built-in "digits"); `options` are passed to
+    the loader (e.g. `repeat=` for digits, `permuted=` for mnist, `words=`, `n_mels=`,
+    `target_length=` for the speech sets). Raises `UserError` for an unknown name or bad files.
+    """
+    try:
+        loader = LOADERS[name]
+    except KeyError:
+        raise UserError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}") from None
+    try:
+        return loader(root, **options)
+    except TypeError as exc:  # an option the loader does not take
+        if "unexpected keyword argument" in str(exc):
+            raise UserError(f"dataset {name!r}: {exc}".replace("\n", " ")) from None
+        raise
+
+
+__all__ = ["DatasetSplits", "TensorSequences", "get_dataset", "DATASET_NAMES"]

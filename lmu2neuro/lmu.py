@@ -1,0 +1,113 @@
+"""Legendre Memory Unit memory: continuous (A, B), zero-order hold, impulse response, two forms.
+
+LMUFormer's memory has no feedback from its output, so it is a linear time-invariant filter of
+the scalar input u: ``m_t = Abar m_{t-1} + Bbar u_t`` (m_0 = 0, the current input included).
+Training uses the parallel form (a causal convolution with the impulse response
+``H[:, k] = Abar^k Bbar``, computed with torch.fft at length >= 2L so nothing wraps around);
+streaming uses the exact recurrent step. Both give the same numbers (to ~1e-12 in float64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.signal import cont2discrete
+
+
+def lmu_state_space(order: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous LMU matrices for ``theta * dm/dt = A m + B u``: A (d, d) and B (d, 1), float64.
+
+    A[i, j] = (2i+1) * (-1 if i < j else (-1)^(i-j+1)),  B[i] = (2i+1) * (-1)^i
+    (Voelker, Kajic and Eliasmith 2019). Divide by theta for the time constant.
+    """
+    if order < 1:
+        raise ValueError(f"LMU order must be >= 1, got {order}")
+    q = np.arange(order, dtype=np.float64)
+    i, j = np.meshgrid(q, q, indexing="ij")
+    r = (2 * q + 1)[:, None]
+    a = r * np.where(i < j, -1.0, (-1.0) ** (i - j + 1))
+    b = r * ((-1.0) ** q)[:, None]
+    return a, b
+
+
+def lmu_discrete(order: int, theta: float, dt: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-order-hold discretisation (scipy cont2discrete) of A/theta, B/theta: Abar (d, d), Bbar (d, 1)."""
+    if theta <= 0:
+        raise ValueError(f"LMU theta must be > 0, got {theta}")
+    a, b = lmu_state_space(order, theta)
+    c = np.ones((1, order))
+    d = np.zeros((1, 1))
+    abar, bbar, *_ = cont2discrete((a / theta, b / theta, c, d), dt=dt, method="zoh")
+    return abar, bbar
+
+
+def impulse_response(order: int, theta: float, length: int) -> np.ndarray:
+    """H (d, length) float64 with H[:, k] = Abar^k Bbar: the memory's response to a unit u at k = 0."""
+    abar, bbar = lmu_discrete(order, theta)
+    h = np.empty((order, length), dtype=np.float64)
+    col = bbar[:, 0].copy()
+    for k in range(length):
+        h[:, k] = col
+        col = abar @ col
+    return h
+
+
+def fir_causal(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """m[b, t] = sum_{k<=t} H[:, k] u[b, t-k] by FFT; u (B, T), H (d, >=T) -> m (B, T, d).
+
+    The FFT length is the next power of two >= 2T, so the circular convolution equals the linear
+    one on the first T outputs.
+    """
+    steps = u.shape[-1]
+    if h.shape[-1] < steps:
+        raise ValueError(f"impulse response has {h.shape[-1]} taps, input has {steps} steps")
+    n = 1 << (2 * steps - 1).bit_length()
+    fu = torch.fft.rfft(u, n=n, dim=-1)  # (B, F)
+    fh = torch.fft.rfft(h[:, :steps].to(u.dtype), n=n, dim=-1)  # (d, F)
+    m = torch.fft.irfft(fu[:, None, :] * fh[None], n=n, dim=-1)[..., :steps]
+    return m.transpose(1, 2)
+
+
+class LMUMemory(torch.nn.Module):
+    """The LMU memory as a module: parallel ``forward(u (B, T)) -> m (B, T, d)`` and ``step``.
+
+    Buffers Abar, Bbar (float64 kept, cast to the input's dtype) and the impulse response for
+    ``max_len`` steps; longer inputs extend it on the fly (any length works).
+    """
+
+    def __init__(self, order: int, theta: float, max_len: int = 128):
+        super().__init__()
+        self.order, self.theta, self.max_len = int(order), float(theta), int(max_len)
+        abar, bbar = lmu_discrete(self.order, self.theta)
+        self.register_buffer("abar", torch.from_numpy(abar), persistent=False)
+        self.register_buffer("bbar", torch.from_numpy(bbar[:, 0].copy()), persistent=False)
+        self.register_buffer(
+            "h", torch.from_numpy(impulse_response(self.order, self.theta, self.max_len)), persistent=False
+        )
+
+    def impulse(self, length: int) -> torch.Tensor:
+        """H (d, length) float64, reusing the cached response when it is long enough."""
+        if length <= self.h.shape[1]:
+            return self.h[:, :length]
+        return torch.from_numpy(impulse_response(self.order, self.theta, length)).to(self.h.device)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """Parallel form: u (B, T) -> m (B, T, d) in u's dtype."""
+        return fir_causal(u, self.impulse(u.shape[-1]))
+
+    def step(self, m: torch.Tensor | None, u_t: torch.Tensor) -> torch.Tensor:
+        """Recurrent form: m_t = Abar m_{t-1} + Bbar u_t for m (B, d), u_t (B,); m None means zero state."""
+        bbar = self.bbar.to(u_t.dtype)
+        new = u_t[:, None] * bbar[None]
+        if m is not None:
+            new = new + m @ self.abar.to(u_t.dtype).T
+        return new
+
+    def recurrent(self, u: torch.Tensor) -> torch.Tensor:
+        """The whole sequence by the recurrent step (the streaming reference): u (B, T) -> (B, T, d)."""
+        m = None
+        out = []
+        for t in range(u.shape[-1]):
+            m = self.step(m, u[:, t])
+            out.append(m)
+        return torch.stack(out, dim=1)

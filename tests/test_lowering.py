@@ -1,0 +1,130 @@
+"""lower(model) is the deployed network: integer_forward == reference.simulate(lower(model)) bit-exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from lmu2neuro import fixed_point as fx
+from lmu2neuro.errors import UserError
+from lmu2neuro.intnet import IntNetworkError
+from lmu2neuro.lmu import impulse_response
+from lmu2neuro.lowering import lower
+from lmu2neuro.model import ModelConfig, build_model
+from lmu2neuro.reference import simulate
+
+
+def _lively(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            n = mod.num_features
+            mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            mod.weight.data.copy_(torch.rand(n, generator=g) * 3 + 1.0)
+            mod.bias.data.copy_(torch.rand(n, generator=g) - 0.2)
+        elif isinstance(mod, torch.nn.Linear):
+            fan_in = mod.weight.shape[1]
+            mod.weight.data.copy_((torch.rand(mod.weight.shape, generator=g) * 2 - 1) * 2 / fan_in**0.5)
+            mod.bias.data.copy_(torch.rand(mod.bias.shape, generator=g) * 0.2 - 0.1)
+    for blk in getattr(model, "blocks", []):
+        if hasattr(blk, "u_bn"):  # one neuron drives the whole memory: make it fire, data-dependently
+            blk.u_bn.weight.data.fill_(2.0)
+            blk.u_bn.bias.data.fill_(1.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    "preset,input_size,classes,steps,overrides",
+    [
+        ("digits-small", 8, 10, 12, {}),
+        ("digits-small", 8, 10, 32, {"depth": 2}),
+        ("kws-small", 40, 12, 40, {"dim": 24, "memory_order": 24, "max_len": 64}),
+    ],
+)
+def test_integer_forward_equals_reference_simulation_of_the_lowered_network(
+    preset, input_size, classes, steps, overrides
+):
+    torch.manual_seed(len(overrides) + steps)
+    cfg = ModelConfig.from_preset(preset, input_size=input_size, num_classes=classes, spiking=True, **overrides)
+    model = _lively(build_model(cfg), seed=steps)
+    x = torch.randn(5, steps, input_size) * 2.0
+    out = model.integer_forward(x)
+    net = lower(model)
+    ref = simulate(net, net.quantize_input(x.numpy()))
+    assert out["scores"].dtype == torch.int64 and out["scores"].shape == (5, classes)
+    assert torch.equal(out["scores"], ref.scores)
+    assert torch.equal(out["readout_trace"], ref.readout_trace)
+    assert set(out["spikes"]) == set(ref.spikes)
+    active = 0
+    for name, s in ref.spikes.items():
+        assert torch.equal(out["spikes"][name], s), name
+        active += bool(s.any())
+    assert active == len(ref.spikes) - 1  # every population but the readout fires
+    assert sum(ref.wrapped.values()) == 0
+
+
+def test_lowered_structure_and_origins():
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
+    model = _lively(build_model(cfg), seed=1)
+    net = lower(model)
+    names = [p.name for p in net.populations]
+    assert names[0] == "embed0" and names[-1] == "readout" and net.output == "readout"
+    ro = net.population("readout")
+    assert ro.readout and ro.du == 4095 and ro.dv == 0 and ro.vth == fx.VTH_MAX
+    for p in net.populations[:-1]:
+        assert p.du == 4095 and p.dv == 2048 and 1 <= p.vth <= 1024
+    conv = [s for s in net.projections if s.origin["kind"] == "conv"]
+    assert conv and all(s.taps == cfg.kernel_size and s.origin["kernel"] == cfg.kernel_size for s in conv)
+    assert any(s.source == "input" for s in conv)
+    # The residual stream reaches each consumer as one projection per contributor.
+    into_head = {s.source for s in net.projections_into("head")}
+    assert into_head == {"embed0", "embed1", "block0.h", "block0.fc2"}
+    fir = [s for s in net.projections if s.origin["kind"] == "lmu_fir"]
+    assert len(fir) == 1
+    f = fir[0]
+    assert f.source == "block0.u" and f.taps == cfg.max_len and f.weights.shape[2] == 1
+    assert f.origin["order"] == cfg.memory_order and f.origin["theta"] == cfg.theta
+    # weights[k, i, 0] * 2**exp ~= bn_scale[i] * H[i, k]: the documented rebuild rule
+    h = impulse_response(cfg.memory_order, cfg.theta, cfg.max_len)
+    rebuilt = np.asarray(f.origin["bn_scale"])[:, None] * h
+    step = 2.0**f.weight_exp
+    assert np.max(np.abs(f.weights[:, :, 0].T * step - rebuilt)) <= step  # even rounding: <= 1 LSB of 2
+    assert all(s.origin["kind"] == "dense" for s in net.projections_into("readout"))
+
+
+def test_readout_argmax_tracks_float_logits():
+    torch.manual_seed(5)
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
+    model = _lively(build_model(cfg), seed=5)
+    x = torch.randn(32, 8, 8) * 2.0
+    model.set_qat(True)
+    with torch.no_grad():
+        qat = model(x)
+    out = model.integer_forward(x)
+    agree = (qat.argmax(1) == out["scores"].argmax(1)).float().mean().item()
+    assert agree >= 0.9, agree
+
+
+def test_out_of_range_weights_raise_naming_the_layer():
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
+    model = _lively(build_model(cfg), seed=2)
+    with torch.no_grad():
+        model.embed_bns[1].weight[3] = 1e9  # a BN scale no 8-bit weight with exponent <= 7 can hold
+    with pytest.raises(IntNetworkError) as e:
+        lower(model)
+    assert "embed1" in str(e.value) and "limit" in str(e.value)
+
+
+def test_non_causal_and_ann_models_are_not_lowered():
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True, causal=False)
+    with pytest.raises(IntNetworkError, match="causal"):
+        lower(build_model(cfg))
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=False)
+    with pytest.raises(UserError):
+        lower(build_model(cfg))
+
+
+def test_sequences_longer_than_max_len_are_refused():
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True, max_len=8)
+    with pytest.raises(UserError, match="max_len"):
+        build_model(cfg).integer_forward(torch.zeros(1, 9, 8))

@@ -1,0 +1,194 @@
+"""LMUFormer / Spiking LMUFormer: official sizes, config contract, float vs folded plan, QAT."""
+
+import json
+
+import pytest
+import torch
+
+from lmu2neuro.errors import UserError
+from lmu2neuro.lowering import run_plan_qat
+from lmu2neuro.model import PRESETS, ModelConfig, build_model, count_parameters
+
+
+@pytest.mark.parametrize("spiking,expected", [(False, 1_621_796), (True, 1_689_894)])
+def test_scv2_paper_parameter_counts_match_the_official_models(spiking, expected):
+    cfg = ModelConfig.from_preset("scv2-paper", spiking=spiking)
+    assert cfg.causal is False and cfg.memory_order == (512 if spiking else 256)
+    assert count_parameters(build_model(cfg)) == expected
+
+
+def test_causal_variant_has_the_same_size():
+    cfg = ModelConfig.from_preset("scv2", spiking=True)
+    assert cfg.causal and count_parameters(build_model(cfg)) == 1_689_894
+
+
+def test_config_round_trip_and_overrides():
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True, dim=24, depth=2)
+    d = cfg.to_dict()
+    json.dumps(d)
+    again = ModelConfig.from_dict(json.loads(json.dumps(d)))
+    assert again == cfg and again.dim == 24 and again.depth == 2 and again.preset == "digits-small"
+    assert set(PRESETS) >= {"scv2-paper", "digits-small", "kws-small"}
+
+
+@pytest.mark.parametrize(
+    "call,needle",
+    [
+        (lambda: ModelConfig.from_preset("nope"), "nope"),
+        (lambda: ModelConfig.from_preset("digits-small", dim=0), "dim"),
+        (lambda: ModelConfig.from_preset("digits-small", theta=-1.0), "theta"),
+        (lambda: ModelConfig.from_dict({"input_size": 3, "num_classes": 2, "widht": 3}), "widht"),
+        (lambda: ModelConfig.from_dict({"num_classes": 2}), "input_size"),
+    ],
+)
+def test_bad_config_is_a_one_line_user_error(call, needle):
+    with pytest.raises(UserError) as e:
+        call()
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("spiking", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_forward_shapes_and_running_mean(spiking, causal):
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_preset("digits-small", input_size=5, num_classes=4, spiking=spiking, causal=causal, depth=2)
+    model = build_model(cfg)
+    x = torch.randn(3, 11, 5)
+    y = model(x)
+    steps = model.per_step_logits(x)
+    assert y.shape == (3, 4) and steps.shape == (3, 11, 4)
+    torch.testing.assert_close(steps[:, -1], y, rtol=1e-5, atol=1e-6)
+    y.sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert len(grads) > 0 and all(torch.isfinite(g).all() for g in grads)
+    with pytest.raises(UserError):
+        model(torch.randn(3, 11, 6))
+
+
+def test_causal_model_output_at_t_ignores_the_future():
+    torch.manual_seed(1)
+    cfg = ModelConfig.from_preset("digits-small", input_size=5, num_classes=4, spiking=False)
+    model = build_model(cfg).eval()
+    x = torch.randn(2, 12, 5)
+    x2 = x.clone()
+    x2[:, 7:] = torch.randn(2, 5, 5)
+    a, b = model.per_step_logits(x), model.per_step_logits(x2)
+    torch.testing.assert_close(a[:, :7], b[:, :7])
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def _lively(model, seed=0):
+    """Random BN statistics and affine parameters, so folding is exercised and neurons fire."""
+    g = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            n = mod.num_features
+            mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            mod.weight.data.copy_(torch.rand(n, generator=g) * 3 + 1.0)
+            mod.bias.data.copy_(torch.rand(n, generator=g) - 0.2)
+        elif isinstance(mod, torch.nn.Linear):  # the official init (std 0.02) keeps u silent
+            fan_in = mod.weight.shape[1]
+            mod.weight.data.copy_((torch.rand(mod.weight.shape, generator=g) * 2 - 1) * 2 / fan_in**0.5)
+    for blk in getattr(model, "blocks", []):
+        if hasattr(blk, "u_bn"):  # one neuron drives the whole memory: make it fire, data-dependently
+            blk.u_bn.weight.data.fill_(2.0)
+            blk.u_bn.bias.data.fill_(1.5)
+    return model.eval()
+
+
+def test_folded_plan_equals_the_layer_by_layer_float_model():
+    # The membrane-shortcut stream as per-contributor projections, BN and the 0.5 input factor
+    # folded, the LMU as an FIR of u: the same numbers as the paper's layout in eval mode.
+    torch.manual_seed(2)
+    cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, spiking=True, depth=2)
+    model = _lively(build_model(cfg))
+    x = torch.randn(4, 16, 6) * 2
+    with torch.no_grad():
+        ref_spikes = model.spikes(x)
+        ref = model.frame_logits_float(x)
+        plan_spikes: dict = {}
+        got = run_plan_qat(model, x, quantized=False, spikes=plan_spikes)
+    assert set(plan_spikes) == set(ref_spikes)
+    for name, s in ref_spikes.items():
+        mismatch = (plan_spikes[name] != s).float().mean().item()
+        assert mismatch <= 0.002, (name, mismatch)  # threshold ties from float32 rounding only
+    assert all(float(s.mean()) > 0 for s in ref_spikes.values())
+    torch.testing.assert_close(got, ref, rtol=1e-3, atol=2e-3)
+
+
+def test_qat_mode_trains_and_stays_close_to_float():
+    torch.manual_seed(3)
+    cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, spiking=True)
+    model = _lively(build_model(cfg))
+    x = torch.randn(8, 12, 6) * 2
+    with torch.no_grad():
+        ref = model(x)
+    model.set_qat(True)
+    out = model(x)
+    out.pow(2).sum().backward()
+    assert model.head.weight.grad is not None and model.head.weight.grad.abs().sum() > 0
+    assert model.embed_bns[0].weight.grad.abs().sum() > 0  # through the BN fold
+    assert model.blocks[0].w_u.weight.grad is not None
+    # 8-bit weights: the logits move, but only by a fraction of their spread.
+    err = (out.detach() - ref).abs().max() / ref.std()
+    assert 0 < err < 0.5
+    model.set_qat(False)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref)
+
+
+def test_ann_has_no_integer_mode():
+    model = build_model(ModelConfig.from_preset("digits-small", input_size=4, num_classes=3, spiking=False))
+    with pytest.raises(UserError):
+        model.set_qat(True)
+    with pytest.raises(UserError):
+        model.integer_forward(torch.zeros(1, 4, 4))
+
+
+@pytest.mark.parametrize("spiking", [True, False])
+def test_streaming_one_frame_at_a_time_equals_the_parallel_pass(spiking):
+    from lmu2neuro.streaming import stream
+
+    torch.manual_seed(4)
+    cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, spiking=spiking, depth=2, max_len=16)
+    model = _lively(build_model(cfg)).double()
+    x = torch.randn(3, 24, 6, dtype=torch.float64) * 2  # longer than max_len: the float memory extends
+    with torch.no_grad():
+        par = model.per_step_logits(x)
+        par_spikes = model.spikes(x) if spiking else {}
+    out = stream(model, x)
+    torch.testing.assert_close(out["per_step_logits"], par, rtol=1e-9, atol=1e-9)
+    assert set(out["spikes"]) == set(par_spikes)
+    for name, s in par_spikes.items():
+        assert torch.equal(out["spikes"][name], s), name
+    if spiking:
+        assert all(s.any() for s in par_spikes.values())
+
+
+def test_streaming_refuses_non_causal_models():
+    from lmu2neuro.streaming import Streamer
+
+    cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, causal=False)
+    with pytest.raises(UserError, match="causal"):
+        Streamer(build_model(cfg))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_accuracy_by_frames(causal):
+    from lmu2neuro.streaming import accuracy_by_frames
+
+    torch.manual_seed(6)
+    cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=3, spiking=True, causal=causal)
+    model = _lively(build_model(cfg))
+    batches = [(torch.randn(5, 7, 6) * 2, torch.randint(0, 3, (5,))) for _ in range(3)]
+    acc = accuracy_by_frames(model, batches)
+    assert len(acc) == 7 and all(0.0 <= a <= 1.0 for a in acc)
+    with torch.no_grad():
+        full = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches) / 15
+        first = sum(int((model(x[:, :1]).argmax(1) == y).sum()) for x, y in batches) / 15
+    assert acc[-1] == pytest.approx(full) and acc[0] == pytest.approx(first)
+    if causal:
+        acc_int = accuracy_by_frames(model, batches, integer=True)
+        final = sum(int((model.integer_forward(x)["scores"].argmax(1) == y).sum()) for x, y in batches) / 15
+        assert len(acc_int) == 7 and acc_int[-1] == pytest.approx(final)
