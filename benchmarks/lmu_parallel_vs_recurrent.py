@@ -1,10 +1,11 @@
 """Training throughput of the LMU memory: parallel FFT form vs the recurrent loop.
 
 Forward + backward of the memory alone (u (B, T) -> m (B, T, d), loss = mean(m^2)) at T = 128,
-float32, the same inputs for both forms. Prints and writes JSON (default runs/bench/lmu_parallel.json).
+float32, the same inputs for both forms, for the memory orders of LMUFormer (256) and Spiking
+LMUFormer (512). Prints and writes JSON (default runs/bench/lmu_parallel.json).
 
-    python benchmarks/lmu_parallel_vs_recurrent.py [OUT.json] [--batch 32 --order 256 --theta 128
-        --length 128 --repeats 5 --threads 1]
+    python benchmarks/lmu_parallel_vs_recurrent.py [OUT.json] [--batch 32 --orders 256 512
+        --theta 128 --lengths 128 --repeats 5 --threads 1]
 """
 
 from __future__ import annotations
@@ -30,20 +31,10 @@ def _time(fn, repeats: int) -> float:
     return best
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", nargs="?", default="runs/bench/lmu_parallel.json", help="JSON output path")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--order", type=int, default=256)
-    ap.add_argument("--theta", type=float, default=128.0)
-    ap.add_argument("--length", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the shared machine has 2 cores)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+def _case(args, order: int, length: int) -> dict:
     torch.manual_seed(0)
-    mem = LMUMemory(args.order, args.theta, args.length)
-    u0 = torch.randn(args.batch, args.length)
+    mem = LMUMemory(order, args.theta, length)
+    u0 = torch.randn(args.batch, length)
 
     def run(form):
         def go():
@@ -56,20 +47,42 @@ def main(argv=None) -> int:
         max_diff = float((mem(u0.double()) - mem.recurrent(u0.double())).abs().max())
     t_par = _time(run("parallel"), args.repeats)
     t_rec = _time(run("recurrent"), args.repeats)
-    result = {
-        "benchmark": "lmu_parallel_vs_recurrent",
-        "what": "forward+backward of the LMU memory, best of repeats",
-        "batch": args.batch, "order": args.order, "theta": args.theta, "length": args.length,
-        "threads": args.threads, "repeats": args.repeats, "dtype": "float32",
+    return {
+        "order": order, "length": length,
         "parallel_s": t_par, "recurrent_s": t_rec,
         "parallel_samples_per_s": args.batch / t_par, "recurrent_samples_per_s": args.batch / t_rec,
-        "speedup": t_rec / t_par,
-        "max_abs_diff_float64": max_diff,
+        "speedup": t_rec / t_par, "max_abs_diff_float64": max_diff,
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", default="runs/bench/lmu_parallel.json", help="JSON output path")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--orders", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--theta", type=float, default=128.0)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[128])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the shared machine has 2 cores)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cases = []
+    for order in args.orders:
+        for length in args.lengths:
+            cases.append(_case(args, order, length))
+            c = cases[-1]
+            print(f"order {order:4d} length {length:5d}: parallel {c['parallel_s'] * 1e3:8.2f} ms, "
+                  f"recurrent {c['recurrent_s'] * 1e3:8.2f} ms, speed-up {c['speedup']:.1f}x", flush=True)
+    result = {
+        "benchmark": "lmu_parallel_vs_recurrent",
+        "what": "forward+backward of the LMU memory (loss mean(m^2)), best of repeats, float32",
+        "batch": args.batch, "theta": args.theta, "threads": args.threads, "repeats": args.repeats,
+        "cases": cases,
         "torch": torch.__version__, "machine": platform.machine(), "python": platform.python_version(),
     }
     print(json.dumps(result, indent=2))
     write_json(args.out, result)
-    print(f"speed-up of the parallel form: {result['speedup']:.1f}x  -> {args.out}")
+    print(f"written {args.out}")
     return 0
 
 

@@ -23,7 +23,9 @@ Mapping (forward Euler at dt reproduces the Loihi update up to its truncations):
   ``I`` (r = 1/dt) with the recurrent ``Linear(A/theta)``, then ``Linear(G)``, the folded batch norm,
   into the target; G = diag(origin["bn_scale"]) when the lowering states it (else a least-squares
   fit to the quantized FIR), so G @ H matches the FIR to quantization error (stored as
-  ``fit_relative_error`` in the node's metadata).
+  ``fit_relative_error`` in the node's metadata). This loop is exact in continuous time; run it
+  with its zero-order-hold solution (``converters.nir_torch`` method "exact"): forward Euler on
+  A/theta at the model's own step diverges (|1 + eig| > 1 already for order 16, theta 8).
 """
 
 from __future__ import annotations

@@ -14,11 +14,12 @@
   synaptic state), per-step input gain ``g = (dt/tau_mem) r (dt/tau_syn) w_in`` (LIF: ``dt r / tau``,
   IF / I: ``dt r``) and bias ``(dt/tau_mem) v_leak``. Each spiking neuron gets its own voltage scale
   ``vth / v_threshold``, so per-neuron thresholds become one integer threshold and the scale folds
-  into that neuron's weights and bias. ``dt`` defaults to the graph's stated dt, else 1e-4 s, the
+  into that neuron's weights and bias; neurons of one node with different decays become one
+  population per (du, dv) (``<node>.<k>``). ``dt`` defaults to the graph's stated dt, else 1e-4 s, the
   convention of every graph in the NIR paper. A graph whose output is a spiking population gets a
   readout population ``<name>.count`` that counts its spikes (integer network outputs are readouts).
   Unsupported nodes (convolutions, pooling, Flatten, Threshold, recurrence between populations,
-  v_reset != 0, per-neuron time constants) are named in a ``UserError``, never dropped.
+  v_reset != 0, a non-spiking neuron feeding others) are named in a ``UserError``, never dropped.
 """
 
 from __future__ import annotations
@@ -321,40 +322,34 @@ def _arr(node, f, n=None):
     return np.broadcast_to(v, (n,)).copy() if n is not None else v.reshape(-1)
 
 
-def _uniform(path, name, field, values) -> float:
-    v = np.asarray(values, dtype=np.float64)
-    if v.size and not np.allclose(v, v.flat[0], rtol=1e-6, atol=0):
-        raise UserError(
-            f"{path}: node '{name}': parameter '{field}' differs between neurons; the integer network "
-            "has one value per population (expected a uniform value)"
-        )
-    return float(v.flat[0])
+def _decay_int(k: np.ndarray) -> np.ndarray:
+    """Per-step fraction removed (dt / tau) -> Loihi's 12-bit decay, clipped to its range."""
+    return np.clip(np.round(np.asarray(k, dtype=np.float64) * fx.DECAY_UNITY), 0, fx.DECAY_UNITY - 1).astype(np.int64)
 
 
 def _neuron_dynamics(path, name, node, dt):
-    """-> dict(du, dv, gain (n,), bias_f (n,) per-step voltage, vth_f (n,) or None, n)."""
+    """-> dict(du (n,), dv (n,), gain (n,), bias (n,) per-step voltage, vth (n,) or None, n, type)."""
     typ = node_type(node)
     if typ in ("LIF", "LI"):
         tau = _arr(node, "tau")
         n = tau.size
-        k = _uniform(path, name, "tau", dt / tau)
+        k = dt / tau
         r, vl = _arr(node, "r", n), _arr(node, "v_leak", n)
-        du, dv, gain, bias = fx.DECAY_UNITY - 1, k, k * r, k * vl
+        du, dv, gain, bias = np.full(n, fx.DECAY_UNITY - 1), _decay_int(k), k * r, k * vl
     elif typ in ("CubaLIF", "CubaLI"):
-        ts, tm = _arr(node, "tau_syn"), _arr(node, "tau_mem")
+        tm = _arr(node, "tau_mem")
         n = tm.size
-        ks = _uniform(path, name, "tau_syn", dt / ts)
-        km = _uniform(path, name, "tau_mem", dt / tm)
+        ts = _arr(node, "tau_syn", n)
+        ks, km = dt / ts, dt / tm
         r, vl, w_in = _arr(node, "r", n), _arr(node, "v_leak", n), _arr(node, "w_in", n)
-        du = int(min(max(round(ks * fx.DECAY_UNITY) - 1, 0), fx.DECAY_UNITY - 1))
-        dv, gain, bias = km, km * r * ks * w_in, km * vl
+        du = np.clip(np.round(ks * fx.DECAY_UNITY) - 1, 0, fx.DECAY_UNITY - 1).astype(np.int64)
+        dv, gain, bias = _decay_int(km), km * r * ks * w_in, km * vl
     elif typ in ("IF", "I"):
         r = _arr(node, "r")
         n = r.size
-        du, dv, gain, bias = fx.DECAY_UNITY - 1, 0.0, dt * r, np.zeros(n)
+        du, dv, gain, bias = np.full(n, fx.DECAY_UNITY - 1), np.zeros(n, dtype=np.int64), dt * r, np.zeros(n)
     else:  # pragma: no cover - callers only pass neurons
         raise AssertionError(typ)
-    dv_int = int(min(max(round(dv * fx.DECAY_UNITY), 0), fx.DECAY_UNITY - 1))
     vth = None
     if typ in SPIKING_TYPES:
         vth = _arr(node, "v_threshold", n)
@@ -363,7 +358,17 @@ def _neuron_dynamics(path, name, node, dt):
         v_reset = getattr(node, "v_reset", None)
         if v_reset is not None and np.any(np.asarray(v_reset) != 0):
             raise UserError(f"{path}: node '{name}': parameter 'v_reset' is not 0; Loihi neurons reset to zero (expected 0)")
-    return {"du": int(du), "dv": dv_int, "gain": gain, "bias": bias, "vth": vth, "n": n, "type": typ}
+    return {"du": du.astype(np.int64), "dv": dv.astype(np.int64), "gain": gain, "bias": bias, "vth": vth, "n": n,
+            "type": typ}
+
+
+def _groups(d) -> list[np.ndarray]:
+    """Neuron indices sharing one (du, dv): a Loihi population has one decay pair."""
+    keys = list(zip(d["du"].tolist(), d["dv"].tolist()))
+    seen: dict[tuple[int, int], list[int]] = {}
+    for i, k in enumerate(keys):
+        seen.setdefault(k, []).append(i)
+    return [np.asarray(v) for v in seen.values()]
 
 
 def _trace_synapse_chain(path, nodes, preds, start, dt, target):
@@ -412,7 +417,8 @@ def _trace_synapse_chain(path, nodes, preds, start, dt, target):
         elif typ == "Delay":
             d = np.asarray(node.delay, dtype=np.float64).reshape(-1)
             steps = np.round(d / dt).astype(int)
-            if np.any(np.abs(steps * dt - d) > 1e-6 * max(dt, 1e-12) + 1e-9 * np.abs(d)) or np.any(steps < 0):
+            # a thousandth of a step absorbs float32 storage of the delays
+            if np.any(np.abs(steps * dt - d) > 1e-3 * dt) or np.any(steps < 0):
                 raise UserError(f"{path}: node '{name}' (Delay): parameter 'delay' is not a whole number of steps of dt = {dt}")
             new: dict[int, np.ndarray] = {}
             for k, m in taps.items():
@@ -467,6 +473,11 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
     for n in neurons:
         for p in preds[n]:
             src, taps, bias = _trace_synapse_chain(path, nodes, preds, p, dt, n)
+            if src in dyn and dyn[src]["vth"] is None:
+                raise UserError(
+                    f"{path}: node '{src}' ({dyn[src]['type']}) is a non-spiking neuron feeding '{n}'; Loihi "
+                    "populations pass spikes only (expected a spiking neuron or the Input)"
+                )
             incoming[n].append((src, taps, bias, p))
     # topological order of neurons; IntNetwork has no recurrence between or within populations
     order: list[str] = []
@@ -491,70 +502,88 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
     out_name = out_src[0]
 
     x_scale = 1.0 if input_scale is None else float(input_scale)
+    in_size = int(np.prod(_out_shape(nodes[in_name])))
+    # each NIR neuron node becomes one population per distinct (du, dv): (population, neuron indices)
+    split: dict[str, list[tuple[str, np.ndarray]]] = {in_name: [(in_name, np.arange(in_size))]}
+    for n in order:
+        groups = _groups(dyn[n])
+        if len(groups) > 1 and dyn[n]["vth"] is None:
+            raise UserError(f"{path}: node '{n}': parameter 'tau' differs between the neurons of a non-spiking "
+                            "readout; the integer readout has one decay (expected a uniform value)")
+        split[n] = [(n if len(groups) == 1 else f"{n}.{k}", idx) for k, idx in enumerate(groups)]
     pops, projs = [], []
     for n in order:
         d = dyn[n]
-        size = d["n"]
-        # per-neuron voltage scale S: spiking -> threshold maps to one integer; readout -> weights fill 8 bits
-        peak_w = np.zeros(size)
-        keep_syn = (d["du"] + 1) / fx.DECAY_UNITY
-        # worst-case synaptic current: every source at its largest value (graded input: 127) on every
-        # tap, accumulated by the current decay; it must not wrap Loihi's 24-bit current
-        peak_cur = np.zeros(size)
-        for src, taps, bias, _ in incoming[n]:
-            per_src = 1.0 / x_scale if src == in_name else 1.0
-            x_max = 127 if src == in_name else 1
-            for m in taps.values():
-                if m.shape[0] != size:
-                    raise UserError(f"{path}: node '{n}': receives {m.shape[0]} values, expected {size}")
-                peak_w = np.maximum(peak_w, np.abs(m).max(axis=1) * np.abs(d["gain"]) * per_src)
-                peak_cur += np.abs(m).sum(axis=1) * np.abs(d["gain"]) * per_src * x_max / keep_syn
-        cur_cap = 0.9 * fx.STATE_MAX / (1 << fx.ACT_SHIFT)
-        bias_ss = d["bias"].copy()
-        for _, _, bias, _ in incoming[n]:
-            bias_ss = bias_ss + d["gain"] / keep_syn * bias
-        w_cap = fx.WEIGHT_MAX * 2.0**7
-        b_cap = fx.BIAS_MANT_MAX * 2.0**fx.BIAS_EXP_MAX / (1 << fx.ACT_SHIFT)
-        if d["vth"] is not None:
-            rel = 1.0 / d["vth"]  # S_i = vth_int * rel_i
-            limits = [fx.VTH_MAX // 2]
-            if np.any(peak_w > 0):
-                limits.append(w_cap / float(np.max(peak_w * rel)))
-                limits.append(cur_cap / float(np.max(peak_cur * rel)))
-            if np.any(bias_ss != 0):
-                limits.append(b_cap / float(np.max(np.abs(bias_ss) * rel)))
-            vth_int = int(max(1, math.floor(min(limits))))
-            s = vth_int * rel
-            readout = False
-        else:
-            top = float(np.max(peak_w)) if np.any(peak_w > 0) else 1.0
-            s = np.full(size, min(fx.WEIGHT_MAX / top, cur_cap / max(float(np.max(peak_cur)), 1e-300)))
-            vth_int, readout = fx.VTH_MAX, True
-        bias_mant, bias_exp = _bias_to_int(bias_ss * s * (1 << fx.ACT_SHIFT))
-        pops.append(Population(name=n, size=size, du=d["du"], dv=d["dv"], vth=vth_int, bias_mant=bias_mant,
-                               bias_exp=bias_exp, readout=readout,
-                               meta={"nir_type": d["type"], "voltage_scale": s.tolist()}))
-        for src, taps, _, via in incoming[n]:
-            per_src = 1.0 / x_scale if src == in_name else 1.0
-            k = max(taps) + 1
-            w = np.zeros((k, size, next(iter(taps.values())).shape[1]))
-            for j, m in taps.items():
-                w[j] = m * (d["gain"] * s * per_src)[:, None]
-            mant, exp = fx.quantize_weights(torch.as_tensor(w))
-            projs.append(Projection(name=f"{via}->{n}" if via != src else f"{src}->{n}", source=src, target=n,
-                                    weights=mant.numpy(), weight_exp=int(exp), origin={"kind": "nir", "via": via}))
-    output = out_name
+        for pop_name, rows in split[n]:
+            du, dv = int(d["du"][rows[0]]), int(d["dv"][rows[0]])
+            gain = d["gain"][rows]
+            keep_syn = (du + 1) / fx.DECAY_UNITY
+            # per-neuron voltage scale S: spiking -> one integer threshold; readout -> weights fill 8 bits.
+            # The worst-case synaptic current (every source at its largest value, graded input 127, on
+            # every tap, accumulated by the current decay) must not wrap Loihi's 24-bit current.
+            peak_w = np.zeros(rows.size)
+            peak_cur = np.zeros(rows.size)
+            bias_ss = d["bias"][rows].copy()
+            for src, taps, bias, _ in incoming[n]:
+                per_src = 1.0 / x_scale if src == in_name else 1.0
+                x_max = 127 if src == in_name else 1
+                for m in taps.values():
+                    if m.shape[0] != d["n"]:
+                        raise UserError(f"{path}: node '{n}': receives {m.shape[0]} values, expected {d['n']}")
+                    mr = np.abs(m[rows])
+                    peak_w = np.maximum(peak_w, mr.max(axis=1) * np.abs(gain) * per_src)
+                    peak_cur += mr.sum(axis=1) * np.abs(gain) * per_src * x_max / keep_syn
+                bias_ss = bias_ss + gain / keep_syn * bias[rows]
+            w_cap = fx.WEIGHT_MAX * 2.0**7
+            b_cap = fx.BIAS_MANT_MAX * 2.0**fx.BIAS_EXP_MAX / (1 << fx.ACT_SHIFT)
+            cur_cap = 0.9 * fx.STATE_MAX / (1 << fx.ACT_SHIFT)
+            if d["vth"] is not None:
+                rel = 1.0 / d["vth"][rows]  # S_i = vth_int * rel_i
+                limits = [fx.VTH_MAX // 2]
+                if np.any(peak_w > 0):
+                    limits.append(w_cap / float(np.max(peak_w * rel)))
+                    limits.append(cur_cap / float(np.max(peak_cur * rel)))
+                if np.any(bias_ss != 0):
+                    limits.append(b_cap / float(np.max(np.abs(bias_ss) * rel)))
+                vth_int = int(max(1, math.floor(min(limits))))
+                scale = vth_int * rel
+                readout = False
+            else:
+                top = float(np.max(peak_w)) if np.any(peak_w > 0) else 1.0
+                scale = np.full(rows.size, min(fx.WEIGHT_MAX / top, cur_cap / max(float(np.max(peak_cur)), 1e-300)))
+                vth_int, readout = fx.VTH_MAX, True
+            bias_mant, bias_exp = _bias_to_int(bias_ss * scale * (1 << fx.ACT_SHIFT))
+            pops.append(Population(name=pop_name, size=int(rows.size), du=du, dv=dv, vth=vth_int, bias_mant=bias_mant,
+                                   bias_exp=bias_exp, readout=readout,
+                                   meta={"nir_node": n, "nir_type": d["type"], "neurons": rows.tolist(),
+                                         "voltage_scale": scale.tolist()}))
+            for src, taps, _, via in incoming[n]:
+                per_src = 1.0 / x_scale if src == in_name else 1.0
+                k = max(taps) + 1
+                for src_pop, cols in split[src]:
+                    w = np.zeros((k, rows.size, cols.size))
+                    for j, m in taps.items():
+                        w[j] = m[np.ix_(rows, cols)] * (gain * scale * per_src)[:, None]
+                    if not np.any(w):
+                        continue
+                    mant, exp = fx.quantize_weights(torch.as_tensor(w))
+                    base = f"{via}->{pop_name}" if via != src else f"{src}->{pop_name}"
+                    name = base if len(split[src]) == 1 else f"{base}[{src_pop}]"
+                    projs.append(Projection(name=name, source=src_pop, target=pop_name, weights=mant.numpy(),
+                                            weight_exp=int(exp), origin={"kind": "nir", "via": via}))
     if dyn[out_name]["vth"] is not None:
-        cnt = f"{out_name}.count"
+        output = f"{out_name}.count"
         size = dyn[out_name]["n"]
-        pops.append(Population(name=cnt, size=size, du=fx.DECAY_UNITY - 1, dv=0, vth=fx.VTH_MAX,
+        pops.append(Population(name=output, size=size, du=fx.DECAY_UNITY - 1, dv=0, vth=fx.VTH_MAX,
                                bias_mant=np.zeros(size, dtype=np.int64), readout=True,
                                meta={"role": "spike counter added by read_intnet"}))
-        projs.append(Projection(name=f"{out_name}->{cnt}", source=out_name, target=cnt,
-                                weights=(2 * np.eye(size, dtype=np.int64))[None], weight_exp=0,
-                                origin={"kind": "spike_count"}))
-        output = cnt
-    in_size = int(np.prod(_out_shape(nodes[in_name])))
+        for pop_name, rows in split[out_name]:
+            w = np.zeros((1, size, rows.size), dtype=np.int64)
+            w[0, rows, np.arange(rows.size)] = 2
+            projs.append(Projection(name=f"{pop_name}->{output}", source=pop_name, target=output, weights=w,
+                                    weight_exp=0, origin={"kind": "spike_count"}))
+    else:
+        output = split[out_name][0][0]
     try:
         return IntNetwork(input_size=in_size, input_scale=x_scale, populations=pops, projections=projs,
                           output=output, input_name=in_name, dt=dt,

@@ -46,23 +46,16 @@ def inspect_nir(path: str | os.PathLike) -> dict:
             "parameters": params,
             "metadata": sorted(md),
         })
-    loops: list[list[str]] = []
-    stateless_loop = None
-    try:
-        _, delayed = execution_order(nodes, edges, str(path))
-        loops = [list(e) for e in sorted(delayed)]
-    except UserError as exc:
-        stateless_loop = str(exc)
+    # a loop without state has no defined value in any tool: an error, not a line of the summary
+    _, delayed = execution_order(nodes, edges, str(path))
+    loops = [list(e) for e in sorted(delayed)]
     unsupported = sorted({f"{r['name']} ({r['type']})" for r in rows if r["type"] not in INTNET_TYPES})
     lava_ok, reason, net = False, None, None
-    if stateless_loop:
-        reason = stateless_loop
-    else:
-        try:
-            net = read_intnet(path)
-            lava_ok = True
-        except UserError as exc:
-            reason = str(exc)
+    try:
+        net = read_intnet(path)
+        lava_ok = True
+    except UserError as exc:
+        reason = str(exc)
     populations = [] if net is None else [
         {"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth, "bias_exp": p.bias_exp,
          "readout": p.readout, "incoming_taps": sum(s.taps for s in net.projections_into(p.name))}
@@ -84,7 +77,6 @@ def inspect_nir(path: str | os.PathLike) -> dict:
         "nodes": rows,
         "edges": [list(e) for e in edges],
         "recurrent_edges": loops,
-        "stateless_loop": stateless_loop,
         "metadata": meta_summary,
         "total_parameters": int(sum(r["parameters"] for r in rows)),
         "lava_supported": lava_ok,
@@ -111,14 +103,13 @@ def format_summary(info: dict) -> str:
     if info["recurrent_edges"]:
         lines.append("recurrent loops (edge read one step late): "
                      + ", ".join(f"{a}->{b}" for a, b in info["recurrent_edges"]))
-    if info["stateless_loop"]:
-        lines.append(f"INVALID: {info['stateless_loop']}")
     if info["metadata"]:
         lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in info["metadata"].items() if k != "projections"))
     if info["loihi_populations"]:
         lines.append("Loihi populations (integers as deployed):")
+        pw = max(len(p["name"]) for p in info["loihi_populations"])
         for p in info["loihi_populations"]:
-            lines.append(f"  {p['name']:<{w}}  n={p['size']:<5} du={p['du']:<5} dv={p['dv']:<5} vth={p['vth']:<7} "
+            lines.append(f"  {p['name']:<{pw}}  n={p['size']:<5} du={p['du']:<5} dv={p['dv']:<5} vth={p['vth']:<7} "
                          f"bias_exp={p['bias_exp']} taps_in={p['incoming_taps']}" + ("  readout" if p["readout"] else ""))
     if info["lava_supported"]:
         lines.append("Lava build: supported (every node lowers to Loihi integers)")

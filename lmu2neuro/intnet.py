@@ -126,6 +126,10 @@ class IntNetwork:
                 )
         if self.output not in names[1:]:
             raise IntNetworkError(f"output '{self.output}' is not a population")
+        if not self.population(self.output).readout:
+            raise IntNetworkError(
+                f"output '{self.output}' must be a readout population (integrates, never spikes)"
+            )
         order = {n: i for i, n in enumerate(names)}
         for s in self.projections:
             where = f"projection '{s.name}'"

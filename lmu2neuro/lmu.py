@@ -14,7 +14,7 @@ import torch
 from scipy.signal import cont2discrete
 
 
-def lmu_state_space(order: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+def lmu_state_space(order: int) -> tuple[np.ndarray, np.ndarray]:
     """Continuous LMU matrices for ``theta * dm/dt = A m + B u``: A (d, d) and B (d, 1), float64.
 
     A[i, j] = (2i+1) * (-1 if i < j else (-1)^(i-j+1)),  B[i] = (2i+1) * (-1)^i
@@ -34,7 +34,7 @@ def lmu_discrete(order: int, theta: float, dt: float = 1.0) -> tuple[np.ndarray,
     """Zero-order-hold discretisation (scipy cont2discrete) of A/theta, B/theta: Abar (d, d), Bbar (d, 1)."""
     if theta <= 0:
         raise ValueError(f"LMU theta must be > 0, got {theta}")
-    a, b = lmu_state_space(order, theta)
+    a, b = lmu_state_space(order)
     c = np.ones((1, order))
     d = np.zeros((1, 1))
     abar, bbar, *_ = cont2discrete((a / theta, b / theta, c, d), dt=dt, method="zoh")
@@ -52,20 +52,48 @@ def impulse_response(order: int, theta: float, length: int) -> np.ndarray:
     return h
 
 
-def fir_causal(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+def fft_length(steps: int) -> int:
+    """The next power of two >= 2T: circular convolution then equals the linear one on T outputs."""
+    return 1 << (2 * steps - 1).bit_length()
+
+
+def fir_causal(u: torch.Tensor, h: torch.Tensor, fh: torch.Tensor | None = None) -> torch.Tensor:
     """m[b, t] = sum_{k<=t} H[:, k] u[b, t-k] by FFT; u (B, T), H (d, >=T) -> m (B, T, d).
 
-    The FFT length is the next power of two >= 2T, so the circular convolution equals the linear
-    one on the first T outputs.
+    ``fh``: rfft of H[:, :T] at ``fft_length(T)`` if already known.
     """
     steps = u.shape[-1]
     if h.shape[-1] < steps:
         raise ValueError(f"impulse response has {h.shape[-1]} taps, input has {steps} steps")
-    n = 1 << (2 * steps - 1).bit_length()
-    fu = torch.fft.rfft(u, n=n, dim=-1)  # (B, F)
-    fh = torch.fft.rfft(h[:, :steps].to(u.dtype), n=n, dim=-1)  # (d, F)
-    m = torch.fft.irfft(fu[:, None, :] * fh[None], n=n, dim=-1)[..., :steps]
-    return m.transpose(1, 2)
+    if fh is None:
+        fh = torch.fft.rfft(h[:, :steps].to(u.dtype), n=fft_length(steps), dim=-1)  # (d, F)
+    return _FFTConv.apply(u, fh).transpose(1, 2)
+
+
+class _FFTConv(torch.autograd.Function):
+    """u (B, T), rfft(H) (d, F) -> m (B, d, T); gradient with respect to u only (H is constant).
+
+    Written out because autograd's version materialises the (B, d, F) product a second time and
+    pads the gradient; the adjoint of a causal convolution is the correlation with H:
+    grad_u = irfft(sum_i rfft(g_i) * conj(FH_i))[:T].
+    """
+
+    @staticmethod
+    def forward(ctx, u, fh):
+        steps = u.shape[-1]
+        n = fft_length(steps)
+        ctx.save_for_backward(fh)
+        ctx.steps = steps
+        fu = torch.fft.rfft(u, n=n, dim=-1)
+        return torch.fft.irfft(fu[:, None, :] * fh[None], n=n, dim=-1)[..., :steps]
+
+    @staticmethod
+    def backward(ctx, grad):
+        (fh,) = ctx.saved_tensors
+        n = fft_length(ctx.steps)
+        g = torch.fft.rfft(grad, n=n, dim=-1)  # (B, d, F)
+        s = (g * fh.conj()[None]).sum(dim=1)
+        return torch.fft.irfft(s, n=n, dim=-1)[..., : ctx.steps], None
 
 
 class LMUMemory(torch.nn.Module):
@@ -93,7 +121,17 @@ class LMUMemory(torch.nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Parallel form: u (B, T) -> m (B, T, d) in u's dtype."""
-        return fir_causal(u, self.impulse(u.shape[-1]))
+        steps = u.shape[-1]
+        key = (steps, u.dtype, u.device)
+        cache = self.__dict__.setdefault("_fh_cache", {})
+        if key not in cache:
+            # The response is a constant of the module: its spectrum is computed once per length.
+            cache.clear()
+            h = self.impulse(steps).to(device=u.device, dtype=u.dtype)
+            cache[key] = torch.fft.rfft(h, n=fft_length(steps), dim=-1)
+        return fir_causal(u, self.h, cache[key]) if steps <= self.h.shape[1] else fir_causal(
+            u, self.impulse(steps), cache[key]
+        )
 
     def step(self, m: torch.Tensor | None, u_t: torch.Tensor) -> torch.Tensor:
         """Recurrent form: m_t = Abar m_{t-1} + Bbar u_t for m (B, d), u_t (B,); m None means zero state."""

@@ -32,8 +32,10 @@ Structure as projections:
 
 ``Projection.origin`` (plain data for the NIR exporter and reports). Every origin has
 ``kind``, ``layer`` (the model's module path) and ``scale``: the float value of one integer
-current unit at the target in the model's own units (theta / vth / g for LIF targets, so that
-``weights * 2**weight_exp * scale`` = BN-folded float weight / input factor; 1/K for the readout).
+weight unit, so that ``weights * 2**weight_exp * scale`` is the float weight with the target's
+batch norm folded in, before the neuron's input factor g (for LIF targets scale = theta / (vth g);
+for the graded input the weight is per integer input unit, i.e. divided by input_scale; for the
+readout scale = 1 / K and the float weight is the head's Linear weight).
 - ``{"kind": "dense", ...}``: a 1-tap matrix (Linear or 1x1 conv).
 - ``{"kind": "conv", "kernel": k, "causal": true, ...}``: taps = k.
 - ``{"kind": "lmu_fir", "order": d, "theta": theta, "dt": 1.0, "taps": max_len,
@@ -43,7 +45,8 @@ current unit at the target in the model's own units (theta / vth / g for LIF tar
 Population ``meta`` holds ``{"threshold": theta, "layer": ...}``.
 
 Inputs longer than ``max_len`` steps: the float model's memory covers the whole sequence, the
-deployed FIR only ``max_len`` steps back (the spiking model is only lowered for T <= max_len).
+deployed FIR only ``max_len`` steps back; ``integer_forward`` and QAT mode refuse such inputs
+(UserError) so that the integer model and its float twin never silently differ.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
     signals: dict[str, torch.Tensor] = {net.input_name: x}
     spikes: dict[str, torch.Tensor] = {}
     wrapped: dict[str, int] = {}
-    trace = None
+    trace = torch.zeros(batch, steps, net.population(net.output).size, dtype=torch.int64)
     for pop in net.populations:
         a_in = torch.zeros(batch, steps, pop.size, dtype=torch.int64)
         for proj in net.projections_into(pop.name):
@@ -75,5 +75,4 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
         signals[pop.name] = out.to(torch.int64)
         if pop.name == net.output:
             trace = vs
-    assert trace is not None
     return SimResult(spikes=spikes, scores=trace[:, -1], readout_trace=trace, wrapped=wrapped)

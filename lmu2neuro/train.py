@@ -62,6 +62,7 @@ class TrainConfig:
     overwrite: bool = False
     progress: bool = True
     eval_batch_size: int = 256
+    threads: int | None = None  # torch CPU threads while training; None keeps torch's setting
 
     def warmup_epochs(self) -> int:
         if not self.qat:
@@ -152,12 +153,28 @@ def _build(cfg: TrainConfig, data: DatasetSplits):
 
 def _config_record(cfg: TrainConfig) -> dict:
     rec = asdict(cfg)
-    for k in ("resume", "overwrite", "progress", "out", "data_root"):
+    # Resolved once at the start so that resuming with more --epochs keeps the original schedule.
+    rec["warmup_epochs"] = cfg.warmup_epochs()
+    rec["lr_step_epochs"] = cfg.step_size()
+    for k in ("resume", "overwrite", "progress", "out", "data_root", "threads", "eval_batch_size"):
         rec.pop(k)
     return rec
 
 
 def train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """Run (or resume) training into `cfg.out`; see `_train`. `cfg.threads` sets torch's CPU
+    threads for the run and restores them after: on a small, shared machine one thread avoids
+    OpenMP contention that makes tiny models several times slower."""
+    previous = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    try:
+        return _train(cfg, on_batch)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) -> dict:
     """Run (or resume) training into `cfg.out`; returns the metrics dict also written to metrics.json.
 
     Writes `out/last.pt` after every epoch, `out/best.pt` when validation accuracy improves, and
@@ -204,12 +221,14 @@ def train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) 
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        record["warmup_epochs"] = stored.get("warmup_epochs", record["warmup_epochs"])
+        record["lr_step_epochs"] = stored.get("lr_step_epochs", record["lr_step_epochs"])
         history = ckpt["metrics"]
         history["config"] = record
         start_epoch = ckpt["epoch"]
         _set_rng_state(ckpt["rng"])
     dataset_record = {"name": cfg.dataset, "options": dict(cfg.dataset_options)}
-    warmup = cfg.warmup_epochs()
+    warmup = record["warmup_epochs"]
 
     for epoch in range(start_epoch, cfg.epochs):
         qat_now = cfg.qat and epoch >= warmup
@@ -263,8 +282,9 @@ def train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) 
 
 
 def test_metrics(ckpt_path: Path, test_ds: Dataset, cfg: TrainConfig) -> dict:
-    """Test-set figures of the checkpoint at `ckpt_path` (best.pt): float accuracy; for spiking
-    models also integer-mode accuracy and accuracy by frames seen (float and integer)."""
+    """Test-set figures of the checkpoint at `ckpt_path` (best.pt): accuracy of the model as
+    trained (fake quantization on for QAT), accuracy by frames seen (causal models), and for
+    spiking models the integer-mode accuracy of the deployed network, overall and by frames."""
     from lmu2neuro.checkpoint import model_from_checkpoint
 
     model, ckpt = model_from_checkpoint(ckpt_path)
@@ -274,13 +294,14 @@ def test_metrics(ckpt_path: Path, test_ds: Dataset, cfg: TrainConfig) -> dict:
         model.set_qat(False)
         result["accuracy_without_fake_quant"] = evaluate(model, test_ds, cfg.eval_batch_size)["accuracy"]
         model.set_qat(True)
-    if ckpt["model_config"].get("spiking", cfg.spiking):
+    loader = DataLoader(test_ds, batch_size=cfg.eval_batch_size, shuffle=False)
+    if ckpt["model_config"].get("causal", True):
         from lmu2neuro.streaming import accuracy_by_frames
 
-        loader = DataLoader(test_ds, batch_size=cfg.eval_batch_size, shuffle=False)
-        result["integer_accuracy"] = integer_accuracy(model, test_ds, cfg.eval_batch_size)
         result["accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader)]
-        result["integer_accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader, integer=True)]
+        if ckpt["model_config"].get("spiking", cfg.spiking):
+            result["integer_accuracy"] = integer_accuracy(model, test_ds, cfg.eval_batch_size)
+            result["integer_accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader, integer=True)]
     return result
 
 

@@ -21,20 +21,20 @@ from lmu2neuro.errors import UserError
 def test_digits_framing_and_stratified_deterministic_split():
     a = get_dataset("digits")
     b = get_dataset("digits")
-    assert (a.input_size, a.num_classes, a.timesteps) == (8, 10, 24)
+    assert (a.input_size, a.num_classes, a.timesteps) == (8, 10, 16)
     assert len(a.train) + len(a.val) + len(a.test) == 1797
     x, y = a.test[0]
-    assert x.shape == (24, 8) and x.dtype == torch.float32 and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert x.shape == (16, 8) and x.dtype == torch.float32 and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     # each image row is held for `repeat` consecutive steps
-    assert torch.equal(x[0], x[1]) and torch.equal(x[0], x[2])
+    assert torch.equal(x[0], x[1]) and torch.equal(x[2], x[3]) and not torch.equal(x[1], x[2])
     assert torch.equal(a.test.x, b.test.x) and torch.equal(a.train.y, b.train.y)
     # stratified: every class in every split, in proportion
     for split in (a.train, a.val, a.test):
         counts = torch.bincount(split.y, minlength=10).float()
         assert counts.min() > 0 and counts.max() / counts.min() < 1.5
     assert len(a.test) == 360 and len(a.val) == 180  # 20 % test, 10 % validation
-    other = get_dataset("digits", seed=1, repeat=2)
-    assert other.timesteps == 16 and not torch.equal(other.test.y, a.test.y)
+    other = get_dataset("digits", seed=1, repeat=3)
+    assert other.timesteps == 24 and not torch.equal(other.test.y, a.test.y)
 
 
 def test_unknown_dataset_and_bad_options():
@@ -202,3 +202,13 @@ def test_corrupt_and_wrong_format_wavs_name_the_file(tmp_path):
     _wav(corrupt, np.zeros(16000), rate=8000)
     with pytest.raises(UserError, match=r"8000 Hz; expected 1 channel, 16-bit, 16000 Hz"):
         read_wav(corrupt)
+
+
+def test_dataset_command_summarises_splits(capsys):
+    from lmu2neuro.cli import main
+
+    assert main(["dataset", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "train 1257, val 180, test 360" in out and "16 steps x 8 features" in out
+    assert main(["dataset", "speechcommands", "--data-root", "/nonexistent/sc"]) == 2
+    assert "/nonexistent/sc: not a folder" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from lmu2neuro.lmu import LMUMemory, impulse_response, lmu_discrete, lmu_state_s
 
 
 def test_state_space_entries_match_the_definition():
-    a, b = lmu_state_space(4, 1.0)
+    a, b = lmu_state_space(4)
     # A[i,j] = (2i+1) * (-1 if i < j else (-1)^(i-j+1)); B[i] = (2i+1)(-1)^i
     assert a[0].tolist() == [-1, -1, -1, -1]
     assert a[1].tolist() == [3, -3, -3, -3]
@@ -20,7 +20,7 @@ def test_state_space_entries_match_the_definition():
 
 def test_zoh_is_expm_and_its_integral():
     order, theta = 6, 12.5
-    a, b = lmu_state_space(order, theta)
+    a, b = lmu_state_space(order)
     abar, bbar = lmu_discrete(order, theta)
     np.testing.assert_allclose(abar, scipy.linalg.expm(a / theta), rtol=1e-10, atol=1e-12)
     expected_b = np.linalg.solve(a / theta, (abar - np.eye(order)) @ (b / theta))
@@ -61,3 +61,16 @@ def test_parallel_form_backpropagates():
     u = torch.randn(2, 32, requires_grad=True)
     mem(u).pow(2).sum().backward()
     assert u.grad is not None and torch.isfinite(u.grad).all() and u.grad.abs().sum() > 0
+
+
+def test_parallel_gradient_equals_recurrent_gradient():
+    torch.manual_seed(9)
+    mem = LMUMemory(12, 20.0, 40)
+    u = torch.randn(2, 40, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 40, 12, dtype=torch.float64)
+    (mem(u) * w).sum().backward()
+    g_par = u.grad.clone()
+    u.grad = None
+    (mem.recurrent(u) * w).sum().backward()
+    assert torch.max(torch.abs(g_par - u.grad)).item() < 1e-10
+    assert torch.max(torch.abs(g_par)).item() > 1e-3

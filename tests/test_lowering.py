@@ -105,14 +105,21 @@ def test_readout_argmax_tracks_float_logits():
     assert agree >= 0.9, agree
 
 
-def test_out_of_range_weights_raise_naming_the_layer():
+@pytest.mark.parametrize("field,needle", [("weight", "weight limit"), ("bias", "bias limit")])
+def test_out_of_range_weights_and_biases_raise_naming_the_layer(field, needle):
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
     model = _lively(build_model(cfg), seed=2)
     with torch.no_grad():
-        model.embed_bns[1].weight[3] = 1e9  # a BN scale no 8-bit weight with exponent <= 7 can hold
+        # a BN scale (or shift) that no 8-bit weight (13-bit bias) with exponent <= 7 can hold
+        getattr(model.embed_bns[1], field)[3] = 1e9
+        model.embed_bns[1].running_mean[3] = 0.0
+        if field == "weight":
+            model.embed_bns[1].bias[3] = 0.0
     with pytest.raises(IntNetworkError) as e:
         lower(model)
-    assert "embed1" in str(e.value) and "limit" in str(e.value)
+    assert "embed1" in str(e.value) and needle in str(e.value) and "e+0" in str(e.value)
+    with pytest.raises(IntNetworkError):
+        model.integer_forward(torch.zeros(1, 4, 8))
 
 
 def test_non_causal_and_ann_models_are_not_lowered():

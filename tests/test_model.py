@@ -192,3 +192,20 @@ def test_accuracy_by_frames(causal):
         acc_int = accuracy_by_frames(model, batches, integer=True)
         final = sum(int((model.integer_forward(x)["scores"].argmax(1) == y).sum()) for x, y in batches) / 15
         assert len(acc_int) == 7 and acc_int[-1] == pytest.approx(final)
+
+
+def test_summary_command_reports_the_official_totals(capsys):
+    from lmu2neuro.cli import main
+
+    assert main(["summary", "--preset", "scv2-paper", "--spiking", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_params"] == 1_689_894 and out["frames"] == 128
+    rows = {r["name"]: r for r in out["rows"]}
+    assert rows["head"]["params"] == 256 * 35 + 35 and rows["head"]["macs"] == 256 * 35 * 128
+    assert rows["blocks.0.memory"]["macs"] == (512 * 512 + 512) * 128
+    assert sum(r["params"] for r in out["rows"]) == out["total_params"]
+    assert main(["summary", "--preset", "digits-small", "--input-size", "8", "--num-classes", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "total" in text and "embed_convs.0" in text
+    assert main(["summary", "--preset", "digits-small", "--input-size", "0"]) == 2
+    assert "input_size" in capsys.readouterr().err

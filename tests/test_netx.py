@@ -65,8 +65,8 @@ def test_inexpressible_parts_are_all_named(tmp_path):
     assert not (tmp_path / "x.net").exists()
 
 
-@pytest.mark.lava
-def test_netx_in_lava_spikes_like_the_reference(tmp_path):
+def _run_netx(path, net, x):
+    """Run the netx file in Lava fixed_pt; spikes per population and readout voltage, in reference time."""
     import converters  # noqa: F401  (lava compatibility layer first)
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
@@ -74,15 +74,9 @@ def test_netx_in_lava_spikes_like_the_reference(tmp_path):
     from lava.proc.io.source import RingBuffer
     from lava.proc.monitor.process import Monitor
 
-    net = _chain()
-    path = tmp_path / "chain.net"
-    export_netx(net, path)
-    steps_in, layers = 30, len(net.populations)
-    x = np.random.default_rng(5).integers(-20, 60, (1, steps_in, 5))
-    ref = simulate(net, x)
-    assert int(ref.spikes["h1"].sum()) > 20 and int(ref.spikes["h2"].sum()) > 10
+    steps_in, layers = x.shape[1], len(net.populations)
     steps = steps_in + layers  # one step of latency per dense layer
-    data = np.zeros((5, steps), dtype=int)
+    data = np.zeros((net.input_size, steps), dtype=int)
     data[:, :steps_in] = x[0].T
     nx = netx.hdf5.Network(net_config=str(path), input_message_bits=8)
     src = RingBuffer(data=data)
@@ -96,12 +90,38 @@ def test_netx_in_lava_spikes_like_the_reference(tmp_path):
     mv.probe(nx.layers[-1].neuron.v, steps)
     try:
         nx.run(RunSteps(steps), Loihi2SimCfg(select_tag="fixed_pt"))
-        spikes = [np.asarray(m.get_data()[lay.neuron.name]["s_out"], dtype=bool) for m, lay in zip(mons, nx.layers)]
+        raw = [np.asarray(m.get_data()[lay.neuron.name]["s_out"], dtype=bool) for m, lay in zip(mons, nx.layers)]
         v = np.asarray(mv.get_data()[nx.layers[-1].neuron.name]["v"], dtype=np.int64)
     finally:
         nx.stop()
-    for k, pop in enumerate(net.populations, start=1):  # layer k answers k steps late
-        np.testing.assert_array_equal(spikes[k - 1][k:k + steps_in], ref.spikes[pop.name][0].numpy(), err_msg=pop.name)
-    # the readout integrates its bias during the pipeline's latency steps too
-    ro = net.population("ro")
-    np.testing.assert_array_equal(v[layers:layers + steps_in] - layers * ro.bias, ref.readout_trace[0].numpy())
+    # layer k answers k steps late; the readout also integrates its bias during the latency steps
+    spikes = {pop.name: raw[k - 1][k:k + steps_in] for k, pop in enumerate(net.populations, start=1)}
+    readout = v[layers:layers + steps_in] - layers * net.population(net.output).bias
+    return spikes, readout
+
+
+@pytest.mark.lava
+def test_netx_in_lava_spikes_like_the_reference(tmp_path):
+    net = _chain()
+    path = tmp_path / "chain.net"
+    export_netx(net, path)
+    x = np.random.default_rng(5).integers(-20, 60, (1, 30, 5))
+    ref = simulate(net, x)
+    assert int(ref.spikes["h1"].sum()) > 20 and int(ref.spikes["h2"].sum()) > 10
+    spikes, readout = _run_netx(path, net, x)
+    for pop in net.populations:
+        np.testing.assert_array_equal(spikes[pop.name], ref.spikes[pop.name][0].numpy(), err_msg=pop.name)
+    np.testing.assert_array_equal(readout, ref.readout_trace[0].numpy())
+
+
+@pytest.mark.lava
+def test_netx_agrees_with_our_lava_build(tmp_path):
+    lava_build = pytest.importorskip("converters.lava_build")
+    net = _chain()
+    path = tmp_path / "chain.net"
+    export_netx(net, path)
+    x = np.random.default_rng(6).integers(-20, 60, (1, 25, 5))
+    spikes, _ = _run_netx(path, net, x)
+    ours = lava_build.run_lava(net, x)
+    for pop in net.populations[:-1]:
+        np.testing.assert_array_equal(spikes[pop.name], np.asarray(ours.spikes[pop.name])[0].astype(bool), err_msg=pop.name)

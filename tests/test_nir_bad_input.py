@@ -62,6 +62,13 @@ def _cases(tmp_path, good):
         del n["nodes/fc/weight"]
         n["nodes/fc"].create_dataset("weight", data=np.ones((2, 5)))
 
+    loop = tmp_path / "loop.nir"
+    nir.write(loop, nir.NIRGraph(
+        nodes={"x": nir.Input(input_type=np.array([2])), "a": nir.Linear(weight=np.eye(2)),
+               "b": nir.Linear(weight=np.eye(2)), "y": nir.Output(output_type=np.array([2]))},
+        edges=[("x", "a"), ("a", "b"), ("b", "a"), ("b", "y")],
+    ))
+
     return [
         (text, [r"not an HDF5 file"]),
         (trunc, [r"truncated or corrupt"]),
@@ -71,13 +78,16 @@ def _cases(tmp_path, good):
          [r"node 'lif' \(LIF\)", r"missing parameter 'v_threshold'"]),
         (_edit(copy("shapes.nir"), shapes), [r"node 'lif' \(LIF\)", r"parameter 'r' has shape \(2,\), expected \(3,\)"]),
         (_edit(copy("edges.nir"), edge_types), [r"not a valid NIR graph", r"fc"]),
+        (loop, [r"cycle without state (a -> b -> a|b -> a -> b)"]),
     ]
 
 
 def test_each_bad_file_is_one_named_line(tmp_path, good):
+    from lmu2neuro.inspect_nir import inspect_nir
+
     for path, patterns in _cases(tmp_path, good):
         with pytest.raises(UserError) as e:
-            read_graph(path)
+            inspect_nir(path)  # read_graph, then the loop check
         msg = str(e.value)
         assert "\n" not in msg, msg
         assert msg.startswith(str(path)), msg

@@ -15,7 +15,7 @@ TINY = dict(dim=8, memory_order=4, embed_convs=1, mlp_ratio=1)
 
 def _cfg(out, **kw):
     base = dict(dataset="digits", out=str(out), preset="digits-small", overrides=dict(TINY), epochs=2,
-                batch_size=16, limit=48, progress=False, dataset_options={"repeat": 2})
+                batch_size=16, limit=48, progress=False, threads=1, dataset_options={"repeat": 2})
     base.update(kw)
     return TrainConfig(**base)
 
@@ -93,6 +93,7 @@ def test_qat_switches_after_warmup_and_best_is_quantized(tmp_path):
 def test_ann_model_has_no_integer_metrics(tmp_path):
     m = train(_cfg(tmp_path / "ann", spiking=False, epochs=1))
     assert "integer_accuracy" not in m["test"] and 0.0 <= m["test"]["accuracy"] <= 1.0
+    assert m["test"]["accuracy_by_frames"][-1] == pytest.approx(m["test"]["accuracy"])
 
 
 def test_refuses_to_clobber_and_checks_resume_options(tmp_path):
@@ -110,7 +111,7 @@ def test_refuses_to_clobber_and_checks_resume_options(tmp_path):
 def test_cli_train_and_errors(tmp_path, capsys):
     out = tmp_path / "cli"
     rc = main(["train", "--dataset", "digits", "--preset", "digits-small", "--epochs", "1", "--out", str(out),
-               "--limit", "32", "--batch-size", "16", "--data-option", "repeat=2",
+               "--limit", "32", "--threads", "1", "--batch-size", "16", "--data-option", "repeat=2",
                *sum((["--set", f"{k}={v}"] for k, v in TINY.items()), [])])
     assert rc == 0
     assert "test accuracy" in capsys.readouterr().out
@@ -121,3 +122,15 @@ def test_cli_train_and_errors(tmp_path, capsys):
     rc = main(["train", "--dataset", "digits", "--preset", "digits-small", "--epochs", "1", "--out", str(out),
                "--set", "dim"])
     assert rc == 2 and "--set 'dim': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_resume_with_more_epochs_keeps_the_qat_schedule(tmp_path):
+    def stop_after_first_epoch(epoch, batch):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(_cfg(tmp_path / "s", qat=True, epochs=4, limit=16), on_batch=stop_after_first_epoch)
+    m = train(_cfg(tmp_path / "s", qat=True, epochs=6, limit=16, resume=True))
+    # warm-up was resolved as 4 // 2 = 2 when the run started; 6 // 2 would give 3
+    assert [r["qat"] for r in m["epochs"]] == [False, False, True, True, True, True]

@@ -44,9 +44,16 @@ def register(sub) -> None:
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE", default=[],
                    help="dataset option, repeatable: e.g. repeat=4 (digits), permuted=true (mnist), "
                         "words=yes,no / n_mels=64 / target_length=100 (speech)")
-    p.add_argument("--preset", required=True, help="model preset name (see lmu2neuro.model.PRESETS)")
+    try:
+        from lmu2neuro.model import PRESETS
+
+        presets = ", ".join(PRESETS)
+    except ImportError:  # the model stage missing should not hide the rest of --help
+        presets = "see lmu2neuro.model.PRESETS"
+    p.add_argument("--preset", required=True,
+                   help=f"model preset ({presets}); digits-small suits digits, kws-small the speech sets")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], dest="overrides",
-                   help="override a model config field of the preset, repeatable (e.g. hidden=64)")
+                   help="override a model config field of the preset, repeatable (e.g. dim=64 or memory_order=32)")
     p.add_argument("--no-spiking", action="store_true", help="train the non-spiking (ANN) LMUFormer")
     p.add_argument("--qat", action="store_true", help="quantization-aware training for the Loihi integer network")
     p.add_argument("--qat-warmup", type=int, metavar="N",
@@ -59,6 +66,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64, metavar="B", help="batch size (default 64)")
     p.add_argument("--lr", type=float, default=2.5e-3, help="Adam learning rate (default 2.5e-3)")
     p.add_argument("--lr-step", type=int, metavar="N", help="decay lr x0.85 every N epochs (default epochs // 10)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: torch's choice; 1 is often fastest for small "
+                        "models on a busy machine)")
     p.add_argument("--limit", type=int, metavar="N", help="use at most N samples per split (quick trials)")
     p.set_defaults(func=run)
 
@@ -71,7 +81,7 @@ def run(args) -> int:
         dataset_options=_options(args.data_option, "--data-option"), preset=args.preset,
         overrides=_options(args.overrides, "--set"), spiking=not args.no_spiking, qat=args.qat,
         qat_warmup=args.qat_warmup, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
-        lr=args.lr, lr_step=args.lr_step, limit=args.limit, resume=args.resume, overwrite=args.overwrite,
+        lr=args.lr, lr_step=args.lr_step, threads=args.threads, limit=args.limit, resume=args.resume, overwrite=args.overwrite,
         progress=True,
     )
     metrics = train(cfg)

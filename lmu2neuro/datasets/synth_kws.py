@@ -73,7 +73,7 @@ def speak(word: str, speaker: Speaker, workdir: Path) -> np.ndarray:
     raw, resampled = workdir / "raw.wav", workdir / "16k.wav"
     _run(["espeak-ng", "-v", f"{speaker.voice}+{speaker.variant}", "-s", str(speaker.speed),
           "-p", str(speaker.pitch), "-w", str(raw), word])
-    _run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(resampled)])
+    _run(["sox", "-D", "-R", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(resampled)])
     with wave.open(str(resampled), "rb") as w:
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     return data.astype(np.float32) / 32768.0
