@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(VENV)/bin/lmu2neuro demo -o runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -5,6 +5,7 @@ Runs three trainings through `lmu2neuro.train.train` (the same code as `lmu2neur
   2. digits, QAT                  -> test accuracy with fake quantization and of the deployed
                                      integer network (model.integer_forward)
   3. synth-kws, 10 words, float   -> on a keyword set generated here with espeak-ng + sox
+     (spiking, and the non-spiking LMUFormer with the same recipe for reference)
 Prints one line per run and writes JSON (default runs/bench/train_accuracy.json).
 Targets: digits integer-mode accuracy >= 0.95 and within one point of the float model.
 
@@ -34,6 +35,7 @@ KWS_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "g
 
 
 def run(name: str, work: Path, **kw) -> dict:
+    """Train one configuration in `work/name`; the benchmark row of its figures."""
     cfg = TrainConfig(out=str(work / name), progress=False, threads=1, overwrite=True, **kw)
     t0 = time.perf_counter()
     m = train(cfg)
@@ -60,21 +62,23 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/bench/train_accuracy.json", help="JSON result path")
     ap.add_argument("--digits-epochs", type=int, default=20)
-    ap.add_argument("--kws-epochs", type=int, default=15)
-    ap.add_argument("--kws-per-word", type=int, default=40, help="clips per word (speakers) for synth-kws")
+    ap.add_argument("--kws-epochs", type=int, default=30)
+    ap.add_argument("--kws-per-word", type=int, default=60, help="clips per word (speakers) for synth-kws")
     ap.add_argument("--quick", action="store_true", help="a smoke run: few epochs, tiny speech set")
     ap.add_argument("--skip-kws", action="store_true", help="only the digits runs")
     args = ap.parse_args(argv)
     if args.quick:
         args.digits_epochs, args.kws_epochs, args.kws_per_word = 2, 2, 4
 
-    rows = []
+    rows: list = []
     result = {"benchmark": "train_accuracy", "python": platform.python_version(), "torch": torch.__version__,
               "threads": 1, "machine": platform.machine(), "runs": rows}
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         work = Path(tmp)
         rows.append(run("digits-float", work, epochs=args.digits_epochs, **DIGITS))
+        write_json(args.out, result)  # partial results survive an interrupted benchmark
         rows.append(run("digits-qat", work, epochs=args.digits_epochs, qat=True, **DIGITS))
+        write_json(args.out, result)
         if not args.skip_kws:
             if shutil.which("espeak-ng") and shutil.which("sox"):
                 from lmu2neuro.datasets.synth_kws import generate
@@ -83,9 +87,11 @@ def main(argv=None) -> int:
                 summary = generate(work / "kws", KWS_WORDS, per_word=args.kws_per_word, seed=0, progress=False)
                 result["synth_kws"] = dict(summary, generate_seconds=time.perf_counter() - t0)
                 result["synth_kws"].pop("out")
-                rows.append(run("synth-kws-10", work, dataset="synth-kws", data_root=str(work / "kws"),
-                                dataset_options={"n_mels": 40, "target_length": 100}, preset="kws-small",
-                                epochs=args.kws_epochs, batch_size=32, lr=5e-3))
+                kws = dict(dataset="synth-kws", data_root=str(work / "kws"), preset="kws-small",
+                           dataset_options={"n_mels": 40, "target_length": 100}, epochs=args.kws_epochs,
+                           batch_size=32, lr=5e-3)
+                rows.append(run("kws10-spiking", work, **kws))
+                rows.append(run("kws10-ann", work, spiking=False, **kws))
             else:
                 result["synth_kws"] = "skipped: espeak-ng or sox not installed"
     float_acc = rows[0]["test_accuracy"]

@@ -13,7 +13,12 @@ Upstream is archived and declares Python <3.11. Two things break on 3.11 and not
    subpackage is replaced by a module whose every attribute raises a clear ImportError, so
    slayer and netx import; object detection alone stays unavailable.
 
-Both are done by an import hook on exactly those two module names: nothing outside lava is
+3. (Not about 3.11, but it breaks the same imports.) ``message_infrastructure.multiprocessing``
+   calls ``mp.set_start_method('fork')`` at import, which raises if anything (tqdm's lock, for
+   one) already fixed the start method, even to 'fork'. It is rewritten to set the method only
+   when it is not already 'fork', so a different method set by the user still fails loudly.
+
+All three are done by an import hook on exactly those module names: nothing outside lava is
 touched, and nothing happens until lava is imported. ``install()`` is idempotent and is run by
 ``converters/__init__.py``, so every project import of lava goes through it. If upstream code
 changes so that a rewrite no longer matches, the import fails with ``LavaCompatError`` instead
@@ -30,11 +35,13 @@ import sys
 import types
 
 VAR_MODEL = "lava.magma.compiler.var_model"
+MULTIPROCESSING = "lava.magma.runtime.message_infrastructure.multiprocessing"
 OBJECT_DETECTION = "lava.lib.dl.slayer.object_detection"
 
 # `name: ByteEncoder = ByteEncoder()` inside CoreEncoder, ChipEncoder and AxonEncoder.
 _MUTABLE_DEFAULT = re.compile(rb"^(\s+\w+: ByteEncoder) = ByteEncoder\(\)\s*$", re.MULTILINE)
 EXPECTED_REWRITES = 8
+_START_METHOD = re.compile(rb"^(\s+)mp\.set_start_method\('fork'\)\s*$", re.MULTILINE)
 
 
 class LavaCompatError(ImportError):
@@ -49,15 +56,29 @@ def patch_var_model_source(source: bytes) -> tuple[bytes, int]:
     return patched, count
 
 
-class _PatchedVarModelLoader(importlib.machinery.SourceFileLoader):
+def patch_start_method_source(source: bytes) -> tuple[bytes, int]:
+    """Return the multiprocessing source that accepts an already chosen 'fork' start method."""
+    return _START_METHOD.subn(
+        rb"\1if mp.get_start_method(allow_none=True) != 'fork': mp.set_start_method('fork')", source
+    )
+
+
+# module -> (rewrite, how many matches the rewrite must find, what it rewrites)
+_REWRITES = {
+    VAR_MODEL: (patch_var_model_source, EXPECTED_REWRITES, "'ByteEncoder = ByteEncoder()' defaults"),
+    MULTIPROCESSING: (patch_start_method_source, 1, "mp.set_start_method('fork') calls"),
+}
+
+
+class _RewritingLoader(importlib.machinery.SourceFileLoader):
     def get_code(self, fullname):
         # Always compile from source: a cached .pyc holds the unpatched module.
-        source = self.get_data(self.path)
-        patched, count = patch_var_model_source(source)
-        if count != EXPECTED_REWRITES:
+        rewrite, expected, what = _REWRITES[fullname]
+        patched, count = rewrite(self.get_data(self.path))
+        if count != expected:
             raise LavaCompatError(
-                f"{self.path}: expected {EXPECTED_REWRITES} 'ByteEncoder = ByteEncoder()' "
-                f"defaults to rewrite, found {count}; lava changed, update converters/lava_compat.py"
+                f"{self.path}: expected {expected} {what} to rewrite, found {count}; "
+                "lava changed, update converters/lava_compat.py"
             )
         return compile(patched, self.path, "exec", dont_inherit=True)
 
@@ -81,23 +102,18 @@ class _PlaceholderLoader(importlib.abc.Loader):
 
 
 class LavaCompatFinder(importlib.abc.MetaPathFinder):
-    """Import hook for the two lava modules that break on Python 3.11."""
+    """Import hook for the lava modules that break on Python 3.11 (and the start-method one)."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname == VAR_MODEL:
+        if fullname in _REWRITES:
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
             if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
                 raise LavaCompatError(f"{fullname}: source file not found, cannot patch it")
-            spec.loader = _PatchedVarModelLoader(fullname, spec.origin)
+            spec.loader = _RewritingLoader(fullname, spec.origin)
             return spec
         if fullname == OBJECT_DETECTION and importlib.util.find_spec("torchvision") is None:
             return importlib.util.spec_from_loader(fullname, _PlaceholderLoader(), is_package=True)
         return None
-
-
-def needed() -> bool:
-    """True while this Python rejects the defaults that lava 0.10 declares."""
-    return sys.version_info >= (3, 11)
 
 
 def install() -> None:
@@ -109,5 +125,4 @@ def install() -> None:
             f"{VAR_MODEL} was imported before converters.lava_compat.install(); "
             "import lmu2neuro or converters before lava"
         )
-    if needed():
-        sys.meta_path.insert(0, LavaCompatFinder())
+    sys.meta_path.insert(0, LavaCompatFinder())

@@ -129,9 +129,7 @@ class LMUMemory(torch.nn.Module):
             cache.clear()
             h = self.impulse(steps).to(device=u.device, dtype=u.dtype)
             cache[key] = torch.fft.rfft(h, n=fft_length(steps), dim=-1)
-        return fir_causal(u, self.h, cache[key]) if steps <= self.h.shape[1] else fir_causal(
-            u, self.impulse(steps), cache[key]
-        )
+        return _FFTConv.apply(u, cache[key]).transpose(1, 2)
 
     def step(self, m: torch.Tensor | None, u_t: torch.Tensor) -> torch.Tensor:
         """Recurrent form: m_t = Abar m_{t-1} + Bbar u_t for m (B, d), u_t (B,); m None means zero state."""

@@ -15,9 +15,10 @@ neuron input factor g = 1/tau (SpikingJelly's ``v = (1 - g) v + g x``):
     integer weight (float before rounding) = g * s * W / theta * vth   [/ input_scale for the input]
     integer bias (voltage units)           = g * (s * sum(b) + t) / theta * vth * 64
 so the integer voltage is ``v_float / theta * vth * 64`` and the spike condition ``v > vth << 6``
-is the float ``v > theta``. vth is the largest value <= 1024 (leaving 2**17 / vth = 128x headroom
-for the 24-bit current and voltage) for which every weight and the bias fit Loihi's ranges; if
-none >= 1 exists, ``IntNetworkError`` names the population, the value and the limit.
+is the float ``v > theta``. vth is 1024 (2**17 / vth = 128x headroom for the 24-bit current and
+voltage), raised (up to 8192) when a projection's weights are too small for the lowest weight
+exponent -8 to keep 8 mantissa bits, and lowered when a weight or the bias would not fit Loihi's
+ranges; if no vth >= 1 fits, ``IntNetworkError`` names the population, the value and the limit.
 
 Structure as projections:
 - temporal conv of kernel k (causal, left padding) -> k taps, tap j = kernel[..., k-1-j];
@@ -64,6 +65,9 @@ from lmu2neuro.intnet import IntNetwork, IntNetworkError, Population, Projection
 from lmu2neuro.qat import LoihiLIF, fake_quantize_weights, quantize_bias, ste_round
 
 VTH_TARGET = 1024
+# Raised up to this when a projection's weights are so small that their exponent would have to
+# go below Lava's -8 (the mantissa would lose bits); 2**17 / 8192 = 16x headroom remains.
+VTH_RESOLUTION_MAX = 8192
 READOUT_MARGIN = 0.9  # of the readout threshold that the worst-case input may reach
 
 
@@ -134,9 +138,9 @@ def synapse_plan(model) -> list[PopSpec]:
     """The deployable model as populations and their synaptic terms (float, differentiable)."""
     cfg = model.cfg
     if not cfg.causal:
-        raise IntNetworkError(
-            "model: temporal convolutions are non-causal ('same' padding, causal: false) and need future "
-            "frames; only causal models (causal: true) can be deployed"
+        raise UserError(
+            "model config: field 'causal' is false: the temporal convolutions use 'same' padding and need "
+            "future frames; only causal models (causal: true) can be deployed"
         )
     k = cfg.kernel_size
     pops: list[PopSpec] = []
@@ -164,7 +168,8 @@ def synapse_plan(model) -> list[PopSpec]:
         lif_pop(f"{p}.pre", list(stream), blk.pre_bn, blk.pre_lif, f"blocks.{b}.pre_lif")
         lif_pop(
             f"{p}.u",
-            [Term("w_u", f"{p}.pre", _dense(blk.w_u.weight), blk.w_u.bias, {"kind": "dense", "layer": f"blocks.{b}.w_u"})],
+            [Term("w_u", f"{p}.pre", _dense(blk.w_u.weight), blk.w_u.bias,
+                  {"kind": "dense", "layer": f"blocks.{b}.w_u"})],
             blk.u_bn, blk.u_lif, f"blocks.{b}.u_lif",
         )
         h = blk.memory.impulse(cfg.max_len).to(torch.float32)  # (d, taps)
@@ -243,10 +248,10 @@ def quantize_plan(model, plan: list[PopSpec] | None = None, quantized: bool = Tr
             # K: integer current units per logit; max_len steps of the largest input stay below vth.
             worst = float(sum(w.detach().abs().sum(dim=(0, 2)) for w in ws).add(bias.detach().abs()).max())
             cands = [fx.VTH_MAX * READOUT_MARGIN / (cfg.max_len * max(worst, 1e-30))]
-            what = "readout range"
         else:
-            cands = [float(VTH_TARGET)]
-            what = "threshold"
+            smallest = min((p for p in peaks if p > 0), default=0.0)
+            want = fx.WEIGHT_MAX * 2.0**-8 / smallest if smallest > 0 else 0.0
+            cands = [float(min(max(VTH_TARGET, want), VTH_RESOLUTION_MAX))]
         for term, peak in zip(pop.terms, peaks):
             if peak > 0:
                 cands.append(wlim / peak)
@@ -258,18 +263,7 @@ def quantize_plan(model, plan: list[PopSpec] | None = None, quantized: bool = Tr
         else:
             vth = int(math.floor(k))
             if vth < 1:
-                # Name the largest offender against the limit it breaks.
-                worst_term = max(range(len(peaks)), key=lambda i: peaks[i]) if peaks else None
-                if bpeak > 0 and (worst_term is None or blim / (64 * bpeak) <= wlim / max(peaks[worst_term], 1e-30)):
-                    raise IntNetworkError(
-                        f"population '{pop.name}' ({pop.layer}): folded bias {bpeak:.4g} x threshold units needs "
-                        f"a {what} mantissa < 1 to fit the bias limit {int(blim)} (13-bit mantissa << 7)"
-                    )
-                raise IntNetworkError(
-                    f"projection '{_term_name(pop, pop.terms[worst_term])}': folded weight "
-                    f"{peaks[worst_term]:.4g} (threshold units) needs a {what} mantissa < 1 to fit the "
-                    f"weight limit {int(wlim)} (8-bit mantissa << 7)"
-                )
+                _raise_range(pop, peaks, bpeak, wlim, blim)
             k = float(vth)
         projs = []
         volt_unit = 1.0 / (64.0 * k)
@@ -292,6 +286,21 @@ def quantize_plan(model, plan: list[PopSpec] | None = None, quantized: bool = Tr
             du, dv = pop.neuron.du, pop.neuron.dv
         out.append(QuantPop(pop, vth, du, dv, b_q, b_mant, b_exp, projs, volt_unit))
     return out
+
+
+def _raise_range(pop: PopSpec, peaks: list[float], bpeak: float, wlim: float, blim: float) -> None:
+    """IntNetworkError naming the weight or bias that no threshold mantissa >= 1 can hold."""
+    limits = [(wlim / p, i) for i, p in enumerate(peaks) if p > 0]
+    w_k, w_i = min(limits) if limits else (math.inf, -1)
+    if bpeak > 0 and blim / (64 * bpeak) <= w_k:
+        raise IntNetworkError(
+            f"population '{pop.name}' ({pop.layer}): folded bias of {bpeak:.4g} thresholds per step does not fit the "
+            f"bias limit {int(blim)} (13-bit mantissa << 7) at any threshold mantissa >= 1"
+        )
+    raise IntNetworkError(
+        f"projection '{_term_name(pop, pop.terms[w_i])}': folded weight of {peaks[w_i]:.4g} thresholds per "
+        f"input unit does not fit the weight limit {int(wlim)} (8-bit mantissa << 7) at any threshold mantissa >= 1"
+    )
 
 
 # -- shared execution helpers ------------------------------------------------------------------

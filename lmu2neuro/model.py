@@ -17,8 +17,13 @@ stay real-valued and are consumed only through BN -> LIF, so at deployment they 
 synaptic input of the consuming neurons (see ``lowering``).
 
 Neurons are ``qat.LoihiLIF`` (snnTorch): SpikingJelly LIF with tau 2 (``v = 0.5 v + 0.5 x``),
-hard reset to 0, sigmoid surrogate slope 4. Temporal convs are causal (left padding) by
-default, so the model streams and deploys; ``causal=False`` gives the paper's 'same' padding.
+hard reset to 0, sigmoid surrogate slope 4; the spike condition is Loihi's strict
+``v > threshold`` (SpikingJelly fires at equality too, a difference on a set of measure zero).
+Temporal convs are causal (left padding) by default, so the model streams and deploys;
+``causal=False`` gives the paper's 'same' padding.
+
+In QAT mode the BN statistics are frozen (the fold uses running statistics, as deployment
+does), so train some epochs in float first.
 
 Three ways to run the spiking model: float (training), QAT (``set_qat(True)``: BN folded with
 its running statistics, weights/biases/decays fake-quantized exactly as ``lowering.lower``
@@ -53,20 +58,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         input_size=128, num_classes=35, dim=256, depth=1, memory_order={"ann": 256, "spiking": 512},
         theta=128.0, max_len=128, kernel_size=3, embed_convs=4, mlp_ratio=4, causal=True,
     ),
-    # Keyword spotting on mel features; trains on 2 CPU cores in minutes.
+    # Keyword spotting on 128-frame mel features (speechcommands / synth-kws); trains on 2 CPU
+    # cores in minutes.
     "kws-small": dict(
-        input_size=40, num_classes=12, dim=48, depth=1, memory_order=32, theta=64.0, max_len=128,
+        input_size=40, num_classes=12, dim=48, depth=1, memory_order=32, theta=128.0, max_len=128,
         kernel_size=3, embed_convs=2, mlp_ratio=2, causal=True,
     ),
-    # scikit-learn style 8x8 digits read row by row (8 frames of 8 features).
+    # The built-in 8x8 digits, one row per frame held `repeat` (2) steps: T = 16, pixels in [0, 1].
     "digits-small": dict(
-        input_size=8, num_classes=10, dim=32, depth=1, memory_order=16, theta=8.0, max_len=32,
+        input_size=8, num_classes=10, dim=32, depth=1, memory_order=16, theta=16.0, max_len=32,
         kernel_size=3, embed_convs=2, mlp_ratio=2, causal=True,
     ),
-    # Row-by-row MNIST (28 frames of 28 pixels).
+    # Sequential / permuted MNIST: 784 steps of one pixel in [0, 1] (theta = 784 as the paper's
+    # psMNIST setting, much narrower). Slow on a CPU: every step is a neuron update.
     "mnist-small": dict(
-        input_size=28, num_classes=10, dim=64, depth=1, memory_order=32, theta=28.0, max_len=32,
-        kernel_size=3, embed_convs=2, mlp_ratio=2, causal=True,
+        input_size=1, num_classes=10, dim=32, depth=1, memory_order=64, theta=784.0, max_len=784,
+        kernel_size=3, embed_convs=2, mlp_ratio=2, causal=True, input_scale=127.0,
     ),
 }
 
@@ -112,6 +119,10 @@ class ModelConfig:
         if not isinstance(self.tau, (int, float)) or not self.tau >= 1.0:
             raise UserError(f"model config: field 'tau' must be a number >= 1, got {self.tau!r}")
         self.tau = float(self.tau)
+        if self.preset is not None and not isinstance(self.preset, str):
+            raise UserError(f"model config: field 'preset' must be a preset name or null, got {self.preset!r}")
+        if not isinstance(self.extra, dict):
+            raise UserError(f"model config: field 'extra' must be a mapping, got {self.extra!r}")
         for name in ["spiking", "causal"]:
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"model config: field '{name}' must be true or false, got {getattr(self, name)!r}")

@@ -114,7 +114,9 @@ class LoihiLIF(Synaptic):
         v = v * (1.0 - spk.detach())
         return spk, (u, v)
 
-    def forward(self, current: torch.Tensor, bias: torch.Tensor | float = 0.0) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]  (a whole sequence, not snnTorch's one step)
+        self, current: torch.Tensor, bias: torch.Tensor | float = 0.0
+    ) -> torch.Tensor:
         """A whole sequence: current (B, T, n) -> spikes (B, T, n), every sample from zero state."""
         state = self.init_state(current[:, 0])
         out = []

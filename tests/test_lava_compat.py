@@ -88,3 +88,25 @@ def test_compat_touches_nothing_outside_lava():
     assert finder.find_spec("json", None) is None
     assert finder.find_spec("dataclasses", None) is None
     assert finder.find_spec("lava.proc.lif.process", None) is None
+
+
+def test_start_method_rewrite_matches_once():
+    spec = importlib.util.find_spec("lava.magma.runtime.message_infrastructure")
+    path = Path(spec.submodule_search_locations[0]) / "multiprocessing.py"
+    patched, count = lava_compat.patch_start_method_source(path.read_bytes())
+    assert count == 1
+    assert b"get_start_method(allow_none=True) != 'fork'" in patched
+
+
+def test_lava_runs_after_tqdm_fixed_the_start_method():
+    """tqdm's lock fixes multiprocessing's start method; unpatched lava then fails to import."""
+    code = (
+        "from tqdm import tqdm\n"
+        "for _ in tqdm(range(2), disable=False): pass\n"
+        "import converters\n"
+        "from lmu2neuro.lava_check import tiny_network_check\n"
+        "assert tiny_network_check(steps=10).matches\n"
+        "print('ran')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "ran" in out.stdout, out.stderr[-2000:]

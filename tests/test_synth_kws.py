@@ -58,5 +58,8 @@ def test_bad_arguments(tmp_path):
         generate(tmp_path, ["yes"], per_word=2)
     with pytest.raises(UserError, match="--words"):
         generate(tmp_path, ["yes", "yes"], per_word=3)
+    (tmp_path / "old.wav").write_bytes(b"")
+    with pytest.raises(UserError, match="exists and is not an empty folder"):
+        generate(tmp_path, ["yes"], per_word=3)
     with pytest.raises(UserError, match="synth-kws --out DIR"):
         get_dataset("synth-kws")

@@ -19,7 +19,9 @@ def register(sub) -> None:
             "LMUFormer (1,689,894 parameters)."
         ),
     )
-    p.add_argument("--preset", required=True, choices=sorted(PRESETS), help="model preset")
+    p.add_argument("--preset", required=True, choices=sorted(PRESETS),
+                   help="model preset: scv2-paper (the official SCv2 model, non-causal convs), scv2 (the same, causal), "
+                        "kws-small, digits-small, mnist-small (small models for a CPU)")
     p.add_argument("--spiking", action="store_true", help="the Spiking LMUFormer (default: the ANN LMUFormer)")
     p.add_argument("--input-size", type=int, default=None, metavar="N",
                    help="features per frame (default: the preset's)")

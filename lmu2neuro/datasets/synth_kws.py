@@ -65,7 +65,8 @@ def make_speakers(n: int, seed: int) -> list[Speaker]:
 def _run(cmd: list[str]) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise UserError(f"{cmd[0]} failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"{cmd[0]} failed (exit {done.returncode}) on {cmd[-1]}: {last}")
 
 
 def speak(word: str, speaker: Speaker, workdir: Path) -> np.ndarray:
@@ -131,6 +132,9 @@ def generate(out, words=DEFAULT_WORDS, per_word: int = 30, seed: int = 0, progre
     if per_word < 3:
         raise UserError(f"--per-word {per_word}: expected at least 3 (one speaker each for train, validation, test)")
     out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # Clips left from an earlier run would silently join the new set.
+        raise UserError(f"{out}: exists and is not an empty folder; expected a new --out folder")
     out.mkdir(parents=True, exist_ok=True)
     speakers = make_speakers(per_word, seed)
     _, val_ids, test_ids = split_speakers(speakers, seed)

@@ -1,0 +1,150 @@
+"""Operation counts (NeuroBench definitions) against totals computed by hand on a spiking MLP."""
+
+import numpy as np
+import pytest
+import torch
+
+from lmu2neuro import fixed_point as fx
+from lmu2neuro.counting import check_traffic_matches, count_operations
+from lmu2neuro.errors import UserError
+from lmu2neuro.intnet import IntNetwork, Population, Projection
+from lmu2neuro.reference import simulate
+
+
+def make_traffic(net: IntNetwork, x_int: np.ndarray, labels=None, model_sha256: str = "0" * 64) -> dict:
+    """A traffic dict (docs/CONTRACTS.md) from a reference simulation, built as `simulate` does."""
+    x = np.asarray(x_int)
+    r = simulate(net, x)
+    samples, steps, _ = x.shape
+    nz_in = x != 0
+    layers = [{"name": net.input_name, "kind": "input", "neurons": net.input_size, "graded": True,
+               "nonzero_inputs": int(nz_in.sum()), "nonzero_inputs_per_step": nz_in.sum(axis=(0, 2)).tolist()}]
+    raster = {}
+    for p in net.populations:
+        s = r.spikes[p.name].numpy()
+        entry = {"name": p.name, "kind": "readout" if p.readout else "lif", "neurons": p.size,
+                 "spikes": int(s.sum()), "spike_counts": s.sum(axis=(0, 1)).tolist(),
+                 "spikes_per_step": s.sum(axis=(0, 2)).tolist()}
+        layers.append(entry)
+        if not p.readout:
+            raster[p.name] = np.argwhere(s[0]).tolist()
+    counts = {net.input_name: nz_in.sum(axis=(0, 1))}
+    counts.update({p.name: r.spikes[p.name].numpy().sum(axis=(0, 1)) for p in net.populations})
+    projections = []
+    for pr in net.projections:
+        fo = np.count_nonzero(pr.weights, axis=(0, 1))
+        projections.append({"name": pr.name, "source": pr.source, "target": pr.target, "taps": pr.taps,
+                            "graded": net.is_graded(pr), "weights": int(pr.weights.size),
+                            "nonzero_weights": int(np.count_nonzero(pr.weights)), "weight_bits": 8,
+                            "fan_out": fo.tolist(), "synaptic_events": int(counts[pr.source] @ fo)})
+    preds = r.predictions.numpy()
+    trace = r.readout_trace.numpy()
+    acc = by_frame = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        acc = float((preds == labels).mean())
+        by_frame = [float((trace[:, t].argmax(1) == labels).mean()) for t in range(steps)]
+    return {"schema": "lmu2neuro.traffic/1", "model": "model.nir", "model_sha256": model_sha256,
+            "backend": "reference", "samples": samples, "timesteps": steps, "dt": net.dt,
+            "layers": layers, "projections": projections, "predictions": preds.tolist(),
+            "labels": None if labels is None else labels.tolist(), "accuracy": acc,
+            "accuracy_by_frame": by_frame, "scores": r.scores.tolist(),
+            "raster": {"sample": 0, "layers": raster}}
+
+
+def spiking_mlp(seed=0, sizes=(6, 12, 10, 4)) -> IntNetwork:
+    """input -> h1 -> h2 -> readout with sparse random even weights."""
+    rng = np.random.default_rng(seed)
+    names = ["input", "h1", "h2", "out"]
+    pops, projs = [], []
+    for i in range(1, len(sizes)):
+        n = sizes[i]
+        readout = i == len(sizes) - 1
+        pops.append(Population(names[i], n, du=4095 if readout else 1024, dv=0 if readout else 512,
+                               vth=fx.VTH_MAX if readout else 60, bias_mant=np.zeros(n, np.int64), readout=readout))
+        w = rng.integers(-40, 100, size=(1, n, sizes[i - 1])) * 2
+        w[rng.random(w.shape) < 0.3] = 0  # zero weights must not count as effective ops
+        projs.append(Projection(f"{names[i - 1]}->{names[i]}", names[i - 1], names[i], w))
+    return IntNetwork(sizes[0], 1.0, pops, projs, "out")
+
+
+def by_hand(net, x):
+    """NeuroBench totals with explicit loops over samples, steps and connections."""
+    r = simulate(net, x)
+    signals = {"input": np.asarray(x)}
+    signals.update({k: v.numpy().astype(int) for k, v in r.spikes.items()})
+    samples, steps, _ = x.shape
+    dense = eff_macs = eff_acs = 0
+    for pr in net.projections:
+        w = pr.weights[0]
+        dense += w.size * steps
+        binary = set(np.unique(signals[pr.source]).tolist()) <= {-1, 0, 1}
+        n = 0
+        for b in range(samples):
+            for t in range(steps):
+                for j in range(w.shape[1]):
+                    if signals[pr.source][b, t, j] != 0:
+                        for i in range(w.shape[0]):
+                            n += w[i, j] != 0
+        if binary:
+            eff_acs += n
+        else:
+            eff_macs += n
+    spikes = sum(int(r.spikes[p.name].sum()) for p in net.populations if not p.readout)
+    slots = sum(p.size for p in net.populations if not p.readout) * steps * samples
+    return dense, eff_macs / samples, eff_acs / samples, 1 - spikes / slots
+
+
+def test_neurobench_totals_match_hand_count():
+    net = spiking_mlp()
+    rng = np.random.default_rng(1)
+    x = rng.integers(-5, 20, size=(3, 7, 6))
+    x[rng.random(x.shape) < 0.4] = 0
+    c = count_operations(make_traffic(net, x), net)
+    dense, macs, acs, sparsity = by_hand(net, x)
+    tot = c.totals
+    assert tot["dense"] == dense == (6 * 12 + 12 * 10 + 10 * 4) * 7
+    assert tot["effective_macs"] == pytest.approx(macs, abs=1e-9)
+    assert tot["effective_acs"] == pytest.approx(acs, abs=1e-9)
+    assert acs > 0 and macs > 0
+    assert tot["activation_sparsity"] == pytest.approx(sparsity)
+    assert 0 < tot["activation_sparsity"] < 1
+    # neuron updates: every neuron every step; footprint: 8-bit weights + 13-bit biases
+    assert tot["neuron_updates"] == (12 + 10 + 4) * 7
+    assert tot["footprint_bytes"] == sum(-(-(w * 8 + n * 13) // 8) for w, n in ((72, 12), (120, 10), (40, 4)))
+    h1 = c.layer("h1")
+    assert h1.macs == pytest.approx(macs) and h1.acs == 0
+    assert c.layer("h2").firing_rate == pytest.approx(int(simulate(net, x).spikes["h2"].sum()) / (3 * 7 * 10))
+    # the per-frame split adds up to the totals
+    for p in c.projections:
+        assert sum(p.ops_per_step) == pytest.approx(p.synaptic_ops)
+
+
+def test_delay_taps_count_every_tap():
+    w = np.zeros((3, 2, 1), dtype=np.int64)
+    w[0, 0, 0], w[2, 0, 0], w[2, 1, 0] = 2, 4, 6
+    pops = [Population("a", 2, 1024, 512, 1000, np.zeros(2, np.int64)),
+            Population("out", 2, 4095, 0, fx.VTH_MAX, np.zeros(2, np.int64), readout=True)]
+    net = IntNetwork(1, 1.0, pops, [Projection("in", "input", "a", w),
+                                    Projection("ro", "a", "out", np.full((1, 2, 2), 2))], "out")
+    x = np.zeros((1, 5, 1), dtype=np.int64)
+    x[0, [0, 3], 0] = 1
+    c = count_operations(make_traffic(net, x), net)
+    # two nonzero inputs, each reaching 3 synapses over the taps; dense counts every tap, every step
+    assert c.projections[0].synaptic_ops == 6
+    assert c.projections[0].dense_macs == 3 * 2 * 1 * 5
+
+
+def test_traffic_of_another_model_is_refused():
+    net = spiking_mlp()
+    x = np.random.default_rng(2).integers(0, 9, size=(2, 5, 6))
+    traffic = make_traffic(net, x)
+    other = spiking_mlp(sizes=(6, 13, 10, 4))
+    with pytest.raises(UserError, match="'layers.h1.neurons' is 12, the model has 13"):
+        check_traffic_matches(traffic, other)
+    reseeded = spiking_mlp(seed=5)
+    with pytest.raises(UserError, match="different model"):
+        count_operations(traffic, reseeded)
+    traffic["layers"][1].pop("spike_counts")
+    with pytest.raises(UserError, match="layers.h1.spike_counts"):
+        count_operations(traffic, net)

@@ -1,0 +1,78 @@
+"""Hardware profiles: every shipped number has a source, and bad profiles get one-line errors."""
+
+import pytest
+import yaml
+
+from lmu2neuro.errors import UserError
+from lmu2neuro.profiles import load_profile, shipped_profiles
+
+EXPECTED = {"loihi1", "loihi2", "spinnaker2", "cpu", "gpu", "jetson", "mac45nm"}
+
+
+def test_shipped_profiles_load_and_every_number_has_a_source():
+    assert EXPECTED <= set(shipped_profiles())
+    for name in shipped_profiles():
+        prof = load_profile(name)
+        assert prof.name == name
+        for field, q in prof.quantities():
+            assert q.source.strip(), f"{name}: {field} has no source"
+            assert not q.assumed or len(q.why) > 20, f"{name}: {field} is assumed without a reason"
+
+
+def test_loihi_numbers_are_the_published_ones():
+    l1 = load_profile("loihi1")
+    assert l1.energy.ac.value == 23.6e-12 and not l1.energy.ac.assumed
+    assert l1.energy.neuron_update.value == 81e-12
+    assert l1.chip.neurons_per_core.value == 1024
+    assert l1.chip.synaptic_memory_per_core.value == 128 * 1024
+    assert l1.chip.fan_in_axons_per_core.value == l1.chip.fan_out_axons_per_core.value == 4096
+    assert l1.static_power.value == pytest.approx(0.104)
+    l2 = load_profile("loihi2")
+    # Loihi 2 has no published per-op energy: every energy must be marked assumed
+    assert all(q.assumed for f, q in l2.quantities() if f.startswith("energy."))
+    assert l2.chip.synaptic_memory_per_core.value == 192 * 1024
+    assert l2.chip.neurons_per_chip.value == 1_000_000 and l2.chip.synapses_per_chip.value == 120_000_000
+    assert any("PilotNet" in q.source for _, q in l2.quantities())
+
+
+def write(tmp_path, data, name="mine.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def base():
+    return yaml.safe_load((shipped_profiles()["loihi1"]).read_text())
+
+
+def test_user_profile_by_path(tmp_path):
+    d = base()
+    d["name"] = "myloihi"
+    d["energy"]["ac"]["value"] = 1e-12
+    prof = load_profile(write(tmp_path, d))
+    assert prof.name == "myloihi" and prof.energy.ac.value == 1e-12
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["energy"]["ac"].pop("source"), r"mine\.yaml: field 'energy\.ac\.source': missing"),
+    (lambda d: d["energy"]["ac"].__setitem__("value", -1.0), r"mine\.yaml: field 'energy\.ac\.value': got -1\.0, expected a number >= 0"),
+    (lambda d: d["chip"]["neurons_per_core"].__setitem__("value", "many"), r"field 'chip\.neurons_per_core\.value': got 'many', expected"),
+    (lambda d: d.pop("kind"), r"field 'kind': missing"),
+    (lambda d: d["energy"]["ac"].__setitem__("assumed", True), r"field 'energy\.ac': .*must say why"),
+])
+def test_bad_profile_is_one_line_error(tmp_path, mutate, message):
+    d = base()
+    mutate(d)
+    with pytest.raises(UserError, match=message) as exc:
+        load_profile(write(tmp_path, d))
+    assert "\n" not in str(exc.value)
+
+
+def test_unknown_name_lists_known_ones(tmp_path):
+    with pytest.raises(UserError, match="unknown profile 'loihi3': expected one of .*loihi1.*mac45nm"):
+        load_profile("loihi3")
+    with pytest.raises(UserError, match="not found"):
+        load_profile(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(UserError, match="list.yaml: expected a mapping"):
+        load_profile(tmp_path / "list.yaml")
