@@ -165,9 +165,10 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
     for proj in net.projections:
         w = np.asarray(proj.weights)
         t = tp[proj.name]
-        graded = net.is_graded(proj)
+        # The simulator knows whether the input was all in {-1, 0, 1} (spike input): trust its flag.
+        graded = bool(t.get("graded", net.is_graded(proj)))
         fo = fan_out(w)
-        if graded:
+        if proj.source == net.input_name:
             ops_total = float(_field(t, "synaptic_events", f"projections.{proj.name}", source))
             src_steps = input_steps
         else:

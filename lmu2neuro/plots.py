@@ -24,13 +24,21 @@ def layer_energy(layers: list[str], energy_by_profile: dict[str, list[float]], c
     n = max(len(energy_by_profile), 1)
     width = 0.8 / n
     x = np.arange(len(layers))
+    positive = [v for vals in energy_by_profile.values() for v in vals if v > 0]
+    floor = min(positive) / 5 if positive else 1e-12
     for k, (name, vals) in enumerate(energy_by_profile.items()):
-        ax.bar(x + (k - (n - 1) / 2) * width, np.maximum(vals, 1e-30), width, label=name)
+        vals = np.asarray(vals, dtype=float)
+        xs = x + (k - (n - 1) / 2) * width
+        # Zero energy has no place on a log axis: no bar, a "0" at the floor instead.
+        ax.bar(xs, np.where(vals > 0, vals, np.nan), width, label=name, color=f"C{k % 10}")
+        for xi in xs[vals <= 0]:
+            ax.text(xi, floor * 1.3, "0", ha="center", va="bottom", fontsize=7, color=f"C{k % 10}")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
     ax.set_xticks(x, layers, rotation=30, ha="right")
     ax.set_ylabel("dynamic energy per inference (J, log scale)")
     ax.set_title("Energy per layer by hardware profile")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="profile")
     ax.grid(axis="y", alpha=0.3, which="both")
     fig.text(0.01, -0.04, caption, fontsize=7, wrap=True, ha="left", va="top")
     return _png(fig)
@@ -59,14 +67,16 @@ def raster(layer_events: dict[str, list], sizes: dict[str, int], steps: int, sam
         ev = np.asarray(ev, dtype=float).reshape(-1, 2)
         ax.scatter(ev[:, 0], ev[:, 1] + offset, s=4, marker="|", color=f"C{k % 10}", label=name)
         ticks.append(offset + sizes[name] / 2)
-        labels.append(name)
+        labels.append(f"{name} ({len(ev)})")
         offset += sizes[name]
         ax.axhline(offset - 0.5, color="0.8", lw=0.5)
+    if not any(len(ev) for ev in layer_events.values()):
+        ax.text(0.5, 0.5, "no spikes in this sample", transform=ax.transAxes, ha="center", color="0.4")
     ax.set_xlim(-0.5, steps - 0.5)
     ax.set_ylim(-0.5, max(offset, 1) - 0.5)
     ax.set_yticks(ticks, labels)
     ax.set_xlabel("time step (frame)")
-    ax.set_ylabel("neuron (stacked by layer)")
+    ax.set_ylabel("neuron, stacked by layer (spike count)")
     ax.set_title(f"Spike raster, sample {sample}")
     fig.text(0.01, -0.02, caption, fontsize=7, wrap=True, ha="left", va="top")
     return _png(fig)

@@ -105,11 +105,13 @@ def build_report(traffic: dict, net: IntNetwork, profiles: list[Profile], step_t
 def _fmt(x, unit="") -> str:
     if x is None:
         return "n/a"
-    if isinstance(x, float) and (abs(x) >= 1e5 or (x != 0 and abs(x) < 1e-2)):
-        return f"{x:.3g}{unit}"
-    if isinstance(x, float):
-        return f"{x:,.2f}{unit}"
-    return f"{x:,}{unit}"
+    if isinstance(x, (int, float)) and float(x).is_integer() and abs(x) < 1e12:
+        return f"{int(x):,}{unit}"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}{unit}"
+    if abs(x) >= 0.01:
+        return f"{x:.4g}{unit}"
+    return f"{x:.3g}{unit}"
 
 
 def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
@@ -168,6 +170,7 @@ def render_figures(rep: dict, traffic: dict) -> dict[str, bytes]:
                                           f"Source: {rep['traffic']}, field raster")
     figs["streaming.png"] = plots.streaming(
         rep.get("accuracy_by_frame"), {p["profile"]: p["dynamic_by_frame_j"] for p in profiles},
+        "Dynamic energy, per-op sources and omissions as in energy_per_layer.png. "
         "Energy per frame split from per-step spike and input counts (exact at the last frame); "
         "accuracy from the traffic's accuracy_by_frame" + ("" if rep.get("accuracy_by_frame") else " (not recorded: no labels)"))
     return figs
@@ -240,6 +243,8 @@ def write_report(rep: dict, traffic: dict, out_dir: str | os.PathLike) -> list[P
 def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike, profile_names: list[str],
                 out_dir: str | os.PathLike, step_time_s: float | None = None) -> dict:
     """Everything `lmu2neuro report` does: check inputs, compute, write; returns the report dict."""
+    if step_time_s is not None and not step_time_s > 0:
+        raise UserError(f"--step-time: expected a positive number of seconds, got {step_time_s}")
     if not profile_names:
         raise UserError("--profile: give at least one profile name or YAML path (see `lmu2neuro profiles`)")
     profiles = [load_profile(n) for n in profile_names]  # bad profiles fail before any heavy work

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from lmu2neuro import fixed_point as fx
 from lmu2neuro.counting import check_traffic_matches, count_operations
@@ -148,3 +147,16 @@ def test_traffic_of_another_model_is_refused():
     traffic["layers"][1].pop("spike_counts")
     with pytest.raises(UserError, match="layers.h1.spike_counts"):
         count_operations(traffic, net)
+
+
+def test_spike_input_counts_as_acs():
+    # NeuroBench: a layer's ops are ACs when all its inputs are in {-1, 0, 1}; the traffic says so
+    net = spiking_mlp()
+    x = np.random.default_rng(6).integers(0, 2, size=(2, 5, 6))
+    traffic = make_traffic(net, x)
+    graded = count_operations(traffic, net).totals
+    traffic["layers"][0]["graded"] = False
+    traffic["projections"][0]["graded"] = False
+    spiking = count_operations(traffic, net).totals
+    assert spiking["effective_macs"] == 0
+    assert spiking["effective_acs"] == pytest.approx(graded["effective_acs"] + graded["effective_macs"])

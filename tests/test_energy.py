@@ -50,3 +50,23 @@ def test_conventional_processor_runs_every_connection(counts):
     snn45 = estimate_energy(counts, load_profile("mac45nm"))
     assert snn45.dynamic_j == pytest.approx(t["effective_acs"] * 0.9e-12 + t["effective_macs"] * 4.6e-12)
     assert any("neuron updates" in x for x in snn45.leaves_out)
+
+
+def test_blouw_benchmark_counts_by_hand(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "blouw_kws_check.py"
+    spec = importlib.util.spec_from_file_location("blouw_kws_check", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--out", str(tmp_path / "b.json"), "--rate", "0.1"]) == 0
+    r = json.loads((tmp_path / "b.json").read_text())["whole_network_on_chip"]
+    # 10 steps, 0.1 spikes per neuron per step: 256 spikes per hidden layer per inference
+    assert r["effective_macs"] == 390 * 256 * 10
+    assert r["effective_acs"] == pytest.approx(256 * 256 + 256 * 29)
+    expect = (390 * 256 * 10 * 94.4e-12 + (256 * 256 + 256 * 29) * 23.6e-12
+              + (256 + 256 + 29) * 10 * 81e-12 + 512 * 1.7e-12)
+    assert r["dynamic_j"] == pytest.approx(expect)
+    assert r["ratio_to_measured"] == pytest.approx(expect / 0.27e-3)

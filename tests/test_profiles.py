@@ -76,3 +76,17 @@ def test_unknown_name_lists_known_ones(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(UserError, match="list.yaml: expected a mapping"):
         load_profile(tmp_path / "list.yaml")
+
+
+def test_profiles_command_lists_and_shows(capsys):
+    from lmu2neuro.cli import main
+
+    assert main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPECTED:
+        assert f"{name} " in out
+    assert main(["profiles", "loihi2"]) == 0
+    out = capsys.readouterr().out
+    assert "energy.ac = 1.18e-11" in out and "[assumed:" in out and "source:" in out
+    assert main(["profiles", "nope"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err

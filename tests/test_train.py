@@ -134,3 +134,13 @@ def test_resume_with_more_epochs_keeps_the_qat_schedule(tmp_path):
     m = train(_cfg(tmp_path / "s", qat=True, epochs=6, limit=16, resume=True))
     # warm-up was resolved as 4 // 2 = 2 when the run started; 6 // 2 would give 3
     assert [r["qat"] for r in m["epochs"]] == [False, False, True, True, True, True]
+
+
+def test_read_metrics_errors(tmp_path):
+    from lmu2neuro.train import read_metrics
+
+    with pytest.raises(UserError, match="metrics.json: metrics file not found"):
+        read_metrics(tmp_path / "metrics.json")
+    (tmp_path / "metrics.json").write_text("{half")
+    with pytest.raises(UserError, match="metrics.json: not valid JSON"):
+        read_metrics(tmp_path / "metrics.json")

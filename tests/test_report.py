@@ -1,0 +1,82 @@
+"""`lmu2neuro report` end to end on a real .nir file and reference-simulator traffic."""
+
+import json
+
+import numpy as np
+import pytest
+
+from converters.nir_export import export_nir
+from lmu2neuro.cli import main
+from lmu2neuro.profiles import shipped_profiles
+from lmu2neuro.report import sha256_of
+from test_counting import make_traffic, spiking_mlp
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    d = tmp_path_factory.mktemp("report")
+    net = spiking_mlp()
+    model = d / "model.nir"
+    export_nir(net, model, dt=1e-3)
+    rng = np.random.default_rng(4)
+    x = rng.integers(-4, 20, size=(5, 8, 6))
+    labels = rng.integers(0, 4, size=5)
+    traffic = make_traffic(net, x, labels=labels, model_sha256=sha256_of(model))
+    (d / "traffic.json").write_text(json.dumps(traffic))
+    return d, model, traffic
+
+
+def test_report_writes_json_md_html_and_plots(case, capsys):
+    d, model, traffic = case
+    out = d / "out"
+    rc = main(["report", str(d / "traffic.json"), "--model", str(model), "--profile", "loihi1",
+               "--profile", "cpu", "--step-time", "1e-3", "-o", str(out)])
+    assert rc == 0
+    rep = json.loads((out / "report.json").read_text())
+    l1, cpu = rep["profiles"]
+    assert (l1["profile"], cpu["profile"]) == ("loihi1", "cpu")
+    # static = 104 mW x 1 chip x 8 steps x 1 ms; dynamic = sum of the per-layer rows
+    assert l1["static_j"] == pytest.approx(0.104 * 8e-3)
+    assert l1["dynamic_j"] == pytest.approx(sum(r["energy_j"] for r in l1["layers"]))
+    assert l1["energy_per_inference_j"] == pytest.approx(l1["dynamic_j"] + l1["static_j"])
+    assert l1["cores"] == 3 and l1["chips"] == 1 and cpu["cores"] is None
+    assert [r["layer"] for r in l1["layers"]] == ["h1", "h2", "out"]
+    assert rep["accuracy_by_frame"] == traffic["accuracy_by_frame"]
+    assert any("Davies" in s for s in l1["sources"].values())
+    assert {b["profile"] for b in rep["dense_baseline"]} == {"cpu", "gpu", "mac45nm"}
+    for name in ("energy_per_layer.png", "firing_rate.png", "raster.png", "streaming.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "src='energy_per_layer.png'" not in html
+    md = (out / "report.md").read_text()
+    assert "| loihi1 |" in md and "Effective ACs" in md
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert "loihi1" in capsys.readouterr().out
+
+
+def run_err(args, capsys):
+    rc = main(args)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.count("\n") == 0
+    return err
+
+
+def test_bad_inputs_are_one_line_errors(case, capsys, tmp_path):
+    d, model, traffic = case
+    base = ["report", str(d / "traffic.json"), "--model", str(model), "-o", str(tmp_path / "o")]
+    assert "unknown profile 'loihi9': expected one of" in run_err(base + ["--profile", "loihi9"], capsys)
+    assert "--step-time: expected a positive number" in run_err(base + ["--step-time=-1e-3"], capsys)
+    bad = tmp_path / "neg.yaml"
+    bad.write_text(shipped_profiles()["loihi1"].read_text().replace("value: 23.6e-12", "value: -23.6e-12"))
+    assert "neg.yaml: field 'energy.ac.value': got -2.36e-11, expected a number >= 0" in run_err(base + ["--profile", str(bad)], capsys)
+    # traffic recorded from another model file
+    other = tmp_path / "other.nir"
+    export_nir(spiking_mlp(seed=9), other, dt=1e-3)
+    err = run_err(["report", str(d / "traffic.json"), "--model", str(other), "--profile", "cpu", "-o", str(tmp_path / "o")], capsys)
+    assert "field 'model_sha256'" in err and "different model" in err
+    # same hash claimed, but the layers do not match
+    t2 = dict(traffic, model_sha256=sha256_of(other))
+    (tmp_path / "t2.json").write_text(json.dumps(t2))
+    err = run_err(["report", str(tmp_path / "t2.json"), "--model", str(other), "--profile", "cpu", "-o", str(tmp_path / "o")], capsys)
+    assert "different model" in err
+    assert not (tmp_path / "o").exists()
