@@ -13,9 +13,10 @@ L(P) = max over its inputs of L(source) + 1, and a projection whose source lags 
 L(P) - L(source) - 1 extra zero taps, so all inputs of a neuron arrive in the same step as in
 the latency-free IntNetwork semantics. Population P at Lava step t + L(P) is the reference at t.
 
-Streaming: sample k occupies steps [k * period, k * period + T) of the input; a gap of
-(max taps - 1) empty steps lets every delayed contribution land before the next window, and
-each population starts its window from zero state. One compile serves all samples.
+Streaming: sample k occupies input steps [k * T, (k + 1) * T), back to back. Each population
+starts its window from zero state, and a TappedDense delivers a delayed spike only into the
+sample it came from, so nothing of one sample reaches the next; taps at delays >= T can never
+act within a sample and are dropped. One compile serves all samples.
 """
 
 from __future__ import annotations
@@ -52,9 +53,8 @@ def schedule(net: IntNetwork, steps: int, samples: int) -> Schedule:
         incoming = net.projections_into(pop.name)
         lags = [0 if s.source == net.input_name else latency[s.source] for s in incoming]
         latency[pop.name] = max(lags, default=0) + 1
-    period = steps + max(net.max_taps() - 1, 0)
-    total = samples * period + max(latency.values())
-    return Schedule(steps, samples, latency, period, total)
+    total = samples * steps + max(latency.values())
+    return Schedule(steps, samples, latency, steps, total)
 
 
 def _float_params(pop):
@@ -62,12 +62,14 @@ def _float_params(pop):
                 vth=float(pop.vth << fx.ACT_SHIFT), bias_mant=pop.bias.astype(float), bias_exp=0)
 
 
-def _connection(proj: Projection, extra: int, graded: bool, tag: str):
+def _connection(proj: Projection, extra: int, graded: bool, tag: str, sched: Schedule, source_offset: int,
+                target_offset: int):
     from lava.proc.dense.process import Dense
 
     from converters.lava_gated.process import TappedDense
 
-    w = np.asarray(proj.weights, dtype=np.int64)
+    w = np.asarray(proj.weights, dtype=np.int64)[: sched.steps]
+    stream = dict(source_offset=source_offset, target_offset=target_offset, period=sched.period)
     if extra:
         w = np.concatenate([np.zeros((extra,) + w.shape[1:], dtype=np.int64), w])
     bits = 8 if graded else 0
@@ -75,10 +77,10 @@ def _connection(proj: Projection, extra: int, graded: bool, tag: str):
         wf = w.astype(float) * 2.0 ** (proj.weight_exp + fx.ACT_SHIFT)
         if wf.shape[0] == 1:
             return Dense(weights=wf[0], num_message_bits=bits, name=proj.name)
-        return TappedDense(weights=wf, weight_exp=0, num_message_bits=bits, name=proj.name)
+        return TappedDense(weights=wf, weight_exp=0, num_message_bits=bits, name=proj.name, **stream)
     if w.shape[0] == 1:
         return Dense(weights=w[0], weight_exp=proj.weight_exp, num_message_bits=bits, name=proj.name)
-    return TappedDense(weights=w, weight_exp=proj.weight_exp, num_message_bits=bits, name=proj.name)
+    return TappedDense(weights=w, weight_exp=proj.weight_exp, num_message_bits=bits, name=proj.name, **stream)
 
 
 def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress: bool = True,
@@ -111,7 +113,9 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
                                    offset=sched.latency[pop.name], samples=samples,
                                    record_voltage=pop.readout, name=pop.name, **params)
     for proj in net.projections:
-        conn = _connection(proj, sched.extra_delay(proj, net.input_name), net.is_graded(proj), tag)
+        src_offset = 0 if proj.source == net.input_name else sched.latency[proj.source]
+        conn = _connection(proj, sched.extra_delay(proj, net.input_name), net.is_graded(proj), tag, sched,
+                           src_offset, sched.latency[proj.target])
         (source if proj.source == net.input_name else procs[proj.source]).s_out.connect(conn.s_in)
         conn.a_out.connect(procs[proj.target].a_in)
 

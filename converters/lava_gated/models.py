@@ -124,8 +124,20 @@ class _TappedBase(PyLoihiProcessModel):
         s_in = self.s_in.recv()
         self.history = np.roll(self.history, 1, axis=0)
         self.history[0] = s_in
-        acc = np.einsum("toi,ti->o", self.weights, self.history)
+        acc = np.einsum("toi,ti->o", self.weights, self.history * self._same_sample()[:, None])
         self.a_buff = self._scale(acc)
+
+    def _same_sample(self) -> np.ndarray:
+        """Mask over delays d: does the source step in history[d] feed the same sample?"""
+        p = self.proc_params
+        taps = self.history.shape[0]
+        if not p["period"]:
+            return np.ones(taps, dtype=self.history.dtype)
+        # history[d] holds the source's output of Lava step time_step - d (1-based); the sum
+        # computed now reaches the target at time_step + 1.
+        src_sample = (self.time_step - 1 - np.arange(taps) - p["source_offset"]) // p["period"]
+        dst_sample = (self.time_step - p["target_offset"]) // p["period"]
+        return (src_sample == dst_sample).astype(self.history.dtype)
 
 
 @implements(proc=TappedDense, protocol=LoihiProtocol)

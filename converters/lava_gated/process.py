@@ -14,7 +14,7 @@ class GatedLIF(LIF):
 
     Many samples stream through one compiled network: sample k occupies Lava steps
     [offset + k * period, offset + k * period + steps). The neuron starts each window from zero
-    state and is silent (state held at zero) outside it, so samples cannot leak into each other.
+    state and is silent (state held at zero) outside all windows.
     The counts are kept here, in the graph, so that only a few small Vars are read after the run.
     """
 
@@ -44,9 +44,16 @@ class TappedDense(AbstractProcess):
     delays that align paths of unequal length are all this one process.
     """
 
-    def __init__(self, *, weights: np.ndarray, weight_exp: int = 0, num_message_bits: int = 0, **kwargs):
-        # Keyword arguments become proc_params, which the ProcessModels read.
-        super().__init__(weight_exp=int(weight_exp), num_message_bits=int(num_message_bits), **kwargs)
+    def __init__(self, *, weights: np.ndarray, weight_exp: int = 0, num_message_bits: int = 0,
+                 source_offset: int = 0, target_offset: int = 1, period: int = 0, **kwargs):
+        # Keyword arguments become proc_params, which the ProcessModels read. With a period, an
+        # entry of the delay line reaches the target only if the source step it holds belongs
+        # to the same sample as the target step it arrives in (samples start at Lava steps
+        # offset + k * period), so no spike of one sample reaches the next, while the delays
+        # that only align paths of unequal latency keep delivering.
+        super().__init__(weight_exp=int(weight_exp), num_message_bits=int(num_message_bits),
+                         source_offset=int(source_offset), target_offset=int(target_offset),
+                         period=int(period), **kwargs)
         taps, n_out, n_in = weights.shape
         self.s_in = InPort(shape=(n_in,))
         self.a_out = OutPort(shape=(n_out,))
