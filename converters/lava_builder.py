@@ -21,8 +21,11 @@ act within a sample and are dropped. One compile serves all samples.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -121,33 +124,58 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
 
     timing = {}
     started = time.perf_counter()
+    before = set(multiprocessing.active_children())
     try:
         cfg = Loihi2SimCfg(select_tag=tag)
-        chunks = list(range(0, samples, chunk_samples))
+        # Lava forks its worker processes when the first run starts. They are started with
+        # Ctrl-C ignored, so a SIGINT to the terminal's process group reaches only this
+        # process, which then stops the runtime in order (a worker killed by SIGINT would
+        # leave the runtime waiting for it forever).
+        with _sigint_ignored():
+            source.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
+        timing["compile_s"] = time.perf_counter() - started
+        done = 1
         bar = _progress(samples, progress)
-        done = 0
-        for i, first in enumerate(chunks):
+        for first in range(0, samples, chunk_samples):
             last = min(first + chunk_samples, samples)
-            n_steps = (last - first) * sched.period
-            if i == len(chunks) - 1:
-                n_steps = sched.total_steps - done
-            source.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
-            if i == 0:
-                timing["first_chunk_s"] = time.perf_counter() - started
-            done += n_steps
+            n_steps = last * sched.period - done if last < samples else sched.total_steps - done
+            if n_steps > 0:
+                source.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
+            done += max(n_steps, 0)
             bar.update(last - first)
         bar.close()
-        timing["run_s"] = time.perf_counter() - started
+        timing["run_s"] = time.perf_counter() - started - timing["compile_s"]
         result = _read(net, procs, sched, tag)
     finally:
-        source.stop()
+        try:
+            source.stop()
+        finally:
+            _reap(before)
     timing["wall_s"] = time.perf_counter() - started
     timing["steps"] = sched.total_steps
-    timing["steps_per_second"] = sched.total_steps / timing["run_s"]
+    timing["steps_per_second"] = sched.total_steps / max(timing["run_s"], 1e-9)
     timing["latency_steps"] = dict(sched.latency)
     timing["period_steps"] = sched.period
     result.timing = timing
     return result
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _reap(before: set, grace_s: float = 5.0) -> None:
+    """Terminate any Lava worker this run started that stop() left behind."""
+    for proc in set(multiprocessing.active_children()) - before:
+        proc.join(grace_s)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(grace_s)
 
 
 def _progress(total, enabled):
