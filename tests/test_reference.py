@@ -95,3 +95,19 @@ def test_quantize_weights_keeps_range_and_resolution():
     assert mant.abs().max() <= 256 and (mant % 2 == 0).all()
     # reconstruction error at most one (even) quantization step
     assert torch.all((mant * 2.0**exp - w * 100).abs() <= 2.0**exp)
+
+
+def test_fingerprint_is_the_per_step_hash_sum():
+    from lmu2neuro.traffic import _HASH_MOD, measure_spikes, spike_hash
+
+    rng = np.random.default_rng(0)
+    s = rng.random((3, 7, 5)) < 0.3
+    m = measure_spikes("x", {"p": s}, np.zeros((3, 7, 1)))
+    for k in range(3):
+        expect = sum(spike_hash(t, np.flatnonzero(s[k, t])) for t in range(7)) % _HASH_MOD
+        assert m.fingerprints["p"][k] == expect
+    s2 = s.copy()
+    s2[1, 3, 2] = ~s2[1, 3, 2]  # one spike moved: that sample's fingerprint changes
+    m2 = measure_spikes("x", {"p": s2}, np.zeros((3, 7, 1)))
+    assert m2.fingerprints["p"][1] != m.fingerprints["p"][1]
+    assert m2.fingerprints["p"][0] == m.fingerprints["p"][0]
