@@ -114,7 +114,7 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
                        bias_exp=pop.bias_exp))
         procs[pop.name] = GatedLIF(shape=(pop.size,), steps=steps, period=sched.period,
                                    offset=sched.latency[pop.name], samples=samples,
-                                   record_voltage=pop.readout, name=pop.name, **params)
+                                   record=_record(net, pop), name=pop.name, **params)
     for proj in net.projections:
         src_offset = 0 if proj.source == net.input_name else sched.latency[proj.source]
         conn = _connection(proj, sched.extra_delay(proj, net.input_name), net.is_graded(proj), tag, sched,
@@ -158,6 +158,12 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
     timing["period_steps"] = sched.period
     result.timing = timing
     return result
+
+
+def _record(net: IntNetwork, pop) -> str | None:
+    if pop.name != net.output:
+        return None
+    return "voltage" if pop.readout else "count"
 
 
 @contextlib.contextmanager

@@ -13,8 +13,9 @@ Semantics (time step t of one sample, every population starts at zero state):
 where x_src is the source's spikes (0/1), or the graded integer input for the input node, and
 shift is Dense's weight exponent (left shift, or arithmetic right shift). There is no latency:
 Lava's one step per connection is compensated by the Lava builder, not here.
-The readout population integrates (du = 4095, dv = 0) and never spikes; its voltage after the
-last step is the network's output score, and argmax is the prediction.
+A readout population integrates (du = 4095, dv = 0) and never spikes. The output score after
+step t is the output population's voltage if it is a readout, else its spike count so far;
+argmax after the last step is the prediction.
 """
 
 from __future__ import annotations
@@ -126,10 +127,6 @@ class IntNetwork:
                 )
         if self.output not in names[1:]:
             raise IntNetworkError(f"output '{self.output}' is not a population")
-        if not self.population(self.output).readout:
-            raise IntNetworkError(
-                f"output '{self.output}' must be a readout population (integrates, never spikes)"
-            )
         order = {n: i for i, n in enumerate(names)}
         for s in self.projections:
             where = f"projection '{s.name}'"

@@ -20,8 +20,8 @@ from lmu2neuro.intnet import IntNetwork, Projection
 @dataclass
 class SimResult:
     spikes: dict[str, torch.Tensor]  # population -> (batch, T, n) bool; readout: all False
-    scores: torch.Tensor  # (batch, n_out) int64: readout voltage after the last step
-    readout_trace: torch.Tensor  # (batch, T, n_out) int64: readout voltage after each step
+    scores: torch.Tensor  # (batch, n_out) int64: output score after the last step (intnet docstring)
+    readout_trace: torch.Tensor  # (batch, T, n_out) int64: output score after each step
     wrapped: dict[str, int]  # population -> count of (sample, step, neuron) whose current wrapped
 
     @property
@@ -74,5 +74,5 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
         spikes[pop.name] = out
         signals[pop.name] = out.to(torch.int64)
         if pop.name == net.output:
-            trace = vs
+            trace = vs if pop.readout else out.to(torch.int64).cumsum(dim=1)
     return SimResult(spikes=spikes, scores=trace[:, -1], readout_trace=trace, wrapped=wrapped)

@@ -62,3 +62,14 @@ def test_floating_pt_runs_and_agrees_on_predictions():
     assert abs(int(sum(v.sum() for v in flt.spike_counts.values())) -
                int(sum(v.sum() for v in ref.spike_counts.values()))) <= 0.05 * sum(
         v.sum() for v in ref.spike_counts.values())
+
+
+def test_a_spiking_output_scores_by_spike_count():
+    from lmu2neuro.intnet import IntNetwork
+
+    net = random_network(6)
+    spiking = IntNetwork(net.input_size, net.input_scale, net.populations[:-1], net.projections[:-1], output="c")
+    x = random_inputs(6, samples=3, steps=9)
+    lava, ref = run_lava(spiking, x, progress=False), run_reference(spiking, x)
+    assert (ref.scores.sum(axis=1) == ref.sample_spikes["c"]).all()  # the score is the spike count
+    np.testing.assert_array_equal(lava.readout_trace, ref.readout_trace)

@@ -60,8 +60,12 @@ class _GatedMixin:
             self.fingerprint[sample] = (self.fingerprint[sample] + spike_hash(phase, idx)) % _HASH_MOD
             if sample == 0:
                 self.raster0[phase, idx] = 1
-        if self.voltage.shape[0] > 1:
-            self.voltage[sample * self.proc_params["steps"] + phase] = self.v
+        record = self.proc_params["record"]
+        row = sample * self.proc_params["steps"] + phase
+        if record == "voltage":
+            self.voltage[row] = self.v
+        elif record == "count":
+            self.voltage[row] = spikes + (self.voltage[row - 1] if phase else 0)
 
 
 @implements(proc=GatedLIF, protocol=LoihiProtocol)

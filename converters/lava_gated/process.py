@@ -19,21 +19,22 @@ class GatedLIF(LIF):
     """
 
     def __init__(self, *, shape, steps: int, period: int, offset: int, samples: int,
-                 record_voltage: bool = False, **kwargs):
+                 record: str | None = None, **kwargs):
         super().__init__(shape=shape, **kwargs)
         n = int(np.prod(shape))
         self.proc_params["steps"] = int(steps)
         self.proc_params["period"] = int(period)
         self.proc_params["offset"] = int(offset)
         self.proc_params["samples"] = int(samples)
+        self.proc_params["record"] = record  # "voltage" (readout), "count" (spiking output) or None
         self.spike_counts = Var(shape=(n,), init=0)  # per neuron, all samples
         self.sample_spikes = Var(shape=(samples,), init=0)  # per sample, all neurons
         self.step_spikes = Var(shape=(steps,), init=0)  # per step in the window, all samples
         self.fingerprint = Var(shape=(samples,), init=0)  # hash of the (step, neuron) spike set
         self.wrapped = Var(shape=(samples,), init=0)  # neuron-steps whose 24-bit current wrapped
         self.raster0 = Var(shape=(steps, n), init=0)  # sample 0's spikes, for plots
-        rec = (samples * steps, n) if record_voltage else (1, 1)
-        self.voltage = Var(shape=rec, init=0)  # readout voltage after each step of each sample
+        rec = (samples * steps, n) if record else (1, 1)
+        self.voltage = Var(shape=rec, init=0)  # output score after each step of each sample
 
 
 class TappedDense(AbstractProcess):
