@@ -19,7 +19,7 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def run_demo(out_dir, *, epochs: int = 16, samples: int = 60, seed: int = 0, progress: bool = True) -> dict:
+def run_demo(out_dir, *, epochs: int = 20, samples: int = 60, seed: int = 0, progress: bool = True) -> dict:
     """Run every stage into out_dir; returns a summary dict (also written as out_dir/demo.json)."""
     from converters.nir_export import export_nir
     from converters.nir_import import read_intnet

@@ -18,7 +18,7 @@ def register(sub) -> None:
         ),
     )
     p.add_argument("-o", "--out", default="runs/demo", metavar="DIR", help="output folder (default runs/demo)")
-    p.add_argument("--epochs", type=int, default=16, help="training epochs (default 16)")
+    p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     p.add_argument("--samples", type=int, default=60, help="test samples to simulate (default 60)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
