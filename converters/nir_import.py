@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 from pathlib import Path
@@ -33,6 +34,7 @@ import numpy as np
 
 from converters.nir_export import FORMAT, META_KEY, decode_meta
 from lmu2neuro import fixed_point as fx
+from lmu2neuro import guards
 from lmu2neuro.errors import UserError
 from lmu2neuro.intnet import IntNetwork, IntNetworkError, Population, Projection
 
@@ -119,9 +121,12 @@ def read_graph(path: str | os.PathLike, type_check: bool = True):
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{path}: no such file (expected a .nir graph)")
+    guards.check_file_size(p, "NIR file")
     if not h5py.is_hdf5(p):
         raise UserError(f"{path}: not an HDF5 file (a .nir graph is HDF5, written by nir.write)")
     try:
+        # declared sizes, links and nesting first: nothing below reads data the guard has not bounded
+        guards.check_hdf5(p)
         with h5py.File(p, "r") as f:
             if "node" not in f or not isinstance(f["node"], h5py.Group):
                 raise UserError(f"{path}: an HDF5 file but not a NIR graph: no 'node' group")
@@ -257,19 +262,21 @@ def execution_order(nodes: dict[str, Any], edges: list[tuple[str, str]], where: 
 
 
 def _topological(names: list[str], edges: list[tuple[str, str]]) -> list[str] | None:
+    # linear in nodes + edges: a graph from elsewhere may hold thousands of nodes
     indeg = {n: 0 for n in names}
-    for _, b in edges:
+    succ: dict[str, list[str]] = {n: [] for n in names}
+    for a, b in edges:
         indeg[b] += 1
-    ready = [n for n in names if indeg[n] == 0]
+        succ[a].append(b)
+    ready = collections.deque(n for n in names if indeg[n] == 0)
     order = []
     while ready:
-        n = ready.pop(0)
+        n = ready.popleft()
         order.append(n)
-        for a, b in edges:
-            if a == n:
-                indeg[b] -= 1
-                if indeg[b] == 0:
-                    ready.append(b)
+        for b in succ[n]:
+            indeg[b] -= 1
+            if indeg[b] == 0:
+                ready.append(b)
     return order if len(order) == len(names) else None
 
 
