@@ -4,8 +4,9 @@ Mapping (each population and projection of lmu2neuro.intnet):
 - population -> GatedLIF (Lava's LIF, bit-accurate model subclassed: same arithmetic, plus a
   per-sample window and in-graph spike counting), du/dv/vth/bias as given;
 - projection with one tap and no extra delay -> Lava's Dense (graded when fed by the input);
-- projection with several taps (temporal convolution, LMU memory FIR) or an alignment delay ->
-  TappedDense, one weight matrix per delay, the sum shifted by weight_exp as Dense does;
+- projection with several taps (temporal convolution, LMU memory FIR), an alignment delay, or
+  from a population to itself (recurrence) -> TappedDense, one weight matrix per delay, the sum
+  shifted by weight_exp as Dense does;
 - input -> Lava's RingBuffer sending the quantized frames as integer payloads.
 
 Latency: every Lava connection delivers one step late. Population P lags the input by
@@ -53,7 +54,7 @@ class Schedule:
 def schedule(net: IntNetwork, steps: int, samples: int) -> Schedule:
     latency: dict[str, int] = {}
     for pop in net.populations:  # topological order
-        incoming = net.projections_into(pop.name)
+        incoming = [s for s in net.projections_into(pop.name) if s.source != pop.name]
         lags = [0 if s.source == net.input_name else latency[s.source] for s in incoming]
         latency[pop.name] = max(lags, default=0) + 1
     total = samples * steps + max(latency.values())
@@ -73,15 +74,19 @@ def _connection(proj: Projection, extra: int, graded: bool, tag: str, sched: Sch
 
     w = np.asarray(proj.weights, dtype=np.int64)[: sched.steps]
     stream = dict(source_offset=source_offset, target_offset=target_offset, period=sched.period)
-    if extra:
+    recurrent = extra < 0  # a population's own spikes: Lava's one-step latency is the first delay
+    if recurrent:
+        w = w[-extra:]
+    if extra > 0:
         w = np.concatenate([np.zeros((extra,) + w.shape[1:], dtype=np.int64), w])
     bits = 8 if graded else 0
     if tag == "floating_pt":  # float LIF does not shift its input by 6 bits: fold it in
         wf = w.astype(float) * 2.0 ** (proj.weight_exp + fx.ACT_SHIFT)
-        if wf.shape[0] == 1:
+        if wf.shape[0] == 1 and not recurrent:
             return Dense(weights=wf[0], num_message_bits=bits, name=proj.name)
         return TappedDense(weights=wf, weight_exp=0, num_message_bits=bits, name=proj.name, **stream)
-    if w.shape[0] == 1:
+    # Lava's Dense would carry a spike across a sample boundary in a loop; TappedDense masks it
+    if w.shape[0] == 1 and not recurrent:
         return Dense(weights=w[0], weight_exp=proj.weight_exp, num_message_bits=bits, name=proj.name)
     return TappedDense(weights=w, weight_exp=proj.weight_exp, num_message_bits=bits, name=proj.name, **stream)
 

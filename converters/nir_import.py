@@ -608,11 +608,22 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
     default 1 (spike or small-integer inputs).
     """
     graph = read_graph(path)
-    if is_ours(graph):
-        return _intnet_from_ours(graph, path)
-    if dt is None:
-        md = graph.metadata or {}
-        dt = float(md["dt"]) if "dt" in md and np.ndim(md["dt"]) == 0 else NIR_PAPER_DT
-    if not dt > 0:
-        raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
-    return _intnet_from_thirdparty(graph, path, float(dt), input_scale)
+    ours = is_ours(graph)
+    try:
+        if ours:
+            return _intnet_from_ours(graph, path)
+        if dt is None:
+            md = graph.metadata or {}
+            dt = float(md["dt"]) if "dt" in md and np.ndim(md["dt"]) == 0 else NIR_PAPER_DT
+        if not dt > 0:
+            raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
+        return _intnet_from_thirdparty(graph, path, float(dt), input_scale)
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:
+        # The checks above name what they know; a file from elsewhere (or a corrupted one of ours)
+        # can still hold values of the wrong kind deep inside, and that is bad input, not a crash.
+        what = "lmu2neuro metadata" if ours else "graph parameters"
+        raise UserError(f"{path}: malformed {what} ({type(exc).__name__}: {_one_line(exc)[:200]}); expected "
+                        + ("the metadata `lmu2neuro export` writes" if ours else "numeric NIR parameters of "
+                           "consistent shapes")) from None

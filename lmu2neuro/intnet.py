@@ -11,7 +11,9 @@ Semantics (time step t of one sample, every population starts at zero state):
     a_P[t] = sum over projections S into P of  shift(sum_j W_S[j] @ x_src[t - j], exp_S)
     (u, v, spikes) of P at t = fixed_point.lif_step(u, v, a_P[t], du, dv, vth, bias)
 where x_src is the source's spikes (0/1), or the graded integer input for the input node, and
-shift is Dense's weight exponent (left shift, or arithmetic right shift). There is no latency:
+shift is Dense's weight exponent (left shift, or arithmetic right shift). A projection from a
+population to itself (recurrence, as in snnTorch's RLeaky) must have a zero tap 0: its spikes
+act from the next step on. There is no latency:
 Lava's one step per connection is compensated by the Lava builder, not here.
 A readout population integrates (du = 4095, dv = 0) and never spikes. The output score after
 step t is the output population's voltage if it is a readout, else its spike count so far;
@@ -135,12 +137,17 @@ class IntNetwork:
                     raise IntNetworkError(f"{where}: unknown population '{end}'")
             if s.target == self.input_name:
                 raise IntNetworkError(f"{where}: the input cannot be a target")
-            if order[s.source] >= order[s.target]:
+            w = np.asarray(s.weights)
+            if s.source == s.target:
+                if w.ndim == 3 and np.any(w[:1]):
+                    raise IntNetworkError(f"{where}: a recurrent projection needs a delay of at least one "
+                                          "step (its tap 0 must be zero)")
+            elif order[s.source] >= order[s.target]:
                 raise IntNetworkError(
                     f"{where}: '{s.source}' must come before '{s.target}' (populations are in "
-                    "topological order; recurrence between populations is not supported)"
+                    "topological order; recurrence is supported only within a population, where "
+                    "Lava can deliver it in time)"
                 )
-            w = np.asarray(s.weights)
             expect = (self.size_of(s.target), self.size_of(s.source))
             if w.ndim != 3 or w.shape[1:] != expect:
                 raise IntNetworkError(f"{where}: weights shape {w.shape}, expected (taps, {expect[0]}, {expect[1]})")

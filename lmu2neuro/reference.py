@@ -55,8 +55,12 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
     trace = torch.zeros(batch, steps, net.population(net.output).size, dtype=torch.int64)
     for pop in net.populations:
         a_in = torch.zeros(batch, steps, pop.size, dtype=torch.int64)
+        recurrent = []
         for proj in net.projections_into(pop.name):
-            a_in += projection_current(proj, signals[proj.source])
+            if proj.source == pop.name:
+                recurrent.append((torch.as_tensor(np.asarray(proj.weights), dtype=torch.int64), proj.weight_exp))
+            else:
+                a_in += projection_current(proj, signals[proj.source])
         u = torch.zeros(batch, pop.size, dtype=torch.int64)
         v = torch.zeros_like(u)
         bias = torch.as_tensor(pop.bias, dtype=torch.int64)
@@ -64,7 +68,13 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
         vs = torch.zeros(batch, steps, pop.size, dtype=torch.int64) if pop.readout else None
         n_wrapped = 0
         for t in range(steps):
-            r = fx.lif_step(u, v, a_in[:, t], pop.du, pop.dv, pop.vth, bias)
+            a_t = a_in[:, t]
+            for w, exp in recurrent:  # own spikes of earlier steps (tap 0 is zero)
+                acc = torch.zeros_like(a_t)
+                for j in range(1, min(w.shape[0], t + 1)):
+                    acc += out[:, t - j].to(torch.int64) @ w[j].T
+                a_t = a_t + fx.shift_by_exp(acc, exp)
+            r = fx.lif_step(u, v, a_t, pop.du, pop.dv, pop.vth, bias)
             u, v = r.u, r.v
             out[:, t] = r.spikes
             n_wrapped += int(r.wrapped.sum())

@@ -111,3 +111,16 @@ def test_fingerprint_is_the_per_step_hash_sum():
     m2 = measure_spikes("x", {"p": s2}, np.zeros((3, 7, 1)))
     assert m2.fingerprints["p"][1] != m.fingerprints["p"][1]
     assert m2.fingerprints["p"][0] == m.fingerprints["p"][0]
+
+
+def test_recurrent_projection_by_hand_and_its_validation():
+    # a neuron that, once it spikes, excites itself one step later: input only at t0
+    net = IntNetwork(1, 1.0, [pop("a", 1, vth=10), readout(1)],
+                     [Projection("in", "input", "a", np.array([[[20]]])),
+                      Projection("self", "a", "a", np.array([[[0]], [[20]]])),
+                      Projection("r", "a", "out", np.array([[[2]]]))], "out")
+    x = torch.zeros(1, 5, 1, dtype=torch.int64)
+    x[0, 0, 0] = 1
+    assert simulate(net, x).spikes["a"][0, :, 0].tolist() == [True] * 5
+    with pytest.raises(IntNetworkError, match="tap 0 must be zero"):
+        IntNetwork(1, 1.0, [pop("a", 1), readout(1)], [Projection("self", "a", "a", np.array([[[2]]]))], "out")

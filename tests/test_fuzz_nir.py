@@ -1,0 +1,343 @@
+"""Fuzzed .nir files never crash, hang or exhaust memory: each ends in exit 0 or a one-line error.
+
+Hypothesis mutates real files (one we export with every projection form, and third-party graphs
+with CubaLIF, Delay and recurrence): truncation at any offset, random bit flips, and structural
+edits through h5py (wrong dtypes, wrong or huge declared shapes, deleted fields, cycles, group
+aliases, corrupted metadata JSON). Every mutated file goes through `lmu2neuro inspect` (the CLI's
+main, in-process) and `read_intnet`: the CLI must return 0 or 2, and 2 only with exactly one
+line `error: ...` naming the file; read_intnet must return an IntNetwork or raise UserError.
+Examples are derandomized (the same files every run) and each has a deadline; the whole module's
+peak memory growth is bounded at the end.
+"""
+
+import contextlib
+import io
+import json
+import os
+import resource
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import h5py
+import nir
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from converters.nir_export import export_nir
+from converters.nir_import import read_intnet
+from lmu2neuro import fixed_point as fx
+from lmu2neuro import guards
+from lmu2neuro.cli import main
+from lmu2neuro.errors import UserError
+from lmu2neuro.intnet import IntNetwork, Population, Projection
+
+FUZZ = settings(max_examples=60, deadline=timedelta(seconds=20), derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+COUNTS = {"files": 0, "ok": 0, "refused": 0}
+_START_RSS_KB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _ours() -> IntNetwork:
+    rng = np.random.default_rng(3)
+    pops = [
+        Population("h", 4, 300, 1000, 90, rng.integers(-4, 4, 4)),
+        Population("u", 1, 4095, 2048, 60, np.zeros(1, dtype=np.int64)),
+        Population("out", 2, 4095, 0, fx.VTH_MAX, np.zeros(2, dtype=np.int64), readout=True),
+    ]
+    projs = [
+        Projection("in-h", "input", "h", rng.integers(-50, 50, (2, 4, 3)) * 2, 0, {"kind": "conv"}),
+        Projection("h-u", "h", "u", rng.integers(0, 60, (1, 1, 4)) * 2, 0, {"kind": "dense"}),
+        Projection("u-out", "u", "out", rng.integers(-60, 60, (3, 2, 1)) * 2, 1, {"kind": "dense"}),
+        Projection("h-out", "h", "out", rng.integers(-60, 60, (1, 2, 4)) * 2, -1, {"kind": "dense"}),
+    ]
+    return IntNetwork(3, 8.0, pops, projs, "out", dt=1e-3)
+
+
+def _thirdparty() -> nir.NIRGraph:
+    n = 3
+    return nir.NIRGraph(
+        nodes={
+            "x": nir.Input(input_type=np.array([2])),
+            "fc": nir.Affine(weight=np.linspace(-1, 1, n * 2).reshape(n, 2), bias=np.full(n, 0.1)),
+            "cuba": nir.CubaLIF(tau_syn=np.full(n, 2e-3), tau_mem=np.full(n, 5e-3), r=np.ones(n),
+                                v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=np.ones(n)),
+            "rec": nir.Linear(weight=0.1 * np.eye(n)),
+            "d": nir.Delay(delay=np.full(n, 2e-4)),
+            "fc2": nir.Linear(weight=np.ones((2, n))),
+            "lif": nir.LIF(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+            "y": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("x", "fc"), ("fc", "cuba"), ("cuba", "rec"), ("rec", "cuba"), ("cuba", "d"), ("d", "fc2"),
+               ("fc2", "lif"), ("lif", "y")],
+        metadata={"dt": 1e-4},
+    )
+
+
+def _feedforward() -> nir.NIRGraph:
+    return nir.NIRGraph(
+        nodes={
+            "x": nir.Input(input_type=np.array([3])),
+            "fc": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
+            "lif": nir.LIF(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+            "y": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("x", "fc"), ("fc", "lif"), ("lif", "y")],
+    )
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bases")
+    export_nir(_ours(), d / "ours.nir")
+    nir.write(d / "third.nir", _thirdparty())
+    nir.write(d / "ff.nir", _feedforward())
+    paths = [d / "ours.nir", d / "third.nir", d / "ff.nir"]
+    for p in paths:  # the unmutated files are good: the mutations are what fails
+        assert _run(p) == 0
+    return paths
+
+
+@contextlib.contextmanager
+def _scratch(base: Path):
+    d = tempfile.mkdtemp(prefix="fuzz-")
+    try:
+        p = Path(d) / "m.nir"
+        shutil.copyfile(base, p)
+        yield p
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _run(path: Path) -> int:
+    """inspect through the CLI and read_intnet: 0 or a one-line UserError; returns the CLI's status."""
+    COUNTS["files"] += 1
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["inspect", str(path)])  # an exception escaping here is a traceback for the user
+    text = err.getvalue()
+    assert rc in (0, 2), (rc, text)
+    if rc == 2:
+        assert text.startswith("error: ") and text.count("\n") == 1, text
+        assert str(path) in text, text
+        assert "Traceback" not in text
+        COUNTS["refused"] += 1
+    else:
+        assert text == "", text
+        COUNTS["ok"] += 1
+    try:
+        net = read_intnet(path)
+    except UserError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
+    else:
+        assert isinstance(net, IntNetwork)
+    return rc
+
+
+def _datasets(path: Path) -> list[str]:
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    return sorted(names)
+
+
+def _groups(path: Path) -> list[str]:
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Group) else None)
+    return sorted(names)
+
+
+base_index = st.integers(0, 2)
+
+
+@FUZZ
+@given(which=base_index, frac=st.floats(0.0, 1.0, exclude_max=True))
+def test_truncated_files(bases, which, frac):
+    base = bases[which]
+    data = base.read_bytes()
+    with _scratch(base) as p:
+        p.write_bytes(data[: int(frac * len(data))])
+        _run(p)
+
+
+@settings(FUZZ, max_examples=100)
+@given(which=base_index, flips=st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(0, 7)),
+                                         min_size=1, max_size=12))
+def test_bit_flips(bases, which, flips):
+    base = bases[which]
+    data = bytearray(base.read_bytes())
+    # half the flips land in the first 4 KiB: the superblock and object headers, where they bite
+    for k, (pos, bit) in enumerate(flips):
+        span = min(len(data), 4096) if k % 2 == 0 else len(data)
+        data[int(pos * span)] ^= 1 << bit
+    with _scratch(base) as p:
+        p.write_bytes(bytes(data))
+        _run(p)
+
+
+def _replace(f, name, **kw):
+    del f[name]
+    f.create_dataset(name, **kw)
+
+
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(10**30), 10**30),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+                        st.lists(st.integers(-5, 10**12), max_size=4),
+                        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+
+def _edit_json(f, name, key_pick, value):
+    raw = f[name][()]
+    try:
+        obj = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (ValueError, AttributeError):
+        return
+    if not isinstance(obj, dict) or not obj:
+        return
+    key = sorted(obj)[key_pick % len(obj)]
+    obj[key] = value
+    _replace(f, name, data=json.dumps(obj), dtype=h5py.string_dtype())
+
+
+EDITS = ["dtype", "huge", "shape", "delete", "scalar", "cycle", "alias", "json", "type", "size"]
+
+
+@settings(FUZZ, max_examples=140)
+@given(which=base_index, edit=st.sampled_from(EDITS), pick=st.integers(0, 10**6),
+       kind=st.sampled_from(["str", "complex", "compound", "bool", "int8", "vlen"]),
+       k=st.integers(20, 44), shape=st.lists(st.integers(0, 6), max_size=3),
+       scalar=st.sampled_from([np.nan, np.inf, -np.inf, 1e308, -1.0, 0.0, 1e-320, 2.0**63]),
+       value=JSON_VALUES)
+def test_structural_edits(bases, which, edit, pick, kind, k, shape, scalar, value):
+    base = bases[which]
+    with _scratch(base) as p:
+        datasets = _datasets(p)
+        target = datasets[pick % len(datasets)]
+        with h5py.File(p, "r+") as f:
+            old = f[target]
+            n = max(int(np.prod(old.shape or ())), 1)
+            if edit == "dtype":
+                data = {
+                    "str": dict(data=np.array(["x"] * n, dtype=object), dtype=h5py.string_dtype()),
+                    "complex": dict(data=np.full(n, 1 + 2j)),
+                    "compound": dict(data=np.zeros(n, dtype=[("a", "i4"), ("b", "f8")])),
+                    "bool": dict(data=np.ones(n, dtype=bool)),
+                    "int8": dict(data=np.full(n, -7, dtype=np.int8)),
+                    "vlen": dict(shape=(n,), dtype=h5py.vlen_dtype(np.float64)),
+                }[kind]
+                _replace(f, target, **data)
+            elif edit == "huge":  # declared, never written: a few bytes on disk
+                dims = (2**k,) if pick % 2 else (2 ** (k // 2), 2 ** (k - k // 2))
+                _replace(f, target, shape=dims, dtype="f8", chunks=(1,) * len(dims))
+            elif edit == "shape":
+                _replace(f, target, data=np.ones(shape))
+            elif edit == "delete":
+                del f[target]
+            elif edit == "scalar":
+                _replace(f, target, data=scalar)
+            elif edit == "cycle":  # reverse one edge: a loop, with or without state on it
+                edges = [tuple(e) for e in f["node/edges"][()]]
+                a, b = edges[pick % len(edges)]
+                c, d = edges[(pick // 7) % len(edges)]
+                _replace(f, "node/edges", data=np.array(edges + [(b, a), (d, a)], dtype=object),
+                         dtype=h5py.string_dtype())
+            elif edit == "alias":  # a group that contains its own ancestor: recursive readers loop
+                groups = _groups(p)
+                g = groups[pick % len(groups)]
+                f[g]["loop"] = f["node"]
+            elif edit == "json":
+                metas = [d for d in datasets if d.endswith("lmu2neuro")]
+                if metas:
+                    _edit_json(f, metas[pick % len(metas)], pick // 13, value)
+            elif edit == "type":
+                types = [d for d in datasets if d.endswith("/type")]
+                _replace(f, types[pick % len(types)], data=str(value)[:20] if pick % 3 else "Conv2d",
+                         dtype=h5py.string_dtype())
+            elif edit == "size":  # declared sizes the importers allocate from
+                shapes = [d for d in datasets if d.endswith("/shape") or d.endswith("/delay")]
+                _replace(f, shapes[pick % len(shapes)], data=np.array([10 ** (k // 3)] * (1 + pick % 2)))
+        _run(p)
+
+
+# -- the specific files each guard exists for -------------------------------------------------------
+def _refused(path, pattern):
+    assert _run(path) == 2
+    with pytest.raises(UserError, match=pattern):
+        read_intnet(path)
+
+
+def test_declared_huge_dataset_is_refused_before_reading(bases, tmp_path):
+    p = tmp_path / "huge.nir"
+    shutil.copyfile(bases[2], p)
+    with h5py.File(p, "r+") as f:
+        del f["node/nodes/fc/weight"]
+        f["node/nodes/fc"].create_dataset("weight", shape=(2**20, 2**20), dtype="f8", chunks=(1, 1))
+    assert p.stat().st_size < 1 << 20  # a tiny file that would need 8 TiB once read
+    _refused(p, r"dataset '/node/nodes/fc/weight': 1,099,511,627,776 elements .* exceeds the limit")
+
+
+def test_compressed_zeros_are_refused_by_declared_size(bases, tmp_path, monkeypatch):
+    p = tmp_path / "bomb.nir"
+    shutil.copyfile(bases[2], p)
+    with h5py.File(p, "r+") as f:
+        del f["node/nodes/fc/weight"]
+        f["node/nodes/fc"].create_dataset("weight", data=np.zeros((2, 3 * 2**20)), compression="gzip")
+    monkeypatch.setenv("LMU2NEURO_MAX_ELEMENTS", str(2**20))
+    _refused(p, r"6,291,456 elements .* exceeds the limit of 1,048,576")
+
+
+def test_group_cycle_and_links_are_refused(bases, tmp_path):
+    p = tmp_path / "loop.nir"
+    shutil.copyfile(bases[2], p)
+    with h5py.File(p, "r+") as f:
+        f["node/nodes/fc"]["back"] = f["node"]
+    _refused(p, r"links back to a group already visited")
+    q = tmp_path / "ext.nir"
+    shutil.copyfile(bases[2], q)
+    with h5py.File(q, "r+") as f:
+        f["node/nodes/fc/extra"] = h5py.ExternalLink("/etc/passwd", "/x")
+    _refused(q, r"external link to '/etc/passwd'")
+
+
+def test_deep_nesting_is_refused(bases, tmp_path):
+    p = tmp_path / "deep.nir"
+    shutil.copyfile(bases[2], p)
+    with h5py.File(p, "r+") as f:
+        f.create_group("node/nodes/fc/metadata/" + "/".join(["g"] * 40))
+    _refused(p, r"nested \d+ levels deep; the limit is 32")
+
+
+def test_huge_declared_neuron_count_is_refused(bases, tmp_path):
+    p = tmp_path / "wide.nir"
+    shutil.copyfile(bases[2], p)
+    with h5py.File(p, "r+") as f:
+        _replace(f, "node/nodes/x/shape", data=np.array([10**12]))
+    assert _run(p) == 2
+
+
+def test_long_delay_is_refused(bases, tmp_path):
+    p = tmp_path / "delay.nir"
+    shutil.copyfile(bases[1], p)
+    with h5py.File(p, "r+") as f:
+        _replace(f, "node/nodes/d/delay", data=np.full(3, 1e5))  # 1e9 steps of 1e-4 s
+    _refused(p, r"node 'd' \(Delay\).* exceeds the limit")
+
+
+def test_file_size_limit_is_configurable(bases, monkeypatch):
+    monkeypatch.setenv("LMU2NEURO_MAX_FILE_BYTES", "1000")
+    _refused(bases[0], r"NIR file of [\d,]+ bytes exceeds the size limit of 1,000 bytes")
+    monkeypatch.setenv("LMU2NEURO_MAX_FILE_BYTES", "lots")
+    with pytest.raises(UserError, match="LMU2NEURO_MAX_FILE_BYTES='lots': expected a whole number"):
+        guards.max_file_bytes()
+
+
+def test_zz_totals_and_memory():
+    """Runs last in this module: how many files were tried, and that none of them took memory."""
+    print(f"fuzzed files: {COUNTS}")
+    assert COUNTS["files"] >= 300 and COUNTS["refused"] > 0 and COUNTS["ok"] > 0
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - _START_RSS_KB) / 1024
+    assert grown_mib < 1024, f"peak memory grew by {grown_mib:.0f} MiB while reading fuzzed files"
