@@ -1,4 +1,4 @@
-"""Random integer networks for tests: the shapes that matter for Lava (skip paths of unequal
+"""Random networks and lively models for tests: the shapes that matter for Lava (skip paths of unequal
 latency, multi-tap projections, graded input, decaying currents, biases, negative exponents)."""
 
 import numpy as np
@@ -35,3 +35,27 @@ def random_network(seed: int = 0, n_in: int = 4, long_taps: int = 3) -> IntNetwo
 
 def random_inputs(seed: int, samples: int, steps: int, n_in: int = 4) -> np.ndarray:
     return np.random.default_rng(seed + 100).integers(-20, 40, (samples, steps, n_in))
+
+
+def lively(model, seed=0, linear_bias=True):
+    """Random BN statistics and affine parameters, so folding is exercised and neurons fire."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            n = mod.num_features
+            mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            mod.weight.data.copy_(torch.rand(n, generator=g) * 3 + 1.0)
+            mod.bias.data.copy_(torch.rand(n, generator=g) - 0.2)
+        elif isinstance(mod, torch.nn.Linear):  # the official init (std 0.02) keeps u silent
+            fan_in = mod.weight.shape[1]
+            mod.weight.data.copy_((torch.rand(mod.weight.shape, generator=g) * 2 - 1) * 2 / fan_in**0.5)
+            if linear_bias:
+                mod.bias.data.copy_(torch.rand(mod.bias.shape, generator=g) * 0.2 - 0.1)
+    for blk in getattr(model, "blocks", []):
+        if hasattr(blk, "u_bn"):  # one neuron drives the whole memory: make it fire, data-dependently
+            blk.u_bn.weight.data.fill_(2.0)
+            blk.u_bn.bias.data.fill_(1.5)
+    return model.eval()

@@ -11,26 +11,7 @@ from lmu2neuro.lmu import impulse_response
 from lmu2neuro.lowering import lower
 from lmu2neuro.model import ModelConfig, build_model
 from lmu2neuro.reference import simulate
-
-
-def _lively(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm1d):
-            n = mod.num_features
-            mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            mod.weight.data.copy_(torch.rand(n, generator=g) * 3 + 1.0)
-            mod.bias.data.copy_(torch.rand(n, generator=g) - 0.2)
-        elif isinstance(mod, torch.nn.Linear):
-            fan_in = mod.weight.shape[1]
-            mod.weight.data.copy_((torch.rand(mod.weight.shape, generator=g) * 2 - 1) * 2 / fan_in**0.5)
-            mod.bias.data.copy_(torch.rand(mod.bias.shape, generator=g) * 0.2 - 0.1)
-    for blk in getattr(model, "blocks", []):
-        if hasattr(blk, "u_bn"):  # one neuron drives the whole memory: make it fire, data-dependently
-            blk.u_bn.weight.data.fill_(2.0)
-            blk.u_bn.bias.data.fill_(1.5)
-    return model.eval()
+from netgen import lively
 
 
 @pytest.mark.parametrize(
@@ -46,7 +27,7 @@ def test_integer_forward_equals_reference_simulation_of_the_lowered_network(
 ):
     torch.manual_seed(len(overrides) + steps)
     cfg = ModelConfig.from_preset(preset, input_size=input_size, num_classes=classes, spiking=True, **overrides)
-    model = _lively(build_model(cfg), seed=steps)
+    model = lively(build_model(cfg), seed=steps)
     # real-shaped inputs: pixels in [0, 1] for digits, normalised mel features for kws
     x = torch.rand(5, steps, input_size) if preset == "digits-small" else torch.randn(5, steps, input_size)
     out = model.integer_forward(x)
@@ -66,7 +47,7 @@ def test_integer_forward_equals_reference_simulation_of_the_lowered_network(
 
 def test_lowered_structure_and_origins():
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
-    model = _lively(build_model(cfg), seed=1)
+    model = lively(build_model(cfg), seed=1)
     net = lower(model)
     names = [p.name for p in net.populations]
     assert names[0] == "embed0" and names[-1] == "readout" and net.output == "readout"
@@ -98,7 +79,7 @@ def test_lowered_structure_and_origins():
 def test_readout_argmax_tracks_float_logits():
     torch.manual_seed(5)
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
-    model = _lively(build_model(cfg), seed=5)
+    model = lively(build_model(cfg), seed=5)
     x = torch.rand(32, 16, 8)
     model.set_qat(True)
     with torch.no_grad():
@@ -111,7 +92,7 @@ def test_readout_argmax_tracks_float_logits():
 @pytest.mark.parametrize("field,needle", [("weight", "weight limit"), ("bias", "bias limit")])
 def test_out_of_range_weights_and_biases_raise_naming_the_layer(field, needle):
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
-    model = _lively(build_model(cfg), seed=2)
+    model = lively(build_model(cfg), seed=2)
     with torch.no_grad():
         # a BN scale (or shift) that no 8-bit weight (13-bit bias) with exponent <= 7 can hold
         getattr(model.embed_bns[1], field)[3] = 1e9

@@ -8,6 +8,7 @@ import torch
 from lmu2neuro.errors import UserError
 from lmu2neuro.lowering import run_plan_qat
 from lmu2neuro.model import PRESETS, ModelConfig, build_model, count_parameters
+from netgen import lively
 
 
 @pytest.mark.parametrize("spiking,expected", [(False, 1_621_796), (True, 1_689_894)])
@@ -77,32 +78,12 @@ def test_causal_model_output_at_t_ignores_the_future():
     assert not torch.allclose(a[:, 7:], b[:, 7:])
 
 
-def _lively(model, seed=0):
-    """Random BN statistics and affine parameters, so folding is exercised and neurons fire."""
-    g = torch.Generator().manual_seed(seed)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm1d):
-            n = mod.num_features
-            mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            mod.weight.data.copy_(torch.rand(n, generator=g) * 3 + 1.0)
-            mod.bias.data.copy_(torch.rand(n, generator=g) - 0.2)
-        elif isinstance(mod, torch.nn.Linear):  # the official init (std 0.02) keeps u silent
-            fan_in = mod.weight.shape[1]
-            mod.weight.data.copy_((torch.rand(mod.weight.shape, generator=g) * 2 - 1) * 2 / fan_in**0.5)
-    for blk in getattr(model, "blocks", []):
-        if hasattr(blk, "u_bn"):  # one neuron drives the whole memory: make it fire, data-dependently
-            blk.u_bn.weight.data.fill_(2.0)
-            blk.u_bn.bias.data.fill_(1.5)
-    return model.eval()
-
-
 def test_folded_plan_equals_the_layer_by_layer_float_model():
     # The membrane-shortcut stream as per-contributor projections, BN and the 0.5 input factor
     # folded, the LMU as an FIR of u: the same numbers as the paper's layout in eval mode.
     torch.manual_seed(2)
     cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, spiking=True, depth=2)
-    model = _lively(build_model(cfg))
+    model = lively(build_model(cfg), linear_bias=False)
     x = torch.randn(4, 16, 6) * 2
     with torch.no_grad():
         ref_spikes = model.spikes(x)
@@ -120,7 +101,7 @@ def test_folded_plan_equals_the_layer_by_layer_float_model():
 def test_qat_mode_trains_and_stays_close_to_float():
     torch.manual_seed(3)
     cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, spiking=True)
-    model = _lively(build_model(cfg))
+    model = lively(build_model(cfg), linear_bias=False)
     x = torch.randn(8, 12, 6) * 2
     with torch.no_grad():
         ref = model(x)
@@ -152,7 +133,7 @@ def test_streaming_one_frame_at_a_time_equals_the_parallel_pass(spiking):
 
     torch.manual_seed(4)
     cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, spiking=spiking, depth=2, max_len=16)
-    model = _lively(build_model(cfg)).double()
+    model = lively(build_model(cfg), linear_bias=False).double()
     x = torch.randn(3, 24, 6, dtype=torch.float64) * 2  # longer than max_len: the float memory extends
     with torch.no_grad():
         par = model.per_step_logits(x)
@@ -180,7 +161,7 @@ def test_accuracy_by_frames(causal):
 
     torch.manual_seed(6)
     cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=3, spiking=True, causal=causal)
-    model = _lively(build_model(cfg))
+    model = lively(build_model(cfg), linear_bias=False)
     batches = [(torch.randn(5, 7, 6) * 2, torch.randint(0, 3, (5,))) for _ in range(3)]
     acc = accuracy_by_frames(model, batches)
     assert len(acc) == 7 and all(0.0 <= a <= 1.0 for a in acc)
