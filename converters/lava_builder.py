@@ -133,10 +133,11 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
     try:
         cfg = Loihi2SimCfg(select_tag=tag)
         # Lava forks its worker processes when the first run starts. They are started with
-        # Ctrl-C ignored, so a SIGINT to the terminal's process group reaches only this
+        # Ctrl-C deferred, so a SIGINT to the terminal's process group stops only this
         # process, which then stops the runtime in order (a worker killed by SIGINT would
-        # leave the runtime waiting for it forever).
-        with _sigint_ignored():
+        # leave the runtime waiting for it forever); one that arrives while they start is
+        # raised here once they have.
+        with _sigint_deferred():
             source.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
         timing["compile_s"] = time.perf_counter() - started
         done = 1
@@ -172,12 +173,17 @@ def _record(net: IntNetwork, pop) -> str | None:
 
 
 @contextlib.contextmanager
-def _sigint_ignored():
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _sigint_deferred():
+    """SIGINT only noted while the block runs (forked workers inherit the handler, so in them
+    it is never raised), then raised in this process as KeyboardInterrupt once the block ends."""
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _reap(before: set, grace_s: float = 5.0) -> None:
@@ -208,6 +214,7 @@ def _read(net, procs, sched, tag) -> Measurement:
         step_spikes={n: get(procs[n], "step_spikes").astype(np.int64) for n in names},
         fingerprints={n: get(procs[n], "fingerprint").astype(np.int64) for n in names},
         wrapped={n: int(get(procs[n], "wrapped").sum()) for n in names},
+        peak_current={n: int(get(procs[n], "peak_current").max(initial=0)) for n in names},
         raster0={n: get(procs[n], "raster0").astype(bool) for n in names},
         readout_trace=trace.astype(np.int64) if tag == "fixed_pt" else trace,
     )

@@ -65,7 +65,8 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
 SPIKING_TYPES = ("IF", "LIF", "CubaLIF", "Threshold")
 STATEFUL_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "Delay")
-SYNAPSE_TYPES = ("Linear", "Affine", "Scale", "Delay")  # what read_intnet folds into projections
+# what read_intnet composes into one dense projection (a Delay becomes taps)
+SYNAPSE_TYPES = ("Linear", "Affine", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Delay")
 INTNET_TYPES = ("Input", "Output", "NIRGraph") + SYNAPSE_TYPES + NEURON_TYPES
 
 
@@ -325,8 +326,9 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
 
 # -- anyone's graph: quantized ----------------------------------------------------------------------
 def _arr(node, f, n=None):
-    v = np.asarray(getattr(node, f), dtype=np.float64)
-    return np.broadcast_to(v, (n,)).copy() if n is not None else v.reshape(-1)
+    # neuron parameters of a conv layer are (C, H, W): one value per neuron in C order
+    v = np.asarray(getattr(node, f), dtype=np.float64).reshape(-1)
+    return np.broadcast_to(v, (n,)).copy() if n is not None else v
 
 
 def _decay_int(k: np.ndarray) -> np.ndarray:
@@ -378,16 +380,71 @@ def _groups(d) -> list[np.ndarray]:
     return [np.asarray(v) for v in seen.values()]
 
 
-def _trace_synapse_chain(path, nodes, preds, start, dt, target):
-    """Walk back from `start` (a predecessor of neuron `target`) to a neuron or Input.
+def _node_shape(node, key: str) -> tuple[int, ...] | None:
+    t = getattr(node, f"{key}_type", None) or {}
+    v = t.get(key) if isinstance(t, dict) else None
+    if v is None:
+        return None
+    a = np.asarray(v).reshape(-1)
+    return tuple(int(s) for s in a) if a.size and a.dtype.kind in "iuf" else None
 
-    Returns (source, taps {steps: matrix (n_target_side, n_source)}, bias (n_target_side,)).
+
+def _dense_map(path, name, node, shape: tuple[int, ...], dt: float):
+    """A stateless linear NIR node as ``y = A x + c`` on C-order flattened tensors.
+
+    Applies nir_torch's own per-step code to the zero input (-> c) and to the identity basis
+    (-> A, with any bias set to zero so that A holds the weights exactly, not w + b - b), so the
+    lowering and the float reference cannot disagree on padding, stride, groups or Flatten's dims.
+    Returns (A (n_out, n_in), c (n_out,), output shape).
+    """
+    import copy
+    from types import SimpleNamespace
+
+    import torch
+
+    from converters.nir_torch import NIRTorch
+
+    typ = node_type(node)
+    n = int(np.prod(shape)) if shape else 1
+    guards.check_elements(path, f"node '{name}' ({typ}): dense matrix of its {n} inputs", (n + 1, n))
+
+    def apply(nd, x):
+        model = NIRTorch(SimpleNamespace(nodes={name: nd}, edges=[]), dt, where=str(path))
+        try:
+            return model._step(name, x, {})
+        except (RuntimeError, ValueError) as exc:
+            raise UserError(f"{path}: node '{name}' ({typ}): cannot take an input of shape {shape}: "
+                            f"{_one_line(exc)[:160]}") from None
+
+    c = apply(node, torch.zeros((1,) + tuple(shape), dtype=torch.float64))
+    out_shape = tuple(int(s) for s in c.shape[1:])
+    guards.check_elements(path, f"node '{name}' ({typ}): dense matrix", (int(np.prod(out_shape)), n))
+    linear = node
+    if getattr(node, "bias", None) is not None:
+        linear = copy.copy(node)
+        linear.bias = np.zeros_like(np.asarray(node.bias, dtype=np.float64))
+    y = apply(linear, torch.eye(n, dtype=torch.float64).reshape((n,) + tuple(shape)))
+    return y.reshape(n, -1).T.numpy(), c.reshape(-1).numpy(), out_shape
+
+
+def _trace_synapse_chain(path, nodes, preds, start, dt, target, delayed=frozenset()):
+    """Walk back from `start` (a predecessor of neuron `target`) to a neuron or Input and compose
+    the linear, stateless nodes on the way into one dense map per delay.
+
+    An edge in `delayed` (execution_order's loop edges, read one step late as nir_torch does) adds
+    one step to every tap. Returns (source, taps {steps: matrix (n_target_side, n_source)},
+    bias (n_target_side,)); a bias is applied at every step, also while a Delay is still filling.
     """
     chain = []
+    late = int((start, target) in delayed)
     cur = start
-    while node_type(nodes[cur]) not in NEURON_TYPES + ("Input", "Output"):
+
+    def passthrough(n):  # an Input / Output inside an inlined subgraph
+        return node_type(nodes[n]) in ("Input", "Output") and len(preds.get(n, [])) == 1
+
+    while node_type(nodes[cur]) not in NEURON_TYPES + ("Input", "Output") or passthrough(cur):
         typ = node_type(nodes[cur])
-        if typ not in SYNAPSE_TYPES:
+        if typ not in SYNAPSE_TYPES + ("Input", "Output"):
             raise UserError(
                 f"{path}: node '{cur}' ({typ}) is not supported by the integer network / Lava build "
                 f"(supported between neurons: {', '.join(SYNAPSE_TYPES)})"
@@ -396,28 +453,36 @@ def _trace_synapse_chain(path, nodes, preds, start, dt, target):
         ps = preds.get(cur, [])
         if len(ps) != 1:
             raise UserError(f"{path}: node '{cur}' ({typ}) has {len(ps)} inputs; expected exactly one between neurons")
+        late += int((ps[0], cur) in delayed)
         cur = ps[0]
         if cur == start or cur in chain:
             raise UserError(f"{path}: cycle without state through '{cur}'")
     source = cur
     if node_type(nodes[source]) == "Output":
         raise UserError(f"{path}: node '{source}' (Output) feeds '{target}'")
-    n_src = int(np.prod(_out_shape(nodes[source])))
+    shape = _out_shape(nodes[source])
+    n_src = int(np.prod(shape))
+    # the chain is composed through a dense identity: its size is what this reader can afford
+    guards.check_elements(path, f"node '{source}' ({node_type(nodes[source])}) with {n_src:,} outputs feeding "
+                          f"'{target}' (composed as an {n_src} x {n_src} matrix)", (n_src, n_src))
     taps = {0: np.eye(n_src)}
     bias = np.zeros(n_src)
     for name in reversed(chain):
         node = nodes[name]
         typ = node_type(node)
-        if typ in ("Linear", "Affine"):
+        n_cur = next(iter(taps.values())).shape[0]
+        if typ in ("Input", "Output"):
+            continue
+        if typ in ("Linear", "Affine") and len(shape) <= 1:
             w = np.asarray(node.weight, dtype=np.float64)
             if w.ndim != 2:
                 raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' must be a matrix")
-            first = next(iter(taps.values()))
-            if w.shape[1] != first.shape[0]:
-                raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' has {w.shape[1]} inputs, expected {first.shape[0]}")
+            if w.shape[1] != n_cur:
+                raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' has {w.shape[1]} inputs, expected {n_cur}")
             taps = {k: w @ m for k, m in taps.items()}
             bias = w @ bias + (np.asarray(node.bias, dtype=np.float64).reshape(-1) if typ == "Affine" else 0.0)
-        elif typ == "Scale":
+            shape = (w.shape[0],)
+        elif typ == "Scale" and np.asarray(node.scale).size in (1, n_cur):
             s = np.asarray(node.scale, dtype=np.float64).reshape(-1)
             taps = {k: s[:, None] * m for k, m in taps.items()}
             bias = s * bias
@@ -427,6 +492,12 @@ def _trace_synapse_chain(path, nodes, preds, start, dt, target):
             # a thousandth of a step absorbs float32 storage of the delays
             if np.any(np.abs(steps * dt - d) > 1e-3 * dt) or np.any(steps < 0):
                 raise UserError(f"{path}: node '{name}' (Delay): parameter 'delay' is not a whole number of steps of dt = {dt}")
+            if steps.size not in (1, n_cur):
+                raise UserError(f"{path}: node '{name}' (Delay): parameter 'delay' has {steps.size} values, expected {n_cur}")
+            if steps.size:  # the taps become a buffer of the longest delay
+                longest = int(steps.max())
+                guards.check_elements(path, f"node '{name}' (Delay): a delay of {longest:,} steps at dt = {dt} "
+                                      "needs a tap buffer", (longest + 1, n_cur))
             new: dict[int, np.ndarray] = {}
             for k, m in taps.items():
                 for row_steps in np.unique(steps):
@@ -434,6 +505,15 @@ def _trace_synapse_chain(path, nodes, preds, start, dt, target):
                     part = np.where(rows[:, None], m, 0.0)
                     new[k + int(row_steps)] = new.get(k + int(row_steps), 0.0) + part
             taps = new
+        else:  # convolutions, pooling, Flatten, a Linear on a multi-dimensional tensor, a broadcast Scale
+            in_shape = _node_shape(node, "input")
+            if in_shape is None or int(np.prod(in_shape)) != n_cur:
+                in_shape = shape if int(np.prod(shape)) == n_cur else (n_cur,)
+            a, c, shape = _dense_map(path, name, node, in_shape, dt)
+            taps = {k: a @ m for k, m in taps.items()}
+            bias = a @ bias + c
+    if late:
+        taps = {k + late: m for k, m in taps.items()}
     return source, taps, bias
 
 
@@ -457,7 +537,8 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
     import torch
 
     nodes, edges = flatten_graph(graph)
-    execution_order(nodes, edges, str(path))  # a loop without state is an error before anything else
+    # a loop without state is an error before anything else; loop edges carry the previous step
+    _, delayed = execution_order(nodes, edges, str(path))
     preds: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in edges:
         preds[b].append(a)
@@ -479,31 +560,42 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
     incoming: dict[str, list] = {n: [] for n in neurons}
     for n in neurons:
         for p in preds[n]:
-            src, taps, bias = _trace_synapse_chain(path, nodes, preds, p, dt, n)
+            src, taps, bias = _trace_synapse_chain(path, nodes, preds, p, dt, n, delayed)
             if src in dyn and dyn[src]["vth"] is None:
                 raise UserError(
                     f"{path}: node '{src}' ({dyn[src]['type']}) is a non-spiking neuron feeding '{n}'; Loihi "
                     "populations pass spikes only (expected a spiking neuron or the Input)"
                 )
             incoming[n].append((src, taps, bias, p))
-    # topological order of neurons; IntNetwork has no recurrence between or within populations
+    # topological order of neurons; a neuron feeding itself (through a loop edge, so one step late)
+    # is a recurrent projection within its population, the only recurrence Lava delivers in time
     order: list[str] = []
     placed = {in_name}
     remaining = list(neurons)
     while remaining:
-        ready = [n for n in remaining if all(src in placed for src, *_ in incoming[n])]
+        ready = [n for n in remaining if all(src in placed or src == n for src, *_ in incoming[n])]
         if not ready:
-            n = remaining[0]
-            src = next(s for s, *_ in incoming[n] if s not in placed)
+            # walk unplaced sources back until a neuron repeats: that is a loop, not just downstream of one
+            walk = [remaining[0]]
+            while True:
+                nxt = next(s for s, *_ in incoming[walk[-1]] if s not in placed and s != walk[-1])
+                if nxt in walk:
+                    loop = walk[walk.index(nxt):][::-1]
+                    break
+                walk.append(nxt)
             raise UserError(
-                f"{path}: recurrent connection '{src}' -> '{n}': the integer network / Lava build supports "
-                "feed-forward populations only"
+                f"{path}: recurrent loop between neurons '{loop[0]}' and '{loop[1]}' ("
+                + " -> ".join(loop + [loop[0]]) + "): the integer network / Lava build supports recurrence "
+                "only within one population (a neuron node feeding back onto itself); Lava cannot deliver a "
+                "loop through two populations within one step"
             )
         for n in ready:
             order.append(n)
             placed.add(n)
             remaining.remove(n)
     out_src = preds[outputs[0]]
+    while len(out_src) == 1 and node_type(nodes[out_src[0]]) == "Output":  # a subgraph's Output, inlined
+        out_src = preds[out_src[0]]
     if len(out_src) != 1 or out_src[0] not in dyn:
         raise UserError(f"{path}: Output '{outputs[0]}' must be fed directly by one neuron node")
     out_name = out_src[0]
@@ -518,6 +610,19 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
             raise UserError(f"{path}: node '{n}': parameter 'tau' differs between the neurons of a non-spiking "
                             "readout; the integer readout has one decay (expected a uniform value)")
         split[n] = [(n if len(groups) == 1 else f"{n}.{k}", idx) for k, idx in enumerate(groups)]
+        # recurrent weights from a later decay group into an earlier one would be a loop between two
+        # Loihi populations (a group feeding a later group, or itself, is fine)
+        for src, taps, _, via in incoming[n]:
+            if src != n or len(groups) == 1:
+                continue
+            for a, rows in enumerate(groups):
+                for cols in groups[a + 1:]:
+                    if any(np.any(m[np.ix_(rows, cols)]) for m in taps.values()):
+                        raise UserError(
+                            f"{path}: node '{n}': parameter 'tau' differs between its neurons, so it becomes one "
+                            f"Loihi population per decay, and its recurrent weights ('{via}') would form a loop "
+                            "between those populations, which Lava cannot deliver within a step (expected a "
+                            "uniform tau for a recurrent neuron node)")
     pops, projs = [], []
     for n in order:
         d = dyn[n]
@@ -552,6 +657,18 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
                     limits.append(cur_cap / float(np.max(peak_cur * rel)))
                 if np.any(bias_ss != 0):
                     limits.append(b_cap / float(np.max(np.abs(bias_ss) * rel)))
+                # below one, even the smallest threshold mantissa would clip weights or bias to
+                # Loihi's ranges: a different network, so refuse it by name, value and limit
+                if np.any(peak_w > 0) and w_cap / float(np.max(peak_w * rel)) < 1:
+                    raise UserError(
+                        f"{path}: node '{n}': a synaptic weight of {float(np.max(peak_w * rel)):.4g} thresholds per "
+                        f"input unit exceeds Loihi's weight limit {int(w_cap)} (8-bit mantissa << 7) at every "
+                        "threshold mantissa >= 1 (expected weights at most that many times the threshold)")
+                if np.any(bias_ss != 0) and b_cap / float(np.max(np.abs(bias_ss) * rel)) < 1:
+                    raise UserError(
+                        f"{path}: node '{n}': a bias of {float(np.max(np.abs(bias_ss) * rel)):.4g} thresholds per step "
+                        f"exceeds Loihi's bias limit {b_cap:.4g} (13-bit mantissa << 7, in synaptic units) at every "
+                        "threshold mantissa >= 1")
                 vth_int = int(max(1, math.floor(min(limits))))
                 scale = vth_int * rel
                 readout = False
@@ -568,6 +685,8 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
                 per_src = 1.0 / x_scale if src == in_name else 1.0
                 k = max(taps) + 1
                 for src_pop, cols in split[src]:
+                    guards.check_elements(path, f"node '{n}': projection from '{src_pop}' with {k} delay taps",
+                                          (k, rows.size, cols.size))
                     w = np.zeros((k, rows.size, cols.size))
                     for j, m in taps.items():
                         w[j] = m[np.ix_(rows, cols)] * (gain * scale * per_src)[:, None]

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lmu2neuro import guards
 from lmu2neuro.atomic import atomic_path
 from lmu2neuro.errors import UserError
 
@@ -53,6 +54,7 @@ def load_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: checkpoint file not found; expected a .pt file written by `lmu2neuro train`")
+    guards.check_file_size(path, "checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-torch or unsafe files

@@ -55,12 +55,14 @@ def shift_by_exp(acc: torch.Tensor, exp: int) -> torch.Tensor:
 
 @dataclass
 class LifStep:
-    """One step's result; `wrapped` flags neurons whose current wrapped at 24 bits."""
+    """One step's result; `wrapped` flags neurons whose current wrapped at 24 bits, and
+    `u_unwrapped` is the current before the wrap (what an exact 32-bit machine would hold)."""
 
     u: torch.Tensor
     v: torch.Tensor
     spikes: torch.Tensor
     wrapped: torch.Tensor
+    u_unwrapped: torch.Tensor
 
 
 def lif_step(
@@ -82,7 +84,7 @@ def lif_step(
     v_new = clip_voltage(decay(v, dv) + u_wrapped + bias)
     spikes = v_new > (vth << ACT_SHIFT)
     v_new = torch.where(spikes, torch.zeros_like(v_new), v_new)
-    return LifStep(u_wrapped, v_new, spikes, u_wrapped != u_new)
+    return LifStep(u_wrapped, v_new, spikes, u_wrapped != u_new, u_new)
 
 
 def quantize_weights(w: torch.Tensor, max_abs_float: float | None = None) -> tuple[torch.Tensor, int]:

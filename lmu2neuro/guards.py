@@ -16,7 +16,8 @@ bigger model raises them through the environment):
   sizes the file states (default 2**25 elements, 256 MiB of float64);
 - ``LMU2NEURO_MAX_NODES``: most HDF5 objects (groups + datasets) walked in one file, and most NIR
   nodes in one graph (default 20,000);
-- ``MAX_DEPTH``: deepest group nesting (NIR subgraphs), fixed at 32.
+- ``MAX_DEPTH``: deepest group nesting (NIR subgraphs), fixed at 32; ``MAX_CHUNKS``: most HDF5
+  chunks in one dataset, fixed at 65,536.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ DEFAULT_MAX_FILE_BYTES = 1 << 30
 DEFAULT_MAX_ELEMENTS = 1 << 25
 DEFAULT_MAX_NODES = 20_000
 MAX_DEPTH = 32
+# HDF5 reads a chunked dataset chunk by chunk: millions of one-element chunks take minutes even
+# when the element count is modest. nir.write's (h5py's automatic) chunking stays far below this.
+MAX_CHUNKS = 1 << 16
 # dtype kinds a numeric NIR parameter may have: bool, signed/unsigned int, float
 NUMERIC_KINDS = "biuf"
 
@@ -96,6 +100,33 @@ def check_elements(path, where: str, shape, limit: int | None = None) -> int:
     return count
 
 
+def check_npy(path: str | os.PathLike) -> None:
+    """Read only an .npy file's header; UserError unless it declares a plain numeric array whose
+    element count is within the limit and whose data the file actually holds."""
+    import numpy as np
+
+    if not Path(path).is_file():
+        raise UserError(f"{path}: input file not found")
+    size = check_file_size(path, "input file")
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as fh:
+            major, _ = fmt.read_magic(fh)
+            reader = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, _, dtype = reader(fh, max_header_size=10_000)
+            offset = fh.tell()
+    except FileNotFoundError:
+        raise UserError(f"{path}: input file not found") from None
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0][:120]})") from None
+    if dtype.hasobject or dtype.kind not in NUMERIC_KINDS:
+        raise UserError(f"{path}: not a numpy .npy array of numbers (dtype {dtype}); expected int or float values")
+    count = check_elements(path, "array", shape)
+    if offset + count * dtype.itemsize > size:
+        raise UserError(f"{path}: the header declares shape {tuple(shape)} ({count * dtype.itemsize:,} bytes) but the "
+                        f"file holds {size - offset:,} bytes of data (truncated?)")
+
+
 def check_hdf5(path: str | os.PathLike, *, max_bytes: int | None = None, element_limit: int | None = None,
                object_limit: int | None = None) -> None:
     """Walk an HDF5 file's structure without reading data; UserError on anything unbounded.
@@ -145,6 +176,14 @@ def check_hdf5(path: str | os.PathLike, *, max_bytes: int | None = None, element
                     if shape is None:  # an empty (null dataspace) dataset holds nothing
                         continue
                     n = check_elements(path, f"dataset '{child_where}'", shape, limit)
+                    chunks = obj.chunks
+                    if chunks:
+                        n_chunks = math.prod(-(-int(s) // int(c)) for s, c in zip(shape, chunks))
+                        if n_chunks > MAX_CHUNKS:
+                            raise UserError(
+                                f"{path}: dataset '{child_where}' is stored in {n_chunks:,} chunks of shape {chunks}; "
+                                f"the limit is {MAX_CHUNKS:,} (reading it would take unbounded time)"
+                            )
                     total += n
                     if total > limit:
                         raise UserError(

@@ -63,7 +63,7 @@ def inspect_nir(path: str | os.PathLike) -> dict:
     ]
     meta_summary: dict = {}
     gm = graph.metadata or {}
-    if is_ours(graph):
+    if is_ours(graph) and net is not None:  # read_intnet has validated the metadata
         m = decode_meta(gm[META_KEY])
         meta_summary = {k: m[k] for k in ("format", "dt", "input_size", "input_scale", "output", "populations", "reset")}
         meta_summary["projections"] = [

@@ -23,6 +23,7 @@ class SimResult:
     scores: torch.Tensor  # (batch, n_out) int64: output score after the last step (intnet docstring)
     readout_trace: torch.Tensor  # (batch, T, n_out) int64: output score after each step
     wrapped: dict[str, int]  # population -> count of (sample, step, neuron) whose current wrapped
+    peak_current: dict[str, int]  # population -> largest |current| before the 24-bit wrap
 
     @property
     def predictions(self) -> torch.Tensor:
@@ -52,6 +53,7 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
     signals: dict[str, torch.Tensor] = {net.input_name: x}
     spikes: dict[str, torch.Tensor] = {}
     wrapped: dict[str, int] = {}
+    peak: dict[str, int] = {}
     trace = torch.zeros(batch, steps, net.population(net.output).size, dtype=torch.int64)
     for pop in net.populations:
         a_in = torch.zeros(batch, steps, pop.size, dtype=torch.int64)
@@ -66,7 +68,7 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
         bias = torch.as_tensor(pop.bias, dtype=torch.int64)
         out = torch.zeros(batch, steps, pop.size, dtype=torch.bool)
         vs = torch.zeros(batch, steps, pop.size, dtype=torch.int64) if pop.readout else None
-        n_wrapped = 0
+        n_wrapped, peak_u = 0, 0
         for t in range(steps):
             a_t = a_in[:, t]
             for w, exp in recurrent:  # own spikes of earlier steps (tap 0 is zero)
@@ -78,11 +80,15 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
             u, v = r.u, r.v
             out[:, t] = r.spikes
             n_wrapped += int(r.wrapped.sum())
+            if r.u_unwrapped.numel():
+                peak_u = max(peak_u, int(r.u_unwrapped.abs().max()))
             if vs is not None:
                 vs[:, t] = v
         wrapped[pop.name] = n_wrapped
+        peak[pop.name] = peak_u
         spikes[pop.name] = out
         signals[pop.name] = out.to(torch.int64)
         if pop.name == net.output:
             trace = vs if pop.readout else out.to(torch.int64).cumsum(dim=1)
-    return SimResult(spikes=spikes, scores=trace[:, -1], readout_trace=trace, wrapped=wrapped)
+    return SimResult(spikes=spikes, scores=trace[:, -1], readout_trace=trace, wrapped=wrapped,
+                     peak_current=peak)

@@ -22,18 +22,19 @@ def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress
 
     started = time.perf_counter()
     spikes: dict[str, list] = {}
-    traces, wrapped = [], {}
+    traces, wrapped, peak = [], {}, {}
     for first in tqdm(range(0, len(x_int), batch), desc="reference", disable=not progress, leave=False):
         r = simulate(net, x_int[first : first + batch])
         for name, s in r.spikes.items():
             spikes.setdefault(name, []).append(s.numpy())
             wrapped[name] = wrapped.get(name, 0) + r.wrapped[name]
+            peak[name] = max(peak.get(name, 0), r.peak_current[name])
         traces.append(r.readout_trace.numpy())
     seconds = time.perf_counter() - started
     steps = int(x_int.shape[0] * x_int.shape[1])
     timing = {"wall_s": seconds, "steps": steps, "steps_per_second": steps / seconds if seconds else None}
     return measure_spikes("reference", {k: np.concatenate(v) for k, v in spikes.items()},
-                          np.concatenate(traces), wrapped, timing)
+                          np.concatenate(traces), wrapped, timing, peak)
 
 
 def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, samples: int | None = None,
@@ -41,6 +42,9 @@ def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, 
     """Float inputs (samples, T, input_size) and labels (or None) from a dataset or an .npy file."""
     if input_file is not None:
         path = Path(input_file)
+        from lmu2neuro import guards
+
+        guards.check_npy(path)
         try:
             x = np.load(path, allow_pickle=False)
         except FileNotFoundError:

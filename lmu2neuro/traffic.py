@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lmu2neuro import fixed_point as fx
 from lmu2neuro.intnet import IntNetwork
 
 SCHEMA = "lmu2neuro.traffic/1"
@@ -35,6 +36,7 @@ class Measurement:
     raster0: dict[str, np.ndarray]  # population -> (T, n) bool, sample 0
     readout_trace: np.ndarray  # (samples, T, n_out) readout voltage after each step
     timing: dict = field(default_factory=dict)
+    peak_current: dict[str, int] = field(default_factory=dict)  # population -> max |current| before wrap
 
     @property
     def scores(self) -> np.ndarray:
@@ -46,7 +48,7 @@ class Measurement:
 
 
 def measure_spikes(backend: str, spikes: dict, readout_trace, wrapped: dict | None = None,
-                   timing: dict | None = None) -> Measurement:
+                   timing: dict | None = None, peak_current: dict | None = None) -> Measurement:
     """Reduce full spike trains {population: (samples, T, n) bool} to a Measurement."""
     counts, per_sample, per_step, prints, raster = {}, {}, {}, {}, {}
     for name, s in spikes.items():
@@ -62,7 +64,7 @@ def measure_spikes(backend: str, spikes: dict, readout_trace, wrapped: dict | No
         prints[name] = fp % _HASH_MOD
         raster[name] = s[0] if s.shape[0] else np.zeros(s.shape[1:], dtype=bool)
     return Measurement(backend, counts, per_sample, per_step, prints, dict(wrapped or {}), raster,
-                       np.asarray(readout_trace, dtype=np.int64), dict(timing or {}))
+                       np.asarray(readout_trace, dtype=np.int64), dict(timing or {}), dict(peak_current or {}))
 
 
 def agreement(a: Measurement, b: Measurement) -> dict:
@@ -93,6 +95,15 @@ def agreement(a: Measurement, b: Measurement) -> dict:
     }
 
 
+def readout_out_of_range(m: Measurement, name: str) -> int:
+    """Samples whose readout voltage left Loihi's range: it crossed ``vth << 6`` (the neuron fired
+    and reset to 0) or was clipped at -(2**23 - 1). Either way the score is no longer the sum the
+    model computes."""
+    fired = m.sample_spikes[name] > 0
+    clipped = (m.readout_trace <= -(fx.STATE_MAX - 1)).any(axis=(1, 2))
+    return int(np.count_nonzero(fired | clipped))
+
+
 def fan_out(weights: np.ndarray) -> np.ndarray:
     """Per source neuron: nonzero synapses over all taps and targets."""
     return np.count_nonzero(np.asarray(weights), axis=(0, 1)).astype(np.int64)
@@ -118,7 +129,10 @@ def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: 
             "spike_counts": m.spike_counts[pop.name].astype(int).tolist(),
             "spikes_per_step": m.step_spikes[pop.name].astype(int).tolist(),
             "wrapped_current": int(m.wrapped.get(pop.name, 0)),
+            "peak_current": int(m.peak_current.get(pop.name, 0)),
         })
+        if pop.readout:
+            layers[-1]["out_of_range_samples"] = readout_out_of_range(m, pop.name)
     projections = []
     for proj in net.projections:
         fo = fan_out(proj.weights)

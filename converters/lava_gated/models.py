@@ -23,6 +23,7 @@ class _GatedMixin:
     step_spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     fingerprint: np.ndarray = LavaPyType(np.ndarray, np.int64)
     wrapped: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    peak_current: np.ndarray = LavaPyType(np.ndarray, np.int64)
     raster0: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def _window(self):
@@ -100,6 +101,8 @@ class PyGatedLifFixed(_GatedMixin, AbstractPyLifModelFixed):
         unwrapped = np.sign(before) * (np.abs(before) >> self.decay_shift) + (np.int64(a_in) << self.act_shift)
         self.subthr_dynamics(activation_in=a_in)
         self.wrapped[sample] += int(np.count_nonzero(unwrapped != self.u))
+        if unwrapped.size:
+            self.peak_current[sample] = max(int(self.peak_current[sample]), int(np.abs(unwrapped).max()))
 
 
 @implements(proc=GatedLIF, protocol=LoihiProtocol)

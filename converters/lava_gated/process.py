@@ -32,6 +32,7 @@ class GatedLIF(LIF):
         self.step_spikes = Var(shape=(steps,), init=0)  # per step in the window, all samples
         self.fingerprint = Var(shape=(samples,), init=0)  # hash of the (step, neuron) spike set
         self.wrapped = Var(shape=(samples,), init=0)  # neuron-steps whose 24-bit current wrapped
+        self.peak_current = Var(shape=(samples,), init=0)  # largest |current| before the wrap
         self.raster0 = Var(shape=(steps, n), init=0)  # sample 0's spikes, for plots
         rec = (samples * steps, n) if record else (1, 1)
         self.voltage = Var(shape=rec, init=0)  # output score after each step of each sample

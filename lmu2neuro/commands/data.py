@@ -43,7 +43,10 @@ def register(sub) -> None:
 def run_synth(args) -> int:
     from lmu2neuro.datasets.synth_kws import generate
 
-    summary = generate(args.out, args.words.split(","), per_word=args.per_word, seed=args.seed)
+    from lmu2neuro.outdir import output_lock
+
+    with output_lock(args.out):
+        summary = generate(args.out, args.words.split(","), per_word=args.per_word, seed=args.seed)
     print(json.dumps(summary))
     return 0
 

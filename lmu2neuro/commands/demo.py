@@ -27,8 +27,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from lmu2neuro.demo import agreement_ok, print_summary, run_demo
 
-    summary = run_demo(args.out, epochs=args.epochs, samples=args.samples, seed=args.seed,
-                       progress=sys.stderr.isatty())
+    from lmu2neuro.outdir import output_lock
+
+    with output_lock(args.out, "lmu2neuro run"):
+        summary = run_demo(args.out, epochs=args.epochs, samples=args.samples, seed=args.seed,
+                           progress=sys.stderr.isatty())
     print_summary(summary)
     if not agreement_ok(summary):
         print("error: the back ends disagree (see traffic.json agreement blocks)", file=sys.stderr)

@@ -48,8 +48,15 @@ def _load_intnet_from_checkpoint(path: str):
         from lmu2neuro.lowering import lower
     except ModuleNotFoundError as exc:  # the model stages are separate modules
         raise UserError(f"{path}: cannot export: {exc.name} is not installed in this build") from None
+    from lmu2neuro.intnet import IntNetworkError
+
     model, _ = model_from_checkpoint(path)
-    return lower(model)
+    try:
+        return lower(model)
+    except IntNetworkError as exc:
+        # a weight, bias or threshold beyond Loihi's ranges: refused with the layer, value and
+        # limit, never clipped or wrapped into a network that computes something else
+        raise UserError(f"{path}: cannot be deployed in Loihi's fixed-point ranges: {exc}") from None
 
 
 def run_export(args) -> int:
@@ -58,14 +65,17 @@ def run_export(args) -> int:
     if args.dt is not None and not args.dt > 0:
         raise UserError(f"--dt {args.dt}: expected a positive number of seconds")
     net = _load_intnet_from_checkpoint(args.checkpoint)
-    if args.format == "nir":
-        from converters.nir_export import export_nir
+    from lmu2neuro.outdir import output_lock
 
-        export_nir(net, args.output, dt=args.dt)
-    else:
-        from converters.netx_export import export_netx
+    with output_lock(Path(args.output).parent):
+        if args.format == "nir":
+            from converters.nir_export import export_nir
 
-        export_netx(net, args.output)
+            export_nir(net, args.output, dt=args.dt)
+        else:
+            from converters.netx_export import export_netx
+
+            export_netx(net, args.output)
     print(f"wrote {args.output} ({args.format}): {len(net.populations)} populations, "
           f"{len(net.projections)} projections")
     return 0

@@ -38,7 +38,10 @@ def run_report(args) -> int:
     from lmu2neuro.report import make_report
 
     names = args.profile or ["loihi1", "loihi2", "cpu"]
-    rep = make_report(args.traffic, args.model, names, args.out, args.step_time)
+    from lmu2neuro.outdir import output_lock
+
+    with output_lock(args.out):
+        rep = make_report(args.traffic, args.model, names, args.out, args.step_time)
     for p in rep["profiles"]:
         chips = f", {p['cores']} cores on {p['chips']} chip(s)" if p["cores"] is not None else ""
         static = "" if p["static_j"] is not None else " (dynamic only)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -34,7 +35,37 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def range_warnings(traffic: dict) -> list[str]:
+    """One line per layer whose integers left Loihi's ranges during the run: Lava (and the chip)
+    wrap the 24-bit current and reset or clip the voltage without a word, so the tool says so."""
+    from lmu2neuro import fixed_point as fx
+
+    lines = []
+    for layer in traffic["layers"]:
+        if layer.get("wrapped_current"):
+            peak = layer.get("peak_current")
+            value = f"|current| up to {peak:,} " if peak else ""
+            lines.append(f"layer '{layer['name']}': the 24-bit synaptic current wrapped in "
+                         f"{layer['wrapped_current']} neuron-steps ({value}beyond the limit 2**23 = {fx.STATE_MAX}; "
+                         "Loihi and Lava wrap it silently, so later spikes are not the trained model's)")
+        if layer.get("out_of_range_samples"):
+            top = fx.VTH_MAX << fx.ACT_SHIFT
+            lines.append(f"layer '{layer['name']}': the readout voltage left its range in "
+                         f"{layer['out_of_range_samples']} of {traffic['samples']} samples (it fired and reset "
+                         f"to 0 above {top}, or was clipped at {-(fx.STATE_MAX - 1)}), so those scores are "
+                         "not the model's sums")
+    return lines
+
+
 def run(args) -> int:
+    from lmu2neuro.outdir import output_lock
+
+    # one run per output folder, taken before the work so a clash fails at once, not at the end
+    with output_lock(Path(args.out).parent):
+        return _run(args)
+
+
+def _run(args) -> int:
     from converters.nir_import import read_intnet
     from lmu2neuro.atomic import write_json
     from lmu2neuro.errors import UserError
@@ -49,10 +80,8 @@ def run(args) -> int:
     traffic, runs = simulate_network(net, x, y, backend=args.backend, tag=args.tag, model=str(args.model),
                                      model_sha256=sha256_of(args.model), progress=sys.stderr.isatty())
     write_json(args.out, traffic)
-    for layer in traffic["layers"]:
-        if layer.get("wrapped_current"):
-            print(f"warning: layer '{layer['name']}': the 24-bit synaptic current wrapped in "
-                  f"{layer['wrapped_current']} neuron-steps (Loihi and Lava wrap it silently)", file=sys.stderr)
+    for line in range_warnings(traffic):
+        print(f"warning: {line}", file=sys.stderr)
     line = f"{traffic['samples']} samples x {traffic['timesteps']} steps ({args.backend})"
     if traffic["accuracy"] is not None:
         line += f", accuracy {traffic['accuracy']:.4f}"

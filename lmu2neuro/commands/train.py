@@ -84,7 +84,10 @@ def run(args) -> int:
         lr=args.lr, lr_step=args.lr_step, threads=args.threads, limit=args.limit, resume=args.resume, overwrite=args.overwrite,
         progress=True,
     )
-    metrics = train(cfg)
+    from lmu2neuro.outdir import output_lock
+
+    with output_lock(args.out):
+        metrics = train(cfg)
     test = metrics.get("test", {})
     line = f"test accuracy {test.get('accuracy', float('nan')):.4f}"
     if "integer_accuracy" in test:

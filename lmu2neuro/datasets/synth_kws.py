@@ -131,8 +131,10 @@ def generate(out, words=DEFAULT_WORDS, per_word: int = 30, seed: int = 0, progre
         raise UserError(f"--words {','.join(words)}: expected distinct words of letters/digits")
     if per_word < 3:
         raise UserError(f"--per-word {per_word}: expected at least 3 (one speaker each for train, validation, test)")
+    from lmu2neuro.outdir import LOCK_NAME
+
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(p.name != LOCK_NAME for p in out.iterdir())):
         # Clips left from an earlier run would silently join the new set.
         raise UserError(f"{out}: exists and is not an empty folder; expected a new --out folder")
     out.mkdir(parents=True, exist_ok=True)
