@@ -40,6 +40,7 @@ from lmu2neuro import atomic
 from lmu2neuro import fixed_point as fx
 from lmu2neuro.errors import UserError
 from lmu2neuro.intnet import IntNetwork, Population, Projection
+from lmu2neuro.lmu import impulse_response, lmu_state_space
 
 FORMAT = "lmu2neuro.nir/1"
 META_KEY = "lmu2neuro"  # every node's project metadata lives under this key (a JSON string + arrays)
@@ -81,30 +82,6 @@ def decode_meta(s: Any) -> dict:
     if isinstance(s, bytes):
         s = s.decode("utf-8")
     return _from_jsonable(json.loads(s))
-
-
-# -- LMU --------------------------------------------------------------------------------------------
-def lmu_matrices(order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Legendre memory (Voelker 2019): continuous A (order x order) and B (order x 1)."""
-    i = np.arange(order)[:, None]
-    j = np.arange(order)[None, :]
-    a = (2 * i + 1) * np.where(i < j, -1.0, (-1.0) ** (i - j + 1))
-    b = ((2 * np.arange(order) + 1) * (-1.0) ** np.arange(order))[:, None]
-    return a.astype(np.float64), b.astype(np.float64)
-
-
-def lmu_impulse_response(order: int, theta: float, taps: int) -> np.ndarray:
-    """H[:, k] = Abar^k Bbar for the zero-order-hold memory at one step: (order, taps)."""
-    from scipy.signal import cont2discrete
-
-    a, b = lmu_matrices(order)
-    abar, bbar, *_ = cont2discrete((a / theta, b / theta, np.eye(order), np.zeros((order, 1))), dt=1.0, method="zoh")
-    h = np.zeros((order, taps))
-    col = bbar[:, 0]
-    for k in range(taps):
-        h[:, k] = col
-        col = abar @ col
-    return h
 
 
 # -- the exporter -----------------------------------------------------------------------------------
@@ -205,8 +182,8 @@ def build_graph(net: IntNetwork, dt: float | None = None):
         feeding: list[str] = []  # nodes whose output is summed into the target
         if _lmu_expressible(net, s):
             d, theta = int(s.origin["order"]), float(s.origin["theta"])
-            a, b = lmu_matrices(d)
-            h = lmu_impulse_response(d, theta, s.taps)  # (d, taps)
+            a, b = lmu_state_space(d)
+            h = impulse_response(d, theta, s.taps)  # (d, taps)
             fir = w[:, :, 0].astype(np.float64) * scale  # (taps, n_target)
             bn = np.asarray(s.origin.get("bn_scale", []), dtype=np.float64).reshape(-1)
             if bn.shape == (d,) and net.size_of(s.target) == d:

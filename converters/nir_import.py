@@ -731,11 +731,13 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
     try:
         if ours:
             return _intnet_from_ours(graph, path)
+        where = f"{path}: dt = {dt}"
         if dt is None:
             md = graph.metadata or {}
             dt = float(md["dt"]) if "dt" in md and np.ndim(md["dt"]) == 0 else NIR_PAPER_DT
-        if not dt > 0:
-            raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
+            where = f"{path}: graph metadata field 'dt' = {dt}"
+        if not (dt > 0 and math.isfinite(dt)):
+            raise UserError(f"{where}: expected a positive, finite number of seconds per step")
         return _intnet_from_thirdparty(graph, path, float(dt), input_scale)
     except UserError:
         raise

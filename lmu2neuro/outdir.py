@@ -29,6 +29,7 @@ def output_lock(folder: str | os.PathLike, what: str = "lmu2neuro run"):
     the command that owns the folder.
     """
     folder = Path(folder)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -58,6 +59,12 @@ def output_lock(folder: str | os.PathLike, what: str = "lmu2neuro run"):
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
     finally:
+        if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+            # a run that failed before writing anything leaves no folder behind; removed while
+            # still locked, so no other run can be holding this lock file
+            with contextlib.suppress(OSError):
+                path.unlink()
+                folder.rmdir()
         os.close(fd)  # releases the lock
 
 

@@ -1,10 +1,36 @@
 """Random networks and lively models for tests: the shapes that matter for Lava (skip paths of unequal
 latency, multi-tap projections, graded input, decaying currents, biases, negative exponents)."""
 
+from pathlib import Path
+
+import nir
 import numpy as np
+import pytest
 
 from lmu2neuro import fixed_point as fx
 from lmu2neuro.intnet import IntNetwork, Population, Projection
+
+
+def _paper_data() -> Path:
+    """The NIR paper's single-LIF benchmark, read where the project's shared data lies (beside
+    the checkout, as ../shared/data); LMU2NEURO_NIR_PAPER_DATA names another folder."""
+    import os
+
+    for candidate in (os.environ.get("LMU2NEURO_NIR_PAPER_DATA"),
+                      Path(__file__).resolve().parents[2] / "shared" / "data" / "nir_paper_lif",
+                      "/work/shared/data/nir_paper_lif"):
+        if candidate and (Path(candidate) / "lif_norse.nir").is_file():
+            return Path(candidate)
+    return Path("/nonexistent/nir_paper_lif")
+
+
+PAPER_DATA = _paper_data()
+PAPER_SPIKES = [460, 510, 710, 760]  # every platform's spike steps at dt = 1e-4 (NIR paper, Fig. 3)
+# a user's clone without the shared data cannot run these; the reason says what to provide
+needs_paper_data = pytest.mark.skipif(
+    not PAPER_DATA.is_dir(),
+    reason="NIR paper benchmark data not found beside the checkout (../shared/data/nir_paper_lif); "
+           "set LMU2NEURO_NIR_PAPER_DATA to its folder")
 
 
 def random_network(seed: int = 0, n_in: int = 4, long_taps: int = 3) -> IntNetwork:
@@ -59,3 +85,27 @@ def lively(model, seed=0, linear_bias=True):
             blk.u_bn.weight.data.fill_(2.0)
             blk.u_bn.bias.data.fill_(1.5)
     return model.eval()
+
+
+def lif_chain_graph() -> nir.NIRGraph:
+    """The smallest useful third-party NIR graph: Input(3) -> Affine -> LIF(2) -> Output."""
+    return nir.NIRGraph(
+        nodes={
+            "x": nir.Input(input_type=np.array([3])),
+            "fc": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
+            "lif": nir.LIF(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+            "y": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("x", "fc"), ("fc", "lif"), ("lif", "y")],
+    )
+
+
+def as_at_a_terminal() -> None:
+    """preexec_fn for a CLI subprocess that a test interrupts: SIGINT as a terminal gives it.
+
+    A test run started in the background (CI, `cmd &`, nohup) inherits SIGINT ignored, and so
+    would the CLI, where Ctrl-C then does nothing; a user at a terminal has the default.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -34,6 +34,7 @@ from lmu2neuro import guards
 from lmu2neuro.cli import main
 from lmu2neuro.errors import UserError
 from lmu2neuro.intnet import IntNetwork, Population, Projection
+from netgen import lif_chain_graph
 
 # LMU2NEURO_FUZZ_SCALE=N runs N times the examples with fresh random ones (a long soak);
 # the default is a fixed, derandomized set of about 300 files.
@@ -80,24 +81,12 @@ def _thirdparty() -> nir.NIRGraph:
     )
 
 
-def _feedforward() -> nir.NIRGraph:
-    return nir.NIRGraph(
-        nodes={
-            "x": nir.Input(input_type=np.array([3])),
-            "fc": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
-            "lif": nir.LIF(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
-            "y": nir.Output(output_type=np.array([2])),
-        },
-        edges=[("x", "fc"), ("fc", "lif"), ("lif", "y")],
-    )
-
-
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     d = tmp_path_factory.mktemp("bases")
     export_nir(_ours(), d / "ours.nir")
     nir.write(d / "third.nir", _thirdparty())
-    nir.write(d / "ff.nir", _feedforward())
+    nir.write(d / "ff.nir", lif_chain_graph())
     paths = [d / "ours.nir", d / "third.nir", d / "ff.nir"]
     for p in paths:  # the unmutated files are good: the mutations are what fails
         assert _run(p) == 0
@@ -295,6 +284,15 @@ def test_compressed_zeros_are_refused_by_declared_size(bases, tmp_path, monkeypa
     _refused(p, r"6,291,456 elements .* exceeds the limit of 1,048,576")
 
 
+def test_many_small_chunks_are_refused(bases, tmp_path):
+    p = tmp_path / "chunks.nir"
+    shutil.copyfile(bases[2], p)
+    with h5py.File(p, "r+") as f:  # 90,000 elements: within the element limit, but one chunk each
+        del f["node/nodes/fc/weight"]
+        f["node/nodes/fc"].create_dataset("weight", shape=(300, 300), dtype="f8", chunks=(1, 1))
+    _refused(p, r"dataset '/node/nodes/fc/weight' is stored in 90,000 chunks .* the limit is 65,536")
+
+
 def test_group_cycle_and_links_are_refused(bases, tmp_path):
     p = tmp_path / "loop.nir"
     shutil.copyfile(bases[2], p)
@@ -329,7 +327,7 @@ def test_huge_declared_neuron_count_is_refused(bases, tmp_path):
 
 
 def test_long_delay_is_refused(tmp_path):
-    g = _feedforward()
+    g = lif_chain_graph()
     g.nodes["d"] = nir.Delay(delay=np.full(3, 2e-4))
     g.edges = [("x", "d"), ("d", "fc"), ("fc", "lif"), ("lif", "y")]
     p = tmp_path / "delay.nir"

@@ -19,6 +19,7 @@ import torch
 
 from lmu2neuro.checkpoint import load_checkpoint
 from lmu2neuro.train import TrainConfig, train
+from netgen import as_at_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dim": 8, "memory_order": 4, "embed_convs": 1, "mlp_ratio": 1}
@@ -38,7 +39,7 @@ def _argv(out, *extra):
 
 def _start(out, *extra):
     return subprocess.Popen(_argv(out, *extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=as_at_a_terminal)
 
 
 def _epochs_done(out: Path) -> list:

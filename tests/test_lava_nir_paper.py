@@ -1,7 +1,5 @@
 """The NIR paper's single-LIF benchmark through read_intnet and our Lava build."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -9,7 +7,10 @@ from converters.lava_builder import run_lava, schedule
 from converters.nir_import import read_intnet
 from lmu2neuro.simulate import run_reference
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nir_paper_lif"
+from netgen import PAPER_DATA as DATA
+from netgen import needs_paper_data
+
+pytestmark = needs_paper_data
 
 
 def _csv(name):

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from netgen import random_inputs, random_network
+from netgen import as_at_a_terminal, random_inputs, random_network
 
 import converters.lava_builder as lb
 
@@ -63,7 +63,7 @@ def test_ctrl_c_during_simulate_leaves_no_process_and_no_traffic(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "lmu2neuro.cli", "simulate", str(model), "--input", str(tmp_path / "x.npy"),
          "--backend", "lava", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=as_at_a_terminal,
     )
     # wait until Lava's worker processes exist, then interrupt the whole run as a terminal would
     deadline = time.time() + 60

@@ -131,6 +131,7 @@ def test_second_run_on_the_same_folder_is_refused_and_the_first_is_intact(tmp_pa
 def test_lock_names_the_holder_and_is_released(tmp_path):
     out = tmp_path / "o"
     with output_lock(out):
+        (out / "result.json").write_text("{}")
         assert holder_pid(out) == os.getpid()
         # a second open of the lock file is a second lock, as another process's would be
         with pytest.raises(UserError, match=rf"{out} is in use by another lmu2neuro run \(pid {os.getpid()}\)"):
@@ -139,6 +140,11 @@ def test_lock_names_the_holder_and_is_released(tmp_path):
     assert holder_pid(out) is None and (out / LOCK_NAME).exists()
     with output_lock(out):  # free again
         pass
+    # a run that fails before writing anything leaves no new folder behind
+    with pytest.raises(UserError, match="bad input"):
+        with output_lock(tmp_path / "new"):
+            raise UserError("bad input")
+    assert not (tmp_path / "new").exists()
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="cannot create the output folder|not a folder"):
         with output_lock(tmp_path / "file"):

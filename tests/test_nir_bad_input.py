@@ -9,24 +9,13 @@ from converters.nir_import import read_graph, read_intnet
 from converters.nir_torch import load
 from lmu2neuro.cli import main
 from lmu2neuro.errors import UserError
-
-
-def _good_graph():
-    return nir.NIRGraph(
-        nodes={
-            "x": nir.Input(input_type=np.array([3])),
-            "fc": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
-            "lif": nir.LIF(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
-            "y": nir.Output(output_type=np.array([2])),
-        },
-        edges=[("x", "fc"), ("fc", "lif"), ("lif", "y")],
-    )
+from netgen import lif_chain_graph
 
 
 @pytest.fixture
 def good(tmp_path):
     path = tmp_path / "good.nir"
-    nir.write(path, _good_graph())
+    nir.write(path, lif_chain_graph())
     return path
 
 

@@ -9,7 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converters.nir_export import META_KEY, export_nir, lmu_impulse_response, lmu_matrices
+from converters.nir_export import META_KEY, export_nir
+from lmu2neuro.lmu import impulse_response as lmu_impulse_response
+from lmu2neuro.lmu import lmu_state_space as lmu_matrices
 from converters.nir_import import read_intnet
 from converters.nir_torch import load
 from lmu2neuro import fixed_point as fx

@@ -1,6 +1,5 @@
 """Third-party NIR graphs lowered to Loihi integers at a stated dt (read_intnet)."""
 
-from pathlib import Path
 
 import nir
 import numpy as np
@@ -12,11 +11,11 @@ from converters.nir_torch import load
 from lmu2neuro.errors import UserError
 from lmu2neuro.reference import simulate
 
-DATA = Path("/work/shared/data/nir_paper_lif")
-PAPER_SPIKES = [460, 510, 710, 760]
+from netgen import PAPER_DATA as DATA
+from netgen import PAPER_SPIKES, needs_paper_data
 
 
-@pytest.mark.skipif(not (DATA / "lif_norse.nir").is_file(), reason="NIR paper data not present")
+@needs_paper_data
 def test_lif_norse_in_integers_spikes_where_the_paper_says():
     x = np.loadtxt(DATA / "lif_norse.csv", delimiter=",")[:, 0]
     net = read_intnet(DATA / "lif_norse.nir", dt=1e-4)
@@ -174,7 +173,7 @@ def test_snntorch_export_with_per_neuron_beta_runs_in_integers(tmp_path):
 
 
 @pytest.mark.lava
-@pytest.mark.skipif(not (DATA / "lif_norse.nir").is_file(), reason="NIR paper data not present")
+@needs_paper_data
 def test_lif_norse_lowered_runs_in_lava_like_the_papers_lava_run():
     """Our integers for lif_norse.nir in Lava fixed_pt (Dense -> LIF) spike where the NIR paper's
     Lava CPU fixed-point run did: one step after the exact times (Dense latency)."""

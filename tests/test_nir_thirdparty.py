@@ -1,7 +1,6 @@
 """Our torch reader on other tools' graphs: the NIR paper's LIF benchmark and snnTorch exports."""
 
 import warnings
-from pathlib import Path
 
 import nir
 import numpy as np
@@ -10,13 +9,11 @@ import torch
 
 from converters.nir_torch import load
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nir_paper_lif"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data/nir_paper_lif")
-LIF = DATA / "lif_norse.nir"
-PAPER_SPIKES = [460, 510, 710, 760]
+from netgen import PAPER_DATA as DATA
+from netgen import PAPER_SPIKES, needs_paper_data
 
-pytestmark = pytest.mark.skipif(not LIF.is_file(), reason="NIR paper data not present")
+LIF = DATA / "lif_norse.nir"
+pytestmark = needs_paper_data
 
 
 def _csv(name):
