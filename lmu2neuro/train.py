@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from lmu2neuro.atomic import write_json
 from lmu2neuro.checkpoint import load_checkpoint, save_checkpoint
-from lmu2neuro.datasets import DatasetSplits, TensorSequences, get_dataset
+from lmu2neuro.datasets import get_dataset
+from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
 from lmu2neuro.errors import UserError
 
 METRICS_SCHEMA = "lmu2neuro.metrics/1"

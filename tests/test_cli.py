@@ -24,6 +24,16 @@ def test_help_lists_every_stage(capsys):
         assert cmd in out, f"`{cmd}` missing from lmu2neuro --help"
 
 
+
+def test_building_the_parser_loads_no_heavy_library():
+    # `lmu2neuro --help` took 4 s when a command module imported torch at registration.
+    code = ("import sys; from lmu2neuro.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'scipy', 'lava', 'nir', 'h5py', 'snntorch', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"parser construction imported {out.stdout.strip()}"
+
 @pytest.mark.lava
 def test_doctor_runs_the_installed_command():
     out = subprocess.run([sys.executable, "-m", "lmu2neuro.cli", "doctor"], capture_output=True, text=True, timeout=120)

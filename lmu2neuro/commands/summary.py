@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lmu2neuro.model import PRESETS, ModelConfig, build_model
-from lmu2neuro.summary import format_summary, summarize
+from lmu2neuro.config import PRESETS, ModelConfig
 
 
 def register(sub) -> None:
@@ -34,6 +33,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from lmu2neuro.errors import UserError
+    from lmu2neuro.model import build_model
+    from lmu2neuro.summary import format_summary, summarize
 
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames: expected a positive integer, got {args.frames}")

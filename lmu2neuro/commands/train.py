@@ -45,7 +45,7 @@ def register(sub) -> None:
                    help="dataset option, repeatable: e.g. repeat=4 (digits), permuted=true (mnist), "
                         "words=yes,no / n_mels=64 / target_length=100 (speech)")
     try:
-        from lmu2neuro.model import PRESETS
+        from lmu2neuro.config import PRESETS
 
         presets = ", ".join(PRESETS)
     except ImportError:  # the model stage missing should not hide the rest of --help

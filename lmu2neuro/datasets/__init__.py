@@ -1,48 +1,18 @@
 """Datasets as sequences of frames: one frame = one model time step.
 
-`get_dataset(name, root=None, **options)` returns a `DatasetSplits`; each split is a
+`get_dataset(name, root=None, **options)` returns a `sequences.DatasetSplits`; each split is a
 `torch.utils.data.Dataset` of `(x (T, F) float32, y int)`. Every loader reads local files only
 and never downloads; a folder that does not hold what the loader expects is a `UserError`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
-import torch
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING, Callable
 
 from lmu2neuro.errors import UserError
 
-
-@dataclass
-class DatasetSplits:
-    """Train/validation/test splits plus the shape facts a model is built from."""
-
-    train: Dataset
-    val: Dataset
-    test: Dataset
-    input_size: int
-    num_classes: int
-    timesteps: int
-    class_names: list[str] = field(default_factory=list)
-
-
-class TensorSequences(Dataset):
-    """Frames held in memory: x (N, T, F) float32, y (N,) int64."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"expected x (N, T, F) and y (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
-        self.x = x.to(torch.float32).contiguous()
-        self.y = y.to(torch.int64).contiguous()
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return self.x[i], int(self.y[i])
+if TYPE_CHECKING:  # torch loads only when a dataset does, so the CLI starts fast
+    from lmu2neuro.datasets.sequences import DatasetSplits
 
 
 def _digits(root=None, **options):
@@ -107,4 +77,4 @@ def get_dataset(name: str, root=None, **options) -> DatasetSplits:
         raise
 
 
-__all__ = ["DatasetSplits", "TensorSequences", "get_dataset", "DATASET_NAMES"]
+__all__ = ["get_dataset", "DATASET_NAMES"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lmu2neuro.datasets import DatasetSplits, TensorSequences
+from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
 from lmu2neuro.datasets.splits import stratified_indices
 from lmu2neuro.errors import UserError
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmu2neuro.datasets import DatasetSplits, TensorSequences
+from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
 from lmu2neuro.errors import UserError
 
 FILES = {

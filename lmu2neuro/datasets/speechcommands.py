@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lmu2neuro.datasets import DatasetSplits
+from lmu2neuro.datasets.sequences import DatasetSplits
 from lmu2neuro.datasets.fbank import speech_features
 from lmu2neuro.errors import UserError
 
