@@ -7,9 +7,9 @@
 ``read_intnet(path, dt=None, input_scale=None)``:
 - a file written by ``converters.nir_export`` carries the Loihi integers as metadata and is rebuilt
   exactly (same arrays, same spikes);
-- any other graph is lowered: chains of Linear / Affine / Scale / Delay between neurons become
-  projections (a Delay becomes taps), and each neuron (LIF, CubaLIF, IF, LI, CubaLI, I) becomes a
-  Loihi population by forward Euler at ``dt`` (what the NIR paper's backends do):
+- any other graph is lowered: any chain of Linear / Affine / Scale / Conv1d / Conv2d / pooling /
+  Flatten / Delay between neurons becomes one projection (a dense matrix per delay tap), and each
+  neuron (LIF, CubaLIF, IF, LI, CubaLI, I) becomes a Loihi population by forward Euler at ``dt`` (what the NIR paper's backends do):
   ``dv = round(4096 dt / tau_mem)``, ``du = round(4096 dt / tau_syn) - 1`` (4095 when there is no
   synaptic state), per-step input gain ``g = (dt/tau_mem) r (dt/tau_syn) w_in`` (LIF: ``dt r / tau``,
   IF / I: ``dt r``) and bias ``(dt/tau_mem) v_leak``. Each spiking neuron gets its own voltage scale
@@ -18,8 +18,10 @@
   population per (du, dv) (``<node>.<k>``). ``dt`` defaults to the graph's stated dt, else 1e-4 s, the
   convention of every graph in the NIR paper. A graph whose output is a spiking population gets a
   readout population ``<name>.count`` that counts its spikes (integer network outputs are readouts).
-  Unsupported nodes (convolutions, pooling, Flatten, Threshold, recurrence between populations,
-  v_reset != 0, a non-spiking neuron feeding others) are named in a ``UserError``, never dropped.
+  A Threshold node becomes a population with both decays 4095 (Loihi's shortest memory: 1/4096
+  of the last step survives) and gain 1. What cannot be expressed (recurrence between
+  populations, v_reset != 0, a non-spiking neuron feeding others) is named in a ``UserError``,
+  never dropped.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"),
     "NIRGraph": ("nodes", "edges"),
 }
-NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
+NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "Threshold")
 SPIKING_TYPES = ("IF", "LIF", "CubaLIF", "Threshold")
 STATEFUL_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "Delay")
 # what read_intnet composes into one dense projection (a Delay becomes taps)
@@ -357,13 +359,20 @@ def _neuron_dynamics(path, name, node, dt):
         r = _arr(node, "r")
         n = r.size
         du, dv, gain, bias = np.full(n, fx.DECAY_UNITY - 1), np.zeros(n, dtype=np.int64), dt * r, np.zeros(n)
+    elif typ == "Threshold":
+        # Stateless: the shortest memory Loihi has (both decays 4095 keep 1/4096 of the last
+        # step, truncated toward zero) and the whole input every step, independent of dt.
+        n = _arr(node, "threshold").size
+        du = dv = np.full(n, fx.DECAY_UNITY - 1)
+        gain, bias = np.ones(n), np.zeros(n)
     else:  # pragma: no cover - callers only pass neurons
         raise AssertionError(typ)
     vth = None
     if typ in SPIKING_TYPES:
-        vth = _arr(node, "v_threshold", n)
+        field = "threshold" if typ == "Threshold" else "v_threshold"
+        vth = _arr(node, field, n)
         if np.any(vth <= 0):
-            raise UserError(f"{path}: node '{name}': parameter 'v_threshold' must be > 0 for a Loihi neuron")
+            raise UserError(f"{path}: node '{name}': parameter '{field}' must be > 0 for a Loihi neuron")
         v_reset = getattr(node, "v_reset", None)
         if v_reset is not None and np.any(np.asarray(v_reset) != 0):
             raise UserError(f"{path}: node '{name}': parameter 'v_reset' is not 0; Loihi neurons reset to zero (expected 0)")

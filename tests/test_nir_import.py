@@ -76,16 +76,6 @@ def _write(tmp_path, graph):
     return path
 
 
-def test_unsupported_node_is_named(tmp_path):
-    g = nir.NIRGraph(
-        nodes={"x": nir.Input(input_type=np.array([4])), "th": nir.Threshold(threshold=np.ones(4)),
-               "y": nir.Output(output_type=np.array([4]))},
-        edges=[("x", "th"), ("th", "y")],
-    )
-    with pytest.raises(UserError, match=r"node 'th' \(Threshold\) is not supported"):
-        read_intnet(_write(tmp_path, g))
-
-
 def test_recurrence_between_neurons_is_named(tmp_path):
     # a neuron feeding itself lowers to a recurrent projection (tests/test_nir_lowering_thirdparty.py);
     # a loop through two neuron nodes cannot be delivered by Lava within a step: refused by name
