@@ -29,7 +29,6 @@ from __future__ import annotations
 import collections
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,9 +120,7 @@ def read_graph(path: str | os.PathLike, type_check: bool = True):
     import h5py
     import nir
 
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{path}: no such file (expected a .nir graph)")
+    p = guards.require_file(path, "NIR file", "a .nir graph")
     guards.check_file_size(p, "NIR file")
     if not h5py.is_hdf5(p):
         raise UserError(f"{path}: not an HDF5 file (a .nir graph is HDF5, written by nir.write)")

@@ -52,8 +52,7 @@ def save_checkpoint(path, model: torch.nn.Module, model_config: dict, *, dataset
 def load_checkpoint(path) -> dict:
     """Read and validate a checkpoint; `UserError` naming the file and the field for anything wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint file not found; expected a .pt file written by `lmu2neuro train`")
+    guards.require_file(path, "checkpoint file", "a .pt file written by `lmu2neuro train`")
     guards.check_file_size(path, "checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

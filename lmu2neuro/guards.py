@@ -67,6 +67,19 @@ def max_nodes() -> int:
     return _env_int("LMU2NEURO_MAX_NODES", DEFAULT_MAX_NODES)
 
 
+def require_file(path: str | os.PathLike, what: str, expected: str = "") -> Path:
+    """``path`` as a Path if it is a regular file; else a UserError that says what it is instead."""
+    p = Path(path)
+    hint = f"; expected {expected}" if expected else ""
+    if not p.exists():
+        raise UserError(f"{path}: {what} not found{hint}")
+    if p.is_dir():
+        raise UserError(f"{path}: is a folder, not a {what}{hint}")
+    if not p.is_file():
+        raise UserError(f"{path}: is not a regular file (a device or pipe), not a {what}{hint}")
+    return p
+
+
 def check_file_size(path: str | os.PathLike, what: str = "file", limit: int | None = None) -> int:
     """Size of ``path`` in bytes; UserError if it is larger than the limit (before anything reads it)."""
     limit = max_file_bytes() if limit is None else limit
@@ -105,8 +118,7 @@ def check_npy(path: str | os.PathLike) -> None:
     element count is within the limit and whose data the file actually holds."""
     import numpy as np
 
-    if not Path(path).is_file():
-        raise UserError(f"{path}: input file not found")
+    require_file(path, "input file", "a .npy array")
     size = check_file_size(path, "input file")
     fmt = np.lib.format
     try:

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 import hardware_profiles
+from lmu2neuro import guards
 from lmu2neuro.errors import UserError
 
 
@@ -154,8 +155,7 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
         looks_like_path = path.suffix in (".yaml", ".yml") or os.sep in s or "/" in s
         if not looks_like_path:
             raise UserError(f"unknown profile '{s}': expected one of {', '.join(shipped)} or a path to a .yaml file")
-        if not path.is_file():
-            raise UserError(f"{path}: profile file not found")
+        guards.require_file(path, "profile file", "a hardware profile .yaml")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from lmu2neuro import atomic, plots
+from lmu2neuro import atomic, guards, plots
 from lmu2neuro.chip_mapping import map_to_chip
 from lmu2neuro.counting import count_operations
 from lmu2neuro.energy import dense_baseline, estimate_energy
@@ -249,8 +249,7 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike, 
         raise UserError("--profile: give at least one profile name or YAML path (see `lmu2neuro profiles`)")
     profiles = [load_profile(n) for n in profile_names]  # bad profiles fail before any heavy work
     traffic = load_traffic(traffic_path)
-    if not Path(model_path).is_file():
-        raise UserError(f"{model_path}: model file not found")
+    guards.require_file(model_path, "model file", "the .nir graph the traffic was simulated from")
     check_model_hash(traffic, model_path, str(traffic_path))
     from converters.nir_import import read_intnet
 

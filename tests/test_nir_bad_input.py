@@ -98,9 +98,13 @@ def test_cycle_without_state_is_named(tmp_path):
         read_intnet(path)
 
 
-def test_missing_file(tmp_path):
-    with pytest.raises(UserError, match="no such file"):
+def test_missing_file_folder_and_device(tmp_path):
+    with pytest.raises(UserError, match=r"nope.nir: NIR file not found; expected a .nir graph"):
         read_graph(tmp_path / "nope.nir")
+    with pytest.raises(UserError, match=r": is a folder, not a NIR file"):
+        read_graph(tmp_path)
+    with pytest.raises(UserError, match=r"/dev/null: is not a regular file"):
+        read_graph("/dev/null")
 
 
 def test_cli_reports_bad_files_without_traceback(tmp_path, good, capsys):

@@ -191,7 +191,9 @@ def test_cli_export_missing_checkpoint(tmp_path, capsys):
     from lmu2neuro.cli import main
 
     assert main(["export", str(tmp_path / "none.pt"), "-o", str(tmp_path / "x.nir")]) == 2
-    assert "no such checkpoint" in capsys.readouterr().err
+    assert "none.pt: checkpoint file not found" in capsys.readouterr().err
+    assert main(["export", str(tmp_path), "-o", str(tmp_path / "x.nir")]) == 2
+    assert "is a folder, not a checkpoint file" in capsys.readouterr().err
 
 
 def test_lmu_statement_run_exactly_is_the_trained_zoh_memory(exported):

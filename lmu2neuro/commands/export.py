@@ -60,8 +60,9 @@ def _load_intnet_from_checkpoint(path: str):
 
 
 def run_export(args) -> int:
-    if not Path(args.checkpoint).is_file():
-        raise UserError(f"{args.checkpoint}: no such checkpoint file")
+    from lmu2neuro.guards import require_file
+
+    require_file(args.checkpoint, "checkpoint file", "a .pt file written by `lmu2neuro train`")
     if args.dt is not None and not args.dt > 0:
         raise UserError(f"--dt {args.dt}: expected a positive number of seconds")
     net = _load_intnet_from_checkpoint(args.checkpoint)
