@@ -318,7 +318,7 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
     try:
         return IntNetwork(input_size=int(gm["input_size"]), input_scale=float(gm["input_scale"]), populations=pops,
                           projections=projs, output=gm["output"], input_name=gm["input_name"],
-                          dt=gm.get("net_dt"), meta=gm.get("net_meta") or {})
+                          dt=gm.get("net_dt") or gm.get("dt"), meta=gm.get("net_meta") or {})
     except IntNetworkError as exc:
         raise UserError(f"{path}: metadata does not form a valid integer network: {exc}") from None
 
@@ -727,8 +727,8 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
 def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None) -> IntNetwork:
     """Read a .nir file as an IntNetwork (exact for our files; forward-Euler quantized at dt otherwise).
 
-    For files written by ``export_nir`` the integers are fixed, so ``dt`` and ``input_scale`` are
-    not used (the stored ones are). For other graphs: ``dt`` defaults to the graph's stated dt, else
+    For files written by ``export_nir`` the integers are fixed: the stored dt and input scale are
+    used, and a different ``dt`` is refused. For other graphs: ``dt`` defaults to the graph's stated dt, else
     1e-4 s; ``input_scale`` maps float input -> ``clip(round(x * input_scale), -128, 127)``,
     default 1 (spike or small-integer inputs).
     """
@@ -736,7 +736,11 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
     ours = is_ours(graph)
     try:
         if ours:
-            return _intnet_from_ours(graph, path)
+            net = _intnet_from_ours(graph, path)
+            if dt is not None and not (net.dt and math.isclose(dt, net.dt)):
+                raise UserError(f"{path}: dt = {dt} given, but this file carries its own dt = {net.dt} s, for which "
+                                "its Loihi integers were computed (expected no dt, or the same)")
+            return net
         where = f"{path}: dt = {dt}"
         if dt is None:
             md = graph.metadata or {}

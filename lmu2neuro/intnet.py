@@ -100,7 +100,10 @@ class IntNetwork:
         return max((s.taps for s in self.projections), default=1)
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        q = np.round(np.asarray(x, dtype=np.float64) * self.input_scale)
+        x = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("input holds NaN or infinite values; Loihi inputs are finite integers")
+        q = np.round(x * self.input_scale)
         return np.clip(q, -128, 127).astype(np.int64)
 
     # -- validation: every Loihi limit in one place ----------------------------------------

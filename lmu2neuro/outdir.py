@@ -91,3 +91,12 @@ def holder_pid(folder: str | os.PathLike) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def output_file_lock(path: str | os.PathLike, flag: str):
+    """``output_lock`` on the folder of an output file, after checking that ``path`` can be a file:
+    a folder given as the output fails now, not after the work when the file is written."""
+    if Path(path).is_dir():
+        raise UserError(f"{flag} {path}: is a folder; expected the path of a file to write")
+    return output_lock(Path(path).parent)
+

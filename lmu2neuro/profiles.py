@@ -33,7 +33,7 @@ class Quantity(BaseModel):
     """One number with its unit and where it comes from."""
 
     model_config = ConfigDict(extra="forbid")
-    value: float = Field(ge=0)
+    value: float = Field(ge=0, allow_inf_nan=False)
     unit: str
     source: str = Field(min_length=1)
     assumed: bool = False
@@ -55,6 +55,13 @@ class Energy(BaseModel):
     neuron_update: Quantity | None = None  # one neuron, one time step
     spike_out: Quantity | None = None  # one spike sent
 
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if not any(getattr(self, k) is not None for k in type(self).model_fields):
+            raise ValueError(f"at least one of {', '.join(type(self).model_fields)} (an empty energy table "
+                             "would cost everything at zero)")
+        return self
+
 
 class ChipLimits(BaseModel):
     """Per-core and per-chip limits of a neuromorphic chip; a missing limit is not checked."""
@@ -72,6 +79,21 @@ class ChipLimits(BaseModel):
     synapses_per_chip: Quantity | None = None
     barrier_sync_s: Quantity | None = None
     reference_dynamic_energy_per_inference: Quantity | None = None
+
+    @model_validator(mode="after")
+    def _limits_make_sense(self):
+        # a capacity of zero would divide by zero or map a layer onto nothing
+        for k in ("cores_per_chip", "neurons_per_core", "synaptic_memory_per_core", "fan_in_axons_per_core",
+                  "fan_out_axons_per_core", "neurons_per_chip", "synapses_per_chip"):
+            q = getattr(self, k)
+            if q is not None and q.value < 1:
+                raise ValueError(f"'{k}' of at least 1 (a capacity), got {q.value:g}")
+        lo, hi = self.weight_bits_min, self.weight_bits_max
+        if (lo is None) != (hi is None):
+            raise ValueError("both 'weight_bits_min' and 'weight_bits_max', or neither")
+        if lo is not None and not 1 <= lo.value <= hi.value:
+            raise ValueError(f"1 <= weight_bits_min ({lo.value:g}) <= weight_bits_max ({hi.value:g})")
+        return self
 
 
 class Profile(BaseModel):
@@ -137,7 +159,12 @@ def _describe(err: dict) -> str:
         return f"field '{loc}': unknown field"
     if typ == "greater_than_equal":
         return f"field '{loc}': got {err.get('input')!r}, expected a number >= 0"
-    return f"field '{loc}': got {err.get('input')!r}, expected {err['msg'].removeprefix('Value error, ')}"
+    if typ == "finite_number":
+        return f"field '{loc}': got {err.get('input')!r}, expected a finite number >= 0"
+    expected = err["msg"].removeprefix("Value error, ")
+    if isinstance(err.get("input"), dict):  # a check across a group's fields: its message names them
+        return f"field '{loc}': expected {expected}"
+    return f"field '{loc}': got {err.get('input')!r}, expected {expected}"
 
 
 def load_profile(name_or_path: str | os.PathLike) -> Profile:

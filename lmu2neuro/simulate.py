@@ -51,9 +51,13 @@ def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, 
             raise UserError(f"{path}: input file not found") from None
         except (ValueError, OSError) as exc:
             raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0]})") from None
-        if x.ndim < 3 or x.dtype.kind not in "biuf":
+        if x.ndim < 3 or x.dtype.kind not in "biuf" or x.shape[0] == 0 or x.shape[1] == 0:
             raise UserError(f"{path}: array of shape {x.shape} and dtype {x.dtype}; expected numbers shaped "
-                            f"(samples, timesteps, *input shape) with input shape of {net.input_size} values")
+                            f"(samples >= 1, timesteps >= 1, *input shape) with input shape of {net.input_size} values")
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise UserError(f"{path}: {bad} values are NaN or infinite; expected finite numbers (quantization "
+                            "would turn them into arbitrary integers)")
         x = x.reshape(x.shape[0], x.shape[1], -1)
         if x.shape[2] != net.input_size:
             raise UserError(f"{path}: each frame holds {x.shape[2]} values; the model's input has {net.input_size}")

@@ -59,6 +59,11 @@ def test_user_profile_by_path(tmp_path):
     (lambda d: d["chip"]["neurons_per_core"].__setitem__("value", "many"), r"field 'chip\.neurons_per_core\.value': got 'many', expected"),
     (lambda d: d.pop("kind"), r"field 'kind': missing"),
     (lambda d: d["energy"]["ac"].__setitem__("assumed", True), r"field 'energy\.ac': .*must say why"),
+    (lambda d: d["energy"]["ac"].__setitem__("value", float("inf")), r"'energy\.ac\.value': got inf, expected a finite"),
+    (lambda d: d.__setitem__("energy", {}), r"field 'energy': expected at least one of ac, mac"),
+    (lambda d: d["chip"]["cores_per_chip"].__setitem__("value", 0), r"field 'chip': expected 'cores_per_chip' of at least 1"),
+    (lambda d: d["chip"]["neurons_per_core"].__setitem__("value", 0.5), r"'neurons_per_core' of at least 1"),
+    (lambda d: d["chip"].pop("weight_bits_min"), r"both 'weight_bits_min' and 'weight_bits_max', or neither"),
 ])
 def test_bad_profile_is_one_line_error(tmp_path, mutate, message):
     d = base()

@@ -75,7 +75,10 @@ def test_digits_dataset_inputs_with_labels(tmp_path):
     "make, message",
     [
         (lambda d: np.save(d / "bad.npy", np.zeros((2, 5, 3))), "each frame holds 3 values; the model's input has 4"),
-        (lambda d: np.save(d / "bad.npy", np.zeros((5, 4))), "expected numbers shaped (samples, timesteps"),
+        (lambda d: np.save(d / "bad.npy", np.zeros((5, 4))), "expected numbers shaped (samples >= 1, timesteps >= 1"),
+        (lambda d: np.save(d / "bad.npy", np.zeros((0, 5, 4))), "expected numbers shaped (samples >= 1, timesteps >= 1"),
+        (lambda d: np.save(d / "bad.npy", np.zeros((2, 0, 4))), "expected numbers shaped (samples >= 1, timesteps >= 1"),
+        (lambda d: np.save(d / "bad.npy", np.array([[[0.0, np.nan, 1, np.inf]]])), "2 values are NaN or infinite"),
         (lambda d: (d / "bad.npy").write_text("not numpy"), "not a numpy .npy array"),
         (lambda d: None, "input file not found"),
     ],
@@ -89,3 +92,30 @@ def test_bad_input_files_get_one_line_errors(model, tmp_path, capsys, make, mess
     assert code == 2 and err.startswith("error: ") and "\n" not in err
     assert message in err and "bad.npy" in err
     assert not out.exists()
+
+
+def test_output_that_is_a_folder_fails_before_the_work(model, tmp_path, capsys):
+    path, _, _ = model
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 5, 4)))
+    (tmp_path / "taken").mkdir()
+    code = main(["simulate", str(path), "--input", str(x), "--backend", "reference",
+                 "-o", str(tmp_path / "taken")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"error: -o {tmp_path / 'taken'}: is a folder; expected the path of a file to write"
+
+
+def test_dt_of_our_own_file_is_kept_and_a_different_one_refused(model, tmp_path, capsys):
+    path, _, _ = model
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 5, 4)))
+    out = tmp_path / "t.json"
+    assert main(["simulate", str(path), "--input", str(x), "--backend", "reference",
+                 "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["dt"] == 1e-4  # the file's own (export's default)
+    capsys.readouterr()
+    code = main(["simulate", str(path), "--input", str(x), "--backend", "reference",
+                 "--dt", "1e-3", "-o", str(tmp_path / "u.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "dt = 0.001 given, but this file carries its own dt = 0.0001 s" in err
+    assert not (tmp_path / "u.json").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import math
 
 from lmu2neuro.errors import UserError
 
@@ -63,12 +63,12 @@ def run_export(args) -> int:
     from lmu2neuro.guards import require_file
 
     require_file(args.checkpoint, "checkpoint file", "a .pt file written by `lmu2neuro train`")
-    if args.dt is not None and not args.dt > 0:
-        raise UserError(f"--dt {args.dt}: expected a positive number of seconds")
-    net = _load_intnet_from_checkpoint(args.checkpoint)
-    from lmu2neuro.outdir import output_lock
+    if args.dt is not None and not (args.dt > 0 and math.isfinite(args.dt)):
+        raise UserError(f"--dt {args.dt}: expected a positive, finite number of seconds")
+    from lmu2neuro.outdir import output_file_lock
 
-    with output_lock(Path(args.output).parent):
+    with output_file_lock(args.output, "-o"):
+        net = _load_intnet_from_checkpoint(args.checkpoint)
         if args.format == "nir":
             from converters.nir_export import export_nir
 

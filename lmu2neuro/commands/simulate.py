@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 
 def register(sub) -> None:
@@ -58,10 +57,10 @@ def range_warnings(traffic: dict) -> list[str]:
 
 
 def run(args) -> int:
-    from lmu2neuro.outdir import output_lock
+    from lmu2neuro.outdir import output_file_lock
 
     # one run per output folder, taken before the work so a clash fails at once, not at the end
-    with output_lock(Path(args.out).parent):
+    with output_file_lock(args.out, "-o"):
         return _run(args)
 
 
