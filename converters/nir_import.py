@@ -708,7 +708,7 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
         size = dyn[out_name]["n"]
         pops.append(Population(name=output, size=size, du=fx.DECAY_UNITY - 1, dv=0, vth=fx.VTH_MAX,
                                bias_mant=np.zeros(size, dtype=np.int64), readout=True,
-                               meta={"role": "spike counter added by read_intnet"}))
+                               meta={"role": "spike counter added by read_intnet", "added_by_tool": True}))
         for pop_name, rows in split[out_name]:
             w = np.zeros((1, size, rows.size), dtype=np.int64)
             w[0, rows, np.arange(rows.size)] = 2

@@ -88,8 +88,9 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
     core_of: dict[str, np.ndarray] = {}  # population -> core index (global) per neuron
     rows: list[LayerCores] = []
     next_core = 0
-    for pop in net.populations:
-        into = net.projections_into(pop.name)
+    pops, projs = net.on_chip()
+    for pop in pops:
+        into = [p for p in projs if p.target == pop.name]
         # Connectivity of each target neuron to every source neuron (over taps), all projections.
         conn = [np.any(np.asarray(p.weights) != 0, axis=0) for p in into]
         conn_all = np.concatenate(conn, axis=1) if conn else np.zeros((pop.size, 0), bool)
@@ -157,10 +158,10 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
 
     # Fan-out axons: per source neuron, the distinct target cores it reaches.
     row_of = {r.layer: r for r in rows}
-    for pop in net.populations:
+    for pop in pops:
         out_axons = np.zeros(pop.size, dtype=np.int64)
         targets_cores: list[set] = [set() for _ in range(pop.size)]
-        for p in net.projections:
+        for p in projs:
             if p.source != pop.name:
                 continue
             reach = np.any(np.asarray(p.weights) != 0, axis=0)  # (target, source)

@@ -161,8 +161,9 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
     inp = tl.get(net.input_name, {"name": net.input_name})
     input_steps = per_step(inp, "nonzero_inputs_per_step") if "nonzero_inputs_per_step" in inp else np.zeros(steps)
 
+    pops, projs = net.on_chip()
     projections: list[ProjectionCount] = []
-    for proj in net.projections:
+    for proj in projs:
         w = np.asarray(proj.weights)
         t = tp[proj.name]
         # The simulator knows whether the input was all in {-1, 0, 1} (spike input): trust its flag.
@@ -194,7 +195,7 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
         ))
 
     layers: list[LayerCount] = []
-    for pop in net.populations:
+    for pop in pops:
         lay = tl[pop.name]
         into = [p for p in projections if p.target == pop.name]
         spikes = 0.0 if pop.readout else float(lay.get("spikes", 0)) / samples

@@ -90,6 +90,13 @@ class IntNetwork:
     def size_of(self, name: str) -> int:
         return self.input_size if name == self.input_name else self.population(name).size
 
+    def on_chip(self) -> tuple[list[Population], list[Projection]]:
+        """The populations and projections a chip would run: without a readout that a reader added
+        only to count a spiking output (``meta['added_by_tool']``), which the host does instead."""
+        added = {p.name for p in self.populations if p.meta.get("added_by_tool")}
+        return ([p for p in self.populations if p.name not in added],
+                [s for s in self.projections if s.target not in added])
+
     def projections_into(self, name: str) -> list[Projection]:
         return [s for s in self.projections if s.target == name]
 

@@ -20,6 +20,7 @@ from lmu2neuro.energy import dense_baseline, estimate_energy
 from lmu2neuro.errors import UserError
 from lmu2neuro.intnet import IntNetwork
 from lmu2neuro.profiles import Profile, load_profile
+from lmu2neuro.traffic_schema import validate_traffic
 
 BASELINE_PROFILES = ("cpu", "gpu", "mac45nm")
 SCHEMA = "lmu2neuro.report/1"
@@ -45,6 +46,7 @@ def load_traffic(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict) or data.get("schema") != "lmu2neuro.traffic/1":
         got = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise UserError(f"{path}: field 'schema' is {got!r}, expected 'lmu2neuro.traffic/1' (written by `lmu2neuro simulate`)")
+    validate_traffic(data, str(path))
     return data
 
 

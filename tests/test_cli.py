@@ -52,3 +52,22 @@ def test_doctor_names_a_broken_part(monkeypatch, capsys):
     assert main(["doctor"]) == 1
     captured = capsys.readouterr()
     assert "Lava fixed_pt run failed (RuntimeError)" in captured.err
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
+    # `lmu2neuro inspect m.nir | head -1`: the pipe closes while we print
+    import os
+
+    import nir
+
+    from netgen import lif_chain_graph
+
+    nir.write(tmp_path / "m.nir", lif_chain_graph())
+    r, w = os.pipe()
+    os.close(r)  # every write now fails with EPIPE
+    try:
+        out = subprocess.run([sys.executable, "-m", "lmu2neuro.cli", "inspect", str(tmp_path / "m.nir")],
+                             stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(w)
+    assert out.returncode == 141 and out.stderr == "", out.stderr

@@ -160,3 +160,24 @@ def test_spike_input_counts_as_acs():
     spiking = count_operations(traffic, net).totals
     assert spiking["effective_macs"] == 0
     assert spiking["effective_acs"] == pytest.approx(graded["effective_acs"] + graded["effective_macs"])
+
+
+def test_spike_counter_added_by_the_reader_is_not_costed(tmp_path):
+    # read_intnet gives a graph whose output is a spiking layer a readout that counts its spikes;
+    # the host does that on a chip, so it must not add a layer, cores or operations
+    import nir
+
+    from converters.nir_import import read_intnet
+    from lmu2neuro.chip_mapping import map_to_chip
+    from lmu2neuro.profiles import load_profile
+    from netgen import lif_chain_graph
+
+    nir.write(tmp_path / "g.nir", lif_chain_graph())
+    net = read_intnet(tmp_path / "g.nir", dt=1e-4, input_scale=1.0)
+    assert [p.name for p in net.populations] == ["lif", "lif.count"]
+    x = np.random.default_rng(0).integers(0, 2, (3, 20, 3))
+    counts = count_operations(make_traffic(net, x), net)
+    assert [lay.name for lay in counts.layers] == ["lif"]
+    assert [p.target for p in counts.projections] == ["lif"]
+    assert counts.totals["neuron_updates"] == 2 * 20 and counts.totals["dense"] == 2 * 3 * 20
+    assert [row.layer for row in map_to_chip(net, load_profile("loihi1")).layers] == ["lif"]

@@ -7,6 +7,7 @@ import pytest
 
 from converters.nir_export import export_nir
 from lmu2neuro.cli import main
+from lmu2neuro.errors import UserError
 from lmu2neuro.profiles import shipped_profiles
 from lmu2neuro.report import sha256_of
 from test_counting import make_traffic, spiking_mlp
@@ -80,3 +81,30 @@ def test_bad_inputs_are_one_line_errors(case, capsys, tmp_path):
     err = run_err(["report", str(tmp_path / "t2.json"), "--model", str(other), "--profile", "cpu", "-o", str(tmp_path / "o")], capsys)
     assert "different model" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t.__setitem__("layers", 5), r"field 'layers': got 5, expected a valid list"),
+    (lambda t: t.__setitem__("samples", "x"), r"field 'samples': got 'x', expected a valid integer"),
+    (lambda t: t["layers"][1].__setitem__("spike_counts", "abc"), r"field 'layers\.\w+\.spike_counts': got 'abc'"),
+    (lambda t: t["layers"][1].__setitem__("spikes_per_step", [None] * t["timesteps"]),
+     r"field 'layers\.\w+\.spikes_per_step\.0': got None, expected a valid number \(and \d+ more\)"),
+    (lambda t: t["projections"][0].__setitem__("synaptic_events", -3),
+     r"synaptic_events': got -3, expected a value greater than or equal to 0"),
+    (lambda t: t.__setitem__("accuracy", float("nan")), r"field 'accuracy': got nan"),
+])
+def test_malformed_traffic_fields_are_one_line_errors(tmp_path, mutate, message):
+    from lmu2neuro.report import load_traffic
+
+    t = {"schema": "lmu2neuro.traffic/1", "samples": 2, "timesteps": 3, "accuracy": 0.5,
+         "layers": [{"name": "input", "neurons": 4, "nonzero_inputs_per_step": [1, 2, 3]},
+                    {"name": "hid", "neurons": 2, "spikes": 3, "spike_counts": [1, 2], "spikes_per_step": [1, 1, 1]}],
+         "projections": [{"name": "w", "source": "input", "target": "hid", "synaptic_events": 10}]}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(t))
+    load_traffic(path)  # the unmutated file is fine
+    mutate(t)
+    path.write_text(json.dumps(t))
+    with pytest.raises(UserError, match=message) as exc:
+        load_traffic(path)
+    assert str(exc.value).startswith(str(path)) and "\n" not in str(exc.value)
