@@ -10,6 +10,7 @@ import base64
 import hashlib
 import html
 import json
+import math
 import os
 from pathlib import Path
 
@@ -65,8 +66,8 @@ def check_model_hash(traffic: dict, model_path: str | os.PathLike, traffic_path:
 def build_report(traffic: dict, net: IntNetwork, profiles: list[Profile], step_time_s: float | None = None,
                  traffic_source: str = "traffic", model_path: str | None = None) -> dict:
     """Counts, energy per profile (per layer), chip mapping and the dense baseline, as one dict."""
-    if step_time_s is not None and not step_time_s > 0:
-        raise UserError(f"--step-time: expected a positive number of seconds, got {step_time_s}")
+    if step_time_s is not None and not (step_time_s > 0 and math.isfinite(step_time_s)):
+        raise UserError(f"--step-time: expected a positive, finite number of seconds, got {step_time_s}")
     counts = count_operations(traffic, net, traffic_source)
     entries = []
     for prof in profiles:
@@ -242,20 +243,29 @@ def write_report(rep: dict, traffic: dict, out_dir: str | os.PathLike) -> list[P
     return written + [out / "report.json", out / "report.md", out / "report.html"]
 
 
-def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike, profile_names: list[str],
+def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike | None, profile_names: list[str],
                 out_dir: str | os.PathLike, step_time_s: float | None = None) -> dict:
-    """Everything `lmu2neuro report` does: check inputs, compute, write; returns the report dict."""
-    if step_time_s is not None and not step_time_s > 0:
-        raise UserError(f"--step-time: expected a positive number of seconds, got {step_time_s}")
+    """Everything `lmu2neuro report` does: check inputs, compute, write; returns the report dict.
+
+    ``model_path`` None: the model the traffic names (its sha256 is checked all the same).
+    """
     if not profile_names:
         raise UserError("--profile: give at least one profile name or YAML path (see `lmu2neuro profiles`)")
     profiles = [load_profile(n) for n in profile_names]  # bad profiles fail before any heavy work
     traffic = load_traffic(traffic_path)
+    if model_path is None:
+        model_path = traffic.get("model")
+        if not isinstance(model_path, str) or not model_path:
+            raise UserError(f"{traffic_path}: field 'model' missing; pass --model MODEL.nir")
+        if not Path(model_path).is_file():
+            raise UserError(f"{traffic_path}: field 'model' names {model_path}, which is not a file here; pass "
+                            "--model MODEL.nir")
     guards.require_file(model_path, "model file", "the .nir graph the traffic was simulated from")
     check_model_hash(traffic, model_path, str(traffic_path))
     from converters.nir_import import read_intnet
 
-    net = read_intnet(model_path)
+    # at the dt it was simulated with: another tool's graph is quantized for it
+    net = read_intnet(model_path, dt=traffic.get("dt"))
     rep = build_report(traffic, net, profiles, step_time_s, str(traffic_path), str(model_path))
     write_report(rep, traffic, out_dir)
     return rep

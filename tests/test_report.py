@@ -66,7 +66,8 @@ def test_bad_inputs_are_one_line_errors(case, capsys, tmp_path):
     d, model, traffic = case
     base = ["report", str(d / "traffic.json"), "--model", str(model), "-o", str(tmp_path / "o")]
     assert "unknown profile 'loihi9': expected one of" in run_err(base + ["--profile", "loihi9"], capsys)
-    assert "--step-time: expected a positive number" in run_err(base + ["--step-time=-1e-3"], capsys)
+    assert "--step-time: expected a positive, finite number" in run_err(base + ["--step-time=-1e-3"], capsys)
+    assert "--step-time: expected a positive, finite number" in run_err(base + ["--step-time=inf"], capsys)
     bad = tmp_path / "neg.yaml"
     bad.write_text(shipped_profiles()["loihi1"].read_text().replace("value: 23.6e-12", "value: -23.6e-12"))
     assert "neg.yaml: field 'energy.ac.value': got -2.36e-11, expected a number >= 0" in run_err(base + ["--profile", str(bad)], capsys)
@@ -81,6 +82,18 @@ def test_bad_inputs_are_one_line_errors(case, capsys, tmp_path):
     err = run_err(["report", str(tmp_path / "t2.json"), "--model", str(other), "--profile", "cpu", "-o", str(tmp_path / "o")], capsys)
     assert "different model" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_model_defaults_to_the_one_the_traffic_names(case, capsys, tmp_path):
+    d, model, traffic = case
+    (tmp_path / "named.json").write_text(json.dumps(dict(traffic, model=str(model))))
+    assert main(["report", str(tmp_path / "named.json"), "--profile", "cpu", "-o", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["model"] == str(model)
+    capsys.readouterr()
+    (tmp_path / "gone.json").write_text(json.dumps(dict(traffic, model=str(tmp_path / "moved.nir"))))
+    err = run_err(["report", str(tmp_path / "gone.json"), "--profile", "cpu", "-o", str(tmp_path / "p")], capsys)
+    assert err == (f"error: {tmp_path / 'gone.json'}: field 'model' names {tmp_path / 'moved.nir'}, which is not "
+                   "a file here; pass --model MODEL.nir")
 
 
 @pytest.mark.parametrize("mutate, message", [

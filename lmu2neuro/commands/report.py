@@ -11,13 +11,14 @@ def register(sub) -> None:
             "Count synaptic operations per layer from TRAFFIC.json (written by `lmu2neuro simulate`) and the "
             "deployed model, then estimate energy per inference on each hardware profile, map the network "
             "onto Loihi cores and chips, and write DIR/report.json, report.md, a self-contained report.html "
-            "and PNG plots. Example: `lmu2neuro report runs/traffic.json --model runs/model.nir "
+            "and PNG plots. Example: `lmu2neuro report runs/traffic.json "
             "--profile loihi1 --profile loihi2 --profile cpu -o runs/report`."
         ),
     )
     p.add_argument("traffic", metavar="TRAFFIC.json", help="traffic file from `lmu2neuro simulate`")
-    p.add_argument("--model", required=True, metavar="MODEL.nir",
-                   help="the .nir file the traffic was recorded from (checked by sha256)")
+    p.add_argument("--model", metavar="MODEL.nir",
+                   help="the .nir file the traffic was recorded from (default: the one the traffic names; "
+                        "checked by sha256 either way)")
     p.add_argument("--profile", action="append", metavar="NAME", default=None,
                    help="hardware profile: a shipped name (see `lmu2neuro profiles`) or a path to your own "
                         "YAML file; repeat for several (default: loihi1, loihi2, cpu)")
