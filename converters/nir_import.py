@@ -335,6 +335,26 @@ def _decay_int(k: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(k, dtype=np.float64) * fx.DECAY_UNITY), 0, fx.DECAY_UNITY - 1).astype(np.int64)
 
 
+def _check_parameters(path, name, node) -> None:
+    """Every numeric parameter finite, every time constant positive: named, before any arithmetic
+    turns a NaN into an arbitrary integer or a zero tau into an infinite weight."""
+    if node_type(node) in ("NIRGraph", "Input", "Output"):
+        return
+    for field, value in vars(node).items():
+        if field in ("metadata", "input_type", "output_type") or isinstance(value, (str, bytes, dict)):
+            continue
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: node '{name}' ({node_type(node)}): parameter '{field}' is not numeric") from None
+        if not np.all(np.isfinite(arr)):
+            raise UserError(f"{path}: node '{name}' ({node_type(node)}): parameter '{field}' holds NaN or infinite "
+                            "values; expected finite numbers")
+        if field.startswith("tau") and np.any(arr <= 0):
+            raise UserError(f"{path}: node '{name}' ({node_type(node)}): parameter '{field}' has a value "
+                            f"{float(arr.min()):g}; expected time constants > 0 s")
+
+
 def _neuron_dynamics(path, name, node, dt):
     """-> dict(du (n,), dv (n,), gain (n,), bias (n,) per-step voltage, vth (n,) or None, n, type)."""
     typ = node_type(node)
@@ -554,6 +574,7 @@ def _intnet_from_thirdparty(graph, path, dt, input_scale) -> IntNetwork:
                 f"{path}: node '{n}' ({node_type(node)}) is not supported by the integer network / Lava build "
                 f"(supported: {', '.join(INTNET_TYPES)})"
             )
+        _check_parameters(path, n, node)
     inputs = [n for n in nodes if node_type(nodes[n]) == "Input" and not preds[n]]
     outputs = [n for n in nodes if node_type(nodes[n]) == "Output" and not any(a == n for a, _ in edges)]
     if len(inputs) != 1:

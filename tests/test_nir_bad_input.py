@@ -124,3 +124,21 @@ def test_cli_inspect_good_file(good, capsys):
     assert info["lava_supported"] is True and len(info["nodes"]) == 4
     assert {"name": "fc", "type": "Affine", "input_shape": [3], "output_shape": [2], "parameters": 8,
             "metadata": []} in info["nodes"]
+
+
+@pytest.mark.parametrize("node, field, value, message", [
+    ("fc", "weight", np.nan, r"node 'fc' \(Affine\): parameter 'weight' holds NaN or infinite values"),
+    ("lif", "v_threshold", np.inf, r"node 'lif' \(LIF\): parameter 'v_threshold' holds NaN or infinite"),
+    ("lif", "tau", 0.0, r"node 'lif' \(LIF\): parameter 'tau' has a value 0; expected time constants > 0 s"),
+    ("lif", "tau", -1.0, r"parameter 'tau' has a value -1; expected time constants > 0 s"),
+])
+def test_non_finite_or_non_positive_parameters_are_named(tmp_path, node, field, value, message):
+    import warnings
+
+    g = lif_chain_graph()
+    getattr(g.nodes[node], field).flat[0] = value
+    nir.write(tmp_path / "g.nir", g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named before any arithmetic warns about it
+        with pytest.raises(UserError, match=message):
+            read_intnet(tmp_path / "g.nir")
