@@ -54,6 +54,15 @@ def load_checkpoint(path) -> dict:
     path = Path(path)
     guards.require_file(path, "checkpoint file", "a .pt file written by `lmu2neuro train`")
     guards.check_file_size(path, "checkpoint")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive (a raw pickle before torch 1.6); anything else would reach
+    # the weights-only unpickler and be misreported as an unsafe payload
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        kind = {b"\x89HDF": "an HDF5 file (a .nir graph?)", b"{": "a JSON file"}
+        what = next((v for k, v in kind.items() if head.startswith(k)), f"a file starting with {head!r}")
+        raise UserError(f"{path}: not a torch checkpoint file, {what}; expected a checkpoint written by "
+                        "`lmu2neuro train`")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-torch or unsafe files

@@ -244,3 +244,19 @@ def test_round_trip_property(tmp_path_factory, seed, layers, dt):
         assert (a.name, a.du, a.dv, a.vth, a.bias_exp, a.readout) == (b.name, b.du, b.dv, b.vth, b.bias_exp, b.readout)
         np.testing.assert_array_equal(a.bias_mant, b.bias_mant)
     assert back.input_scale == net.input_scale
+
+
+def test_export_of_files_that_are_not_spiking_checkpoints_names_them(tmp_path, capsys):
+    from lmu2neuro.checkpoint import save_checkpoint
+    from lmu2neuro.cli import main
+    from lmu2neuro.model import ModelConfig, build_model
+
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=False)
+    save_checkpoint(tmp_path / "ann.pt", build_model(cfg), cfg.to_dict())
+    (tmp_path / "m.json").write_text("{}")
+    for name, message in [("ann.pt", "ann.pt: model config: only the spiking LMUFormer"),
+                          ("m.json", "m.json: not a torch checkpoint file, a JSON file")]:
+        assert main(["export", str(tmp_path / name), "-o", str(tmp_path / "x.nir")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "safety" not in err
+    assert not (tmp_path / "x.nir").exists()

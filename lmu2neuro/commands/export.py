@@ -57,6 +57,8 @@ def _load_intnet_from_checkpoint(path: str):
         # a weight, bias or threshold beyond Loihi's ranges: refused with the layer, value and
         # limit, never clipped or wrapped into a network that computes something else
         raise UserError(f"{path}: cannot be deployed in Loihi's fixed-point ranges: {exc}") from None
+    except UserError as exc:  # e.g. the ANN LMUFormer, which has no spiking form to lower
+        raise UserError(f"{path}: {exc}") from None
 
 
 def run_export(args) -> int:
