@@ -47,8 +47,6 @@ def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, 
         guards.check_npy(path)
         try:
             x = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise UserError(f"{path}: input file not found") from None
         except (ValueError, OSError) as exc:
             raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0]})") from None
         if x.ndim < 3 or x.dtype.kind not in "biuf" or x.shape[0] == 0 or x.shape[1] == 0:

@@ -60,7 +60,8 @@ def test_pickle_payload_is_refused_without_running(tmp_path, capsys):
                "--resume", "--limit", "16"])
     assert rc == 2 and "refused for safety" in capsys.readouterr().err
     assert not marker.exists()
-    # the payload is live: an unsafe load runs it
+    # the control: the payload is live, an unsafe load of this test-made file runs it (the one
+    # weights_only=False in the project, on purpose)
     torch.load(evil, weights_only=False)
     assert marker.exists()
 

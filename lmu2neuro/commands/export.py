@@ -62,14 +62,11 @@ def _load_intnet_from_checkpoint(path: str):
 
 
 def run_export(args) -> int:
-    from lmu2neuro.guards import require_file
-
-    require_file(args.checkpoint, "checkpoint file", "a .pt file written by `lmu2neuro train`")
     if args.dt is not None and not (args.dt > 0 and math.isfinite(args.dt)):
         raise UserError(f"--dt {args.dt}: expected a positive, finite number of seconds")
     from lmu2neuro.outdir import output_file_lock
 
-    with output_file_lock(args.output, "-o"):
+    with output_file_lock(args.output, "-o"):  # releases and removes a folder it made if loading fails
         net = _load_intnet_from_checkpoint(args.checkpoint)
         if args.format == "nir":
             from converters.nir_export import export_nir
