@@ -24,13 +24,13 @@ import sys
 
 import numpy as np
 
-from lmu2neuro import atomic
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.chip_mapping import map_to_chip
-from lmu2neuro.counting import count_operations, fan_out
-from lmu2neuro.energy import estimate_energy
-from lmu2neuro.intnet import IntNetwork, Population, Projection
-from lmu2neuro.profiles import load_profile
+from lmu2neuro.core import atomic
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.analysis.chip_mapping import map_to_chip
+from lmu2neuro.analysis.counting import count_operations, fan_out
+from lmu2neuro.analysis.energy import estimate_energy
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.analysis.profiles import load_profile
 
 MEASURED_J = 0.27e-3  # Blouw et al. 2019, Loihi, dynamic energy per inference
 STEPS = 10

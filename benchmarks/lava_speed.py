@@ -19,12 +19,12 @@ torch.set_num_threads(1)
 
 
 def load_net(model: str | None):
-    from converters.nir_import import read_intnet
+    from converters.nir.read import read_intnet
 
     if model and Path(model).exists():
         return read_intnet(model), model
-    from lmu2neuro.lowering import lower
-    from lmu2neuro.model import ModelConfig, build_model
+    from lmu2neuro.deploy.lowering import lower
+    from lmu2neuro.models.lmuformer import ModelConfig, build_model
 
     torch.manual_seed(0)
     m = build_model(ModelConfig.from_preset("digits-small", dim=64))
@@ -40,9 +40,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench/lava_speed.json")
     args = ap.parse_args()
 
-    from converters.lava_builder import run_lava
+    from converters.lava.builder import run_lava
     from lmu2neuro.datasets import get_dataset
-    from lmu2neuro.simulate import run_reference
+    from lmu2neuro.pipeline.simulate import run_reference
 
     net, model_name = load_net(args.model)
     test = get_dataset("digits").test
@@ -65,7 +65,7 @@ def main() -> None:
         run_lava(net, x_int[i : i + 1], progress=False)
     per_sample_s = (time.perf_counter() - t0) / k
 
-    from lmu2neuro.traffic import agreement
+    from lmu2neuro.core.measurement import agreement
 
     result = {
         "model": model_name, "populations": len(net.populations), "projections": len(net.projections),

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from lmu2neuro.atomic import write_json
-from lmu2neuro.lmu import LMUMemory
+from lmu2neuro.core.atomic import write_json
+from lmu2neuro.models.lmu import LMUMemory
 
 
 def _time(fn, repeats: int) -> float:

@@ -1,6 +1,6 @@
 """Training accuracy and time of the spiking LMUFormer on small local data (CPU).
 
-Runs three trainings through `lmu2neuro.train.train` (the same code as `lmu2neuro train`):
+Runs three trainings through `lmu2neuro.training.recipe.train` (the same code as `lmu2neuro train`):
   1. digits, float                -> float test accuracy
   2. digits, QAT                  -> test accuracy with fake quantization and of the deployed
                                      integer network (model.integer_forward)
@@ -26,8 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lmu2neuro.atomic import write_json  # noqa: E402
-from lmu2neuro.train import TrainConfig, train  # noqa: E402
+from lmu2neuro.core.atomic import write_json  # noqa: E402
+from lmu2neuro.training.recipe import TrainConfig, train  # noqa: E402
 
 DIGITS = dict(dataset="digits", preset="digits-small", overrides={"dim": 64}, dataset_options={"repeat": 2}, batch_size=32,
               lr=1e-2, lr_step=4)

@@ -6,14 +6,14 @@ Each call is the function behind one `lmu2neuro` command.
 
 from pathlib import Path
 
-from converters.nir_export import export_nir
-from converters.nir_import import read_intnet
-from lmu2neuro.atomic import write_json
-from lmu2neuro.checkpoint import model_from_checkpoint
-from lmu2neuro.lowering import lower
-from lmu2neuro.report import make_report, sha256_of
-from lmu2neuro.simulate import load_inputs, simulate_network
-from lmu2neuro.train import TrainConfig, train
+from converters.nir.export import export_nir
+from converters.nir.read import read_intnet
+from lmu2neuro.core.atomic import write_json
+from lmu2neuro.training.checkpoint import model_from_checkpoint
+from lmu2neuro.deploy.lowering import lower
+from lmu2neuro.report.build import make_report, sha256_of
+from lmu2neuro.pipeline.simulate import load_inputs, simulate_network
+from lmu2neuro.training.recipe import TrainConfig, train
 
 out = Path("runs/example")
 

@@ -12,8 +12,8 @@ import torch
 from snntorch.export_nir import export_to_nir
 
 import nir
-from converters.nir_import import read_intnet
-from lmu2neuro.simulate import simulate_network
+from converters.nir.read import read_intnet
+from lmu2neuro.pipeline.simulate import simulate_network
 
 out = Path("runs/example_snntorch")
 out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Hardware profiles shipped with lmu2neuro: one YAML file per target.
 
 Every number in a profile carries its `source`; a number that is assumed rather than published
-says `assumed: true` and `why`. Load and validate them with `lmu2neuro.profiles.load_profile`.
+says `assumed: true` and `why`. Load and validate them with `lmu2neuro.analysis.profiles.load_profile`.
 """
 
 from pathlib import Path

@@ -7,8 +7,8 @@ import nir
 import numpy as np
 import pytest
 
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.intnet import IntNetwork, Population, Projection
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 
 
 def _paper_data() -> Path:

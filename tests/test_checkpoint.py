@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from lmu2neuro.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_checkpoint
-from lmu2neuro.errors import UserError
-from lmu2neuro.model import ModelConfig, build_model
+from lmu2neuro.training.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_checkpoint
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.models.lmuformer import ModelConfig, build_model
 
 
 def _tiny(spiking=True):

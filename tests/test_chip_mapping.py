@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.chip_mapping import map_to_chip
-from lmu2neuro.intnet import IntNetwork, Population, Projection
-from lmu2neuro.profiles import load_profile
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.analysis.chip_mapping import map_to_chip
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.analysis.profiles import load_profile
 
 
 def net_of(sizes, taps=1, density=1.0, seed=0):

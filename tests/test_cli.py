@@ -43,7 +43,7 @@ def test_doctor_runs_the_installed_command():
 
 
 def test_doctor_names_a_broken_part(monkeypatch, capsys):
-    import lmu2neuro.lava_check as lc
+    import converters.lava.check as lc
 
     def broken(*a, **k):
         raise RuntimeError("runtime would not start")

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.counting import check_traffic_matches, count_operations
-from lmu2neuro.errors import UserError
-from lmu2neuro.intnet import IntNetwork, Population, Projection
-from lmu2neuro.reference import simulate
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.analysis.counting import count_operations
+from lmu2neuro.analysis.traffic import check_traffic_matches
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.core.executor import simulate
 
 
 def make_traffic(net: IntNetwork, x_int: np.ndarray, labels=None, model_sha256: str = "0" * 64) -> dict:
@@ -167,9 +168,9 @@ def test_spike_counter_added_by_the_reader_is_not_costed(tmp_path):
     # the host does that on a chip, so it must not add a layer, cores or operations
     import nir
 
-    from converters.nir_import import read_intnet
-    from lmu2neuro.chip_mapping import map_to_chip
-    from lmu2neuro.profiles import load_profile
+    from converters.nir.read import read_intnet
+    from lmu2neuro.analysis.chip_mapping import map_to_chip
+    from lmu2neuro.analysis.profiles import load_profile
     from netgen import lif_chain_graph
 
     nir.write(tmp_path / "g.nir", lif_chain_graph())

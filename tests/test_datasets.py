@@ -13,7 +13,7 @@ from lmu2neuro.datasets import get_dataset
 from lmu2neuro.datasets.fbank import SC_MEAN, SC_STD, kaldi_fbank, mel_banks, speech_features
 from lmu2neuro.datasets.mnist import read_idx
 from lmu2neuro.datasets.speechcommands import read_wav
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.errors import UserError
 
 
 # ---------- digits ----------

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from lmu2neuro.counting import count_operations
-from lmu2neuro.energy import dense_baseline, estimate_energy
-from lmu2neuro.profiles import load_profile
+from lmu2neuro.analysis.counting import count_operations
+from lmu2neuro.analysis.energy import dense_baseline, estimate_energy
+from lmu2neuro.analysis.profiles import load_profile
 from test_counting import make_traffic, spiking_mlp
 
 

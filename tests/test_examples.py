@@ -9,7 +9,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_user_profile_example_loads():
-    from lmu2neuro.profiles import load_profile
+    from lmu2neuro.analysis.profiles import load_profile
 
     p = load_profile(EXAMPLES / "my_chip.yaml")
     assert p.name == "my_chip"

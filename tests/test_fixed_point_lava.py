@@ -1,7 +1,7 @@
 """The QAT neuron's integer mode + fixed-point Dense against Lava's own fixed_pt LIF and Dense.
 
 Lava side: RingBuffer -> Dense -> LIF with Monitors on v and s_out, Loihi2SimCfg(select_tag=
-"fixed_pt") (lmu2neuro.lava_check.run_lif_dense). Our side: the weights quantized by
+"fixed_pt") (converters.lava.check.run_lif_dense). Our side: the weights quantized by
 qat.fake_quantize_weights, the projection by lowering.integer_projection, the neuron by
 LoihiLIF.integer_forward. Dense delivers what it received one step earlier; that latency is
 applied explicitly to our input, nothing is hidden by tolerance.
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lmu2neuro.lava_check import run_lif_dense
-from lmu2neuro.lowering import integer_projection
-from lmu2neuro.qat import LoihiLIF, fake_quantize_weights, quantize_bias
+from converters.lava.check import run_lif_dense
+from lmu2neuro.deploy.lowering import integer_projection
+from lmu2neuro.models.neurons import LoihiLIF, fake_quantize_weights, quantize_bias
 
 STEPS = 200
 

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from converters.nir_export import export_nir
-from converters.nir_import import read_intnet
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.checkpoint import save_checkpoint
+from converters.nir.export import export_nir
+from converters.nir.read import read_intnet
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.training.checkpoint import save_checkpoint
 from lmu2neuro.cli import main
-from lmu2neuro.errors import UserError
-from lmu2neuro.intnet import IntNetwork, Population, Projection
-from lmu2neuro.model import ModelConfig, build_model
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.models.lmuformer import ModelConfig, build_model
 
 
 def _checkpoint(path, scale_key=None, factor=1.0):

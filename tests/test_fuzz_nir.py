@@ -27,13 +27,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from converters.nir_export import export_nir
-from converters.nir_import import read_intnet
-from lmu2neuro import fixed_point as fx
-from lmu2neuro import guards
+from converters.nir.export import export_nir
+from converters.nir.read import read_intnet
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core import guards
 from lmu2neuro.cli import main
-from lmu2neuro.errors import UserError
-from lmu2neuro.intnet import IntNetwork, Population, Projection
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from netgen import lif_chain_graph
 
 # LMU2NEURO_FUZZ_SCALE=N runs N times the examples with fresh random ones (a long soak);

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmu2neuro.checkpoint import load_checkpoint
-from lmu2neuro.train import TrainConfig, train
+from lmu2neuro.training.checkpoint import load_checkpoint
+from lmu2neuro.training.recipe import TrainConfig, train
 from netgen import as_at_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def test_every_file_the_package_writes_goes_through_atomic():
             if path.name == "atomic.py":
                 continue
             tree = ast.parse(path.read_text(), str(path))
-            # names imported from lmu2neuro.atomic are the atomic writers themselves
+            # names imported from lmu2neuro.core.atomic are the atomic writers themselves
             for line, call in _write_sites(tree):
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {call[:100]}")
     assert offenders == [], "\n".join(offenders)

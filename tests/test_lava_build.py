@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from netgen import random_inputs, random_network
 
-from converters.lava_builder import run_lava, schedule
-from lmu2neuro.simulate import run_reference
-from lmu2neuro.traffic import agreement
+from converters.lava.builder import run_lava, schedule
+from lmu2neuro.pipeline.simulate import run_reference
+from lmu2neuro.core.measurement import agreement
 
 pytestmark = pytest.mark.lava
 
@@ -65,7 +65,7 @@ def test_floating_pt_runs_and_agrees_on_predictions():
 
 
 def test_a_spiking_output_scores_by_spike_count():
-    from lmu2neuro.intnet import IntNetwork
+    from lmu2neuro.core.intnet import IntNetwork
 
     net = random_network(6)
     spiking = IntNetwork(net.input_size, net.input_scale, net.populations[:-1], net.projections[:-1], output="c")
@@ -77,7 +77,7 @@ def test_a_spiking_output_scores_by_spike_count():
 
 def test_recurrence_within_a_population_matches_the_reference():
     """snnTorch RLeaky-style recurrence: a population's own spikes act from the next step on."""
-    from lmu2neuro.intnet import IntNetwork, Projection
+    from lmu2neuro.core.intnet import IntNetwork, Projection
 
     base = random_network(7)
     rng = np.random.default_rng(7)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lmu2neuro.lava_check import expected_lif_dense, run_lif_dense, tiny_network_check
+from converters.lava.check import expected_lif_dense, run_lif_dense, tiny_network_check
 
 
 @pytest.mark.lava

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import converters  # noqa: F401
-from converters import lava_compat
+import converters.lava  # noqa: F401  (the compatibility layer before any Lava import)
+from converters.lava import compat as lava_compat
 
 
 def _var_model_path() -> Path:
@@ -63,13 +63,13 @@ def test_lava_dl_imports_and_object_detection_explains_itself():
 
 
 def test_lava_imports_in_a_fresh_interpreter_only_through_the_project():
-    """Lava alone fails on 3.11; importing `converters` first makes it work. Both halves matter."""
+    """Lava alone fails on 3.11; importing `converters.lava` first makes it work. Both halves matter."""
     bare = subprocess.run(
         [sys.executable, "-c", "import lava.magma.compiler.var_model"], capture_output=True, text=True
     )
     assert bare.returncode != 0 and "mutable default" in bare.stderr
     fixed = subprocess.run(
-        [sys.executable, "-c", "import converters, lava.magma.compiler.var_model, lava.lib.dl.netx"],
+        [sys.executable, "-c", "import converters.lava, lava.magma.compiler.var_model, lava.lib.dl.netx"],
         capture_output=True,
         text=True,
     )
@@ -79,7 +79,7 @@ def test_lava_imports_in_a_fresh_interpreter_only_through_the_project():
 def test_install_refuses_after_lava_was_imported_unpatched(monkeypatch):
     monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, lava_compat.LavaCompatFinder)])
     monkeypatch.setitem(sys.modules, lava_compat.VAR_MODEL, object())
-    with pytest.raises(lava_compat.LavaCompatError, match="before converters.lava_compat.install"):
+    with pytest.raises(lava_compat.LavaCompatError, match="before converters.lava.compat.install"):
         lava_compat.install()
 
 
@@ -103,8 +103,8 @@ def test_lava_runs_after_tqdm_fixed_the_start_method():
     code = (
         "from tqdm import tqdm\n"
         "for _ in tqdm(range(2), disable=False): pass\n"
-        "import converters\n"
-        "from lmu2neuro.lava_check import tiny_network_check\n"
+        "import converters.lava\n"
+        "from converters.lava.check import tiny_network_check\n"
         "assert tiny_network_check(steps=10).matches\n"
         "print('ran')\n"
     )

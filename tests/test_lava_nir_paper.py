@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from converters.lava_builder import run_lava, schedule
-from converters.nir_import import read_intnet
-from lmu2neuro.simulate import run_reference
+from converters.lava.builder import run_lava, schedule
+from converters.nir.read import read_intnet
+from lmu2neuro.pipeline.simulate import run_reference
 
 from netgen import PAPER_DATA as DATA
 from netgen import needs_paper_data

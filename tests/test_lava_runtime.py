@@ -10,7 +10,7 @@ import time
 import pytest
 from netgen import as_at_a_terminal, random_inputs, random_network
 
-import converters.lava_builder as lb
+import converters.lava.builder as lb
 
 pytestmark = pytest.mark.lava
 
@@ -54,7 +54,7 @@ def test_ctrl_c_during_simulate_leaves_no_process_and_no_traffic(tmp_path):
     """SIGINT to `lmu2neuro simulate` mid-run: it exits, takes Lava's processes with it, writes nothing."""
     import numpy as np
 
-    from converters.nir_export import export_nir
+    from converters.nir.export import export_nir
 
     model = tmp_path / "m.nir"
     export_nir(random_network(4), model)

@@ -5,7 +5,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from lmu2neuro.lmu import LMUMemory, impulse_response, lmu_discrete, lmu_state_space
+from lmu2neuro.models.lmu import LMUMemory, impulse_response, lmu_discrete, lmu_state_space
 
 
 def test_state_space_entries_match_the_definition():

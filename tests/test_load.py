@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from netgen import random_inputs, random_network
 
-from converters.nir_export import export_nir
-from lmu2neuro.checkpoint import load_checkpoint
-from lmu2neuro.errors import UserError
-from lmu2neuro.outdir import LOCK_NAME, holder_pid, output_lock
-from lmu2neuro.simulate import simulate_network
-from lmu2neuro.train import TrainConfig, train
+from converters.nir.export import export_nir
+from lmu2neuro.training.checkpoint import load_checkpoint
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.outdir import LOCK_NAME, holder_pid, output_lock
+from lmu2neuro.pipeline.simulate import simulate_network
+from lmu2neuro.training.recipe import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dim": 8, "memory_order": 4, "embed_convs": 1, "mlp_ratio": 1}

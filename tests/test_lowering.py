@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.errors import UserError
-from lmu2neuro.intnet import IntNetworkError
-from lmu2neuro.lmu import impulse_response
-from lmu2neuro.lowering import lower
-from lmu2neuro.model import ModelConfig, build_model
-from lmu2neuro.reference import simulate
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetworkError
+from lmu2neuro.models.lmu import impulse_response
+from lmu2neuro.deploy.lowering import lower
+from lmu2neuro.models.lmuformer import ModelConfig, build_model
+from lmu2neuro.core.executor import simulate
 from netgen import lively
 
 

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from lmu2neuro.errors import UserError
-from lmu2neuro.lowering import run_plan_qat
-from lmu2neuro.model import PRESETS, ModelConfig, build_model, count_parameters
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.deploy.lowering import run_plan_qat
+from lmu2neuro.models.lmuformer import PRESETS, ModelConfig, build_model, count_parameters
 from netgen import lively
 
 
@@ -129,7 +129,7 @@ def test_ann_has_no_integer_mode():
 
 @pytest.mark.parametrize("spiking", [True, False])
 def test_streaming_one_frame_at_a_time_equals_the_parallel_pass(spiking):
-    from lmu2neuro.streaming import stream
+    from lmu2neuro.models.streaming import stream
 
     torch.manual_seed(4)
     cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, spiking=spiking, depth=2, max_len=16)
@@ -148,7 +148,7 @@ def test_streaming_one_frame_at_a_time_equals_the_parallel_pass(spiking):
 
 
 def test_streaming_refuses_non_causal_models():
-    from lmu2neuro.streaming import Streamer
+    from lmu2neuro.models.streaming import Streamer
 
     cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=5, causal=False)
     with pytest.raises(UserError, match="causal"):
@@ -157,7 +157,7 @@ def test_streaming_refuses_non_causal_models():
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_accuracy_by_frames(causal):
-    from lmu2neuro.streaming import accuracy_by_frames
+    from lmu2neuro.models.streaming import accuracy_by_frames
 
     torch.manual_seed(6)
     cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=3, spiking=True, causal=causal)

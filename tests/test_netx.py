@@ -4,11 +4,11 @@ import h5py
 import numpy as np
 import pytest
 
-from converters.netx_export import export_netx, netx_problems
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.errors import UserError
-from lmu2neuro.intnet import IntNetwork, Population, Projection
-from lmu2neuro.reference import simulate
+from converters.netx.export import export_netx, netx_problems
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.core.executor import simulate
 
 
 def _chain(seed=0):
@@ -67,7 +67,7 @@ def test_inexpressible_parts_are_all_named(tmp_path):
 
 def _run_netx(path, net, x):
     """Run the netx file in Lava fixed_pt; spikes per population and readout voltage, in reference time."""
-    import converters  # noqa: F401  (lava compatibility layer first)
+    import converters.lava  # noqa: F401  (the compatibility layer before any Lava import)
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -116,7 +116,7 @@ def test_netx_in_lava_spikes_like_the_reference(tmp_path):
 
 @pytest.mark.lava
 def test_netx_agrees_with_our_lava_build(tmp_path):
-    from converters import lava_builder
+    from converters.lava import builder as lava_builder
     net = _chain()
     path = tmp_path / "chain.net"
     export_netx(net, path)

@@ -5,10 +5,10 @@ import nir
 import numpy as np
 import pytest
 
-from converters.nir_import import read_graph, read_intnet
-from converters.nir_torch import load
+from converters.nir.read import read_graph, read_intnet
+from converters.nir.float_executor import load
 from lmu2neuro.cli import main
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.errors import UserError
 from netgen import lif_chain_graph
 
 
@@ -72,7 +72,7 @@ def _cases(tmp_path, good):
 
 
 def test_each_bad_file_is_one_named_line(tmp_path, good):
-    from lmu2neuro.inspect_nir import inspect_nir
+    from lmu2neuro.pipeline.inspect import inspect_nir
 
     for path, patterns in _cases(tmp_path, good):
         with pytest.raises(UserError) as e:

@@ -9,14 +9,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converters.nir_export import META_KEY, export_nir
-from lmu2neuro.lmu import impulse_response as lmu_impulse_response
-from lmu2neuro.lmu import lmu_state_space as lmu_matrices
-from converters.nir_import import read_intnet
-from converters.nir_torch import load
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.intnet import IntNetwork, Population, Projection
-from lmu2neuro.reference import simulate
+from converters.nir.export import META_KEY, export_nir
+from lmu2neuro.models.lmu import impulse_response as lmu_impulse_response
+from lmu2neuro.models.lmu import lmu_state_space as lmu_matrices
+from converters.nir.read import read_intnet
+from converters.nir.float_executor import load
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.core.executor import simulate
 
 
 def _even(rng, shape, lo=-100, hi=100):
@@ -157,9 +157,9 @@ def test_graph_states_the_integer_dynamics_where_they_are_exact(tmp_path):
 
 
 def test_checkpoint_to_nir_through_the_cli_equals_integer_forward(tmp_path, capsys):
-    from lmu2neuro.checkpoint import save_checkpoint
+    from lmu2neuro.training.checkpoint import save_checkpoint
     from lmu2neuro.cli import main
-    from lmu2neuro.model import ModelConfig, build_model
+    from lmu2neuro.models.lmuformer import ModelConfig, build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
@@ -247,9 +247,9 @@ def test_round_trip_property(tmp_path_factory, seed, layers, dt):
 
 
 def test_export_of_files_that_are_not_spiking_checkpoints_names_them(tmp_path, capsys):
-    from lmu2neuro.checkpoint import save_checkpoint
+    from lmu2neuro.training.checkpoint import save_checkpoint
     from lmu2neuro.cli import main
-    from lmu2neuro.model import ModelConfig, build_model
+    from lmu2neuro.models.lmuformer import ModelConfig, build_model
 
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=False)
     save_checkpoint(tmp_path / "ann.pt", build_model(cfg), cfg.to_dict())

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from converters.nir_import import read_intnet
-from converters.nir_torch import load
-from lmu2neuro.errors import UserError
-from lmu2neuro.reference import simulate
+from converters.nir.read import read_intnet
+from converters.nir.float_executor import load
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.executor import simulate
 
 from netgen import PAPER_DATA as DATA
 from netgen import PAPER_SPIKES, needs_paper_data
@@ -167,7 +167,7 @@ def test_snntorch_export_with_per_neuron_beta_runs_in_integers(tmp_path):
 def test_lif_norse_lowered_runs_in_lava_like_the_papers_lava_run():
     """Our integers for lif_norse.nir in Lava fixed_pt (Dense -> LIF) spike where the NIR paper's
     Lava CPU fixed-point run did: one step after the exact times (Dense latency)."""
-    from lmu2neuro.lava_check import run_lif_dense
+    from converters.lava.check import run_lif_dense
 
     x = np.loadtxt(DATA / "lif_norse.csv", delimiter=",")[:, 0].astype(int)
     net = read_intnet(DATA / "lif_norse.nir", dt=1e-4)

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 import torch
 
-from converters.nir_export import export_nir
-from converters.nir_torch import load
-from lmu2neuro.intnet import IntNetwork, Population, Projection
-from lmu2neuro.reference import simulate
+from converters.nir.export import export_nir
+from converters.nir.float_executor import load
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.core.executor import simulate
 
 
 def _feed_forward(with_readout=False):

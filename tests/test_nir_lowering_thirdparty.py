@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from converters.nir_import import _trace_synapse_chain, execution_order, flatten_graph, read_intnet
-from converters.nir_torch import load
-from lmu2neuro.errors import UserError
-from lmu2neuro.reference import simulate
-from lmu2neuro.simulate import run_reference
-from lmu2neuro.traffic import agreement
+from converters.nir.read import _trace_synapse_chain, execution_order, flatten_graph, read_intnet
+from converters.nir.float_executor import load
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.executor import simulate
+from lmu2neuro.pipeline.simulate import run_reference
+from lmu2neuro.core.measurement import agreement
 
 DT = 1e-4
 
@@ -116,7 +116,7 @@ def test_rleaky_lowered_spikes_follow_the_float_model(rleaky):
 
 @pytest.mark.lava
 def test_rleaky_lava_equals_reference(rleaky):
-    from converters.lava_builder import run_lava
+    from converters.lava.builder import run_lava
 
     _, net, x = rleaky
     agree = agreement(run_lava(net, x[:3, :25], progress=False), run_reference(net, x[:3, :25]))
@@ -238,7 +238,7 @@ def test_conv1d_and_delay_become_taps(tmp_path):
 @pytest.mark.lava
 @pytest.mark.parametrize("kind", sorted(GRAPHS))
 def test_conv_pool_network_lava_equals_reference_and_follows_float(kind, tmp_path):
-    from converters.lava_builder import run_lava
+    from converters.lava.builder import run_lava
 
     graph, in_shape = GRAPHS[kind]()
     path = _write(tmp_path, graph)
@@ -296,7 +296,7 @@ def test_threshold_lowers_to_a_population_that_forgets(tmp_path):
 
 @pytest.mark.lava
 def test_threshold_network_lava_equals_reference(tmp_path):
-    from converters.lava_builder import run_lava
+    from converters.lava.builder import run_lava
 
     net = read_intnet(_write(tmp_path, _threshold_graph()), dt=DT, input_scale=32.0)
     x = net.quantize_input(np.random.default_rng(3).random((3, 25, 6)) * 2 - 0.5)

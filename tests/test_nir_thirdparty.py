@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from converters.nir_torch import load
+from converters.nir.float_executor import load
 
 from netgen import PAPER_DATA as DATA
 from netgen import PAPER_SPIKES, needs_paper_data

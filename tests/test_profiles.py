@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from lmu2neuro.errors import UserError
-from lmu2neuro.profiles import load_profile, shipped_profiles
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.analysis.profiles import load_profile, shipped_profiles
 
 EXPECTED = {"loihi1", "loihi2", "spinnaker2", "cpu", "gpu", "jetson", "mac45nm"}
 

@@ -3,8 +3,8 @@
 import snntorch
 import torch
 
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.qat import LoihiLIF, fake_quantize_weights, quantize_bias
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.models.neurons import LoihiLIF, fake_quantize_weights, quantize_bias
 
 
 def test_is_an_snntorch_neuron_with_loihi_decays():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from lmu2neuro import fixed_point as fx
-from lmu2neuro.intnet import IntNetwork, IntNetworkError, Population, Projection
-from lmu2neuro.reference import simulate
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
+from lmu2neuro.core.executor import simulate
 
 
 def pop(name, n, **kw):
@@ -98,13 +98,13 @@ def test_quantize_weights_keeps_range_and_resolution():
 
 
 def test_fingerprint_is_the_per_step_hash_sum():
-    from lmu2neuro.traffic import _HASH_MOD, measure_spikes, spike_hash
+    from lmu2neuro.core.measurement import HASH_MOD, measure_spikes, spike_hash
 
     rng = np.random.default_rng(0)
     s = rng.random((3, 7, 5)) < 0.3
     m = measure_spikes("x", {"p": s}, np.zeros((3, 7, 1)))
     for k in range(3):
-        expect = sum(spike_hash(t, np.flatnonzero(s[k, t])) for t in range(7)) % _HASH_MOD
+        expect = sum(spike_hash(t, np.flatnonzero(s[k, t])) for t in range(7)) % HASH_MOD
         assert m.fingerprints["p"][k] == expect
     s2 = s.copy()
     s2[1, 3, 2] = ~s2[1, 3, 2]  # one spike moved: that sample's fingerprint changes

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from converters.nir_export import export_nir
+from converters.nir.export import export_nir
 from lmu2neuro.cli import main
-from lmu2neuro.errors import UserError
-from lmu2neuro.profiles import shipped_profiles
-from lmu2neuro.report import sha256_of
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.analysis.profiles import shipped_profiles
+from lmu2neuro.report.build import sha256_of
 from test_counting import make_traffic, spiking_mlp
 
 
@@ -107,7 +107,7 @@ def test_model_defaults_to_the_one_the_traffic_names(case, capsys, tmp_path):
     (lambda t: t.__setitem__("accuracy", float("nan")), r"field 'accuracy': got nan"),
 ])
 def test_malformed_traffic_fields_are_one_line_errors(tmp_path, mutate, message):
-    from lmu2neuro.report import load_traffic
+    from lmu2neuro.analysis.traffic import load_traffic
 
     t = {"schema": "lmu2neuro.traffic/1", "samples": 2, "timesteps": 3, "accuracy": 0.5,
          "layers": [{"name": "input", "neurons": 4, "nonzero_inputs_per_step": [1, 2, 3]},

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from netgen import random_inputs, random_network
 
-from converters.nir_export import export_nir
+from converters.nir.export import export_nir
 from lmu2neuro.cli import main
-from lmu2neuro.traffic import fan_out
+from lmu2neuro.core.measurement import fan_out
 
 
 @pytest.fixture()
@@ -56,7 +56,7 @@ def test_reference_backend_alone_and_raster(model, tmp_path):
 
 
 def test_digits_dataset_inputs_with_labels(tmp_path):
-    from lmu2neuro.intnet import IntNetwork, Population, Projection
+    from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 
     rng = np.random.default_rng(0)
     net = IntNetwork(8, 20.0, [Population("out", 10, 4095, 0, 131071, np.zeros(10, dtype=np.int64), readout=True)],

@@ -9,7 +9,7 @@ import pytest
 from lmu2neuro.cli import main
 from lmu2neuro.datasets import get_dataset
 from lmu2neuro.datasets.synth_kws import make_speakers, split_speakers
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.errors import UserError
 
 needs_tools = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
                                  reason="espeak-ng and sox are needed to synthesise speech")

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from lmu2neuro.checkpoint import load_checkpoint, model_from_checkpoint
+from lmu2neuro.training.checkpoint import load_checkpoint, model_from_checkpoint
 from lmu2neuro.cli import main
-from lmu2neuro.errors import UserError
-from lmu2neuro.train import TrainConfig, train
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.training.recipe import TrainConfig, train
 
 TINY = dict(dim=8, memory_order=4, embed_convs=1, mlp_ratio=1)
 
@@ -137,7 +137,7 @@ def test_resume_with_more_epochs_keeps_the_qat_schedule(tmp_path):
 
 
 def test_read_metrics_errors(tmp_path):
-    from lmu2neuro.train import read_metrics
+    from lmu2neuro.training.recipe import read_metrics
 
     with pytest.raises(UserError, match="metrics.json: metrics file not found"):
         read_metrics(tmp_path / "metrics.json")

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from converters.nir_export import export_nir
-from lmu2neuro.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint
+from converters.nir.export import export_nir
+from lmu2neuro.training.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint
 from lmu2neuro.cli import main
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.errors import UserError
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from netgen import random_network  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.errors import UserError
 
 if TYPE_CHECKING:  # torch loads only when a dataset does, so the CLI starts fast
     from lmu2neuro.datasets.sequences import DatasetSplits

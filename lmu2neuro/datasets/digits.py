@@ -13,7 +13,7 @@ import torch
 
 from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
 from lmu2neuro.datasets.splits import stratified_indices
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.errors import UserError
 
 
 def digits_sequences(repeat: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

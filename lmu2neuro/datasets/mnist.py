@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.errors import UserError
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from lmu2neuro.datasets.sequences import DatasetSplits
 from lmu2neuro.datasets.fbank import speech_features
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.errors import UserError
 
 SAMPLE_RATE = 16000
 BACKGROUND = "_background_noise_"

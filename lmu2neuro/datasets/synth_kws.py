@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lmu2neuro.atomic import atomic_path, write_text
-from lmu2neuro.errors import UserError
+from lmu2neuro.core.atomic import atomic_path, write_text
+from lmu2neuro.core.errors import UserError
 
 SAMPLE_RATE = 16000
 DEFAULT_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -131,7 +131,7 @@ def generate(out, words=DEFAULT_WORDS, per_word: int = 30, seed: int = 0, progre
         raise UserError(f"--words {','.join(words)}: expected distinct words of letters/digits")
     if per_word < 3:
         raise UserError(f"--per-word {per_word}: expected at least 3 (one speaker each for train, validation, test)")
-    from lmu2neuro.outdir import LOCK_NAME
+    from lmu2neuro.core.outdir import LOCK_NAME
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(p.name != LOCK_NAME for p in out.iterdir())):

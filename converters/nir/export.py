@@ -1,0 +1,272 @@
+"""IntNetwork -> standard NIR graph (nir 1.0.8), with the exact Loihi integers as node metadata.
+
+The graph is continuous-time NIR that any NIR tool reads; it states the dynamics our integer
+network approximates when simulated with forward Euler at the stored ``dt``. The integers that
+make the deployment bit-exact travel alongside as metadata, so ``converters.nir.read.read_intnet``
+rebuilds the IntNetwork exactly.
+
+Units. One float unit of membrane voltage is one unit of Loihi synaptic input ``a`` (``v_int / 64``):
+a tap's float weight is ``mantissa * 2**weight_exp``, a threshold is ``vth``, a bias is
+``(bias_mant << bias_exp) / 64``. The graph's Input consumes the model's float features, so the
+weights leaving the input are multiplied by ``input_scale`` (the deployed network quantizes
+``x`` as ``clip(round(x * input_scale), -128, 127)``).
+
+Mapping (forward Euler at dt reproduces the Loihi update up to its truncations):
+- population, dv > 0, spiking   -> ``CubaLIF``: tau_syn = dt * 4096 / (du + 1), tau_mem = dt * 4096 / dv,
+  w_in = tau_syn / dt, r = tau_mem / dt, v_leak = bias / (dv / 4096), v_reset = 0, v_threshold = vth;
+  with du = 4095 the bias rides on the incoming Affine instead and v_leak = 0 (same per-step input)
+- population, dv = 0, du = 4095 -> ``IF`` (spiking) or ``I`` (readout, never spikes), r = 1 / dt; the
+  bias then rides as the bias of an ``Affine`` into the neuron (no v_leak exists there)
+- readout with dv > 0           -> ``CubaLI`` (du < 4095) or ``LI`` (du = 4095)
+- projection with k taps        -> per tap j an ``Affine``/``Linear`` and, for j > 0, a ``Delay`` of j * dt
+- projection of origin ``lmu_fir`` from a single neuron u -> ``Linear(B/theta)`` into an integrator
+  ``I`` (r = 1/dt) with the recurrent ``Linear(A/theta)``, then ``Linear(G)``, the folded batch norm,
+  into the target; G = diag(origin["bn_scale"]) when the lowering states it (else a least-squares
+  fit to the quantized FIR), so G @ H matches the FIR to quantization error (stored as
+  ``fit_relative_error`` in the node's metadata). This loop is exact in continuous time; run it
+  with its zero-order-hold solution (``converters.nir.float_executor`` method "exact"): forward Euler on
+  A/theta at the model's own step diverges (|1 + eig| > 1 already for order 16, theta 8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from lmu2neuro.core import atomic
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.models.lmu import impulse_response, lmu_state_space
+
+FORMAT = "lmu2neuro.nir/1"
+META_KEY = "lmu2neuro"  # every node's project metadata lives under this key (a JSON string + arrays)
+# Seconds per step when neither the caller nor the network states one: the NIR paper's convention,
+# which snnTorch's importer hard-codes (it rejects a CubaLIF whose r != tau_mem / 1e-4).
+DEFAULT_DT = 1e-4
+
+
+# -- metadata codec: JSON for structure, numpy arrays tagged so they come back as arrays ---------
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if hasattr(obj, "detach"):  # a torch tensor left in an origin dict
+        return _to_jsonable(obj.detach().cpu().numpy())
+    return obj
+
+
+def _from_jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {"__ndarray__", "dtype"}:
+            return np.asarray(obj["__ndarray__"], dtype=obj["dtype"])
+        return {k: _from_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_jsonable(v) for v in obj]
+    return obj
+
+
+def encode_meta(d: dict) -> str:
+    return json.dumps(_to_jsonable(d), sort_keys=True)
+
+
+def decode_meta(s: Any) -> dict:
+    if isinstance(s, bytes):
+        s = s.decode("utf-8")
+    return _from_jsonable(json.loads(s))
+
+
+# -- the exporter -----------------------------------------------------------------------------------
+def _neuron_node(pop: Population, dt: float):
+    """The continuous-time NIR neuron for one population, and the bias it could not hold (float/neuron)."""
+    import nir
+
+    n = pop.size
+    ones = np.ones(n, dtype=np.float64)
+    bias = np.asarray(pop.bias, dtype=np.float64) / (1 << fx.ACT_SHIFT)
+    vth = ones * float(pop.vth)
+    zero = np.zeros(n, dtype=np.float64)
+    tau_syn = dt * fx.DECAY_UNITY / (pop.du + 1)
+    if pop.dv == 0:
+        if pop.du != fx.DECAY_UNITY - 1:
+            raise UserError(
+                f"population '{pop.name}': du = {pop.du} with dv = 0 (a current-based neuron without "
+                "leak) has no standard NIR node; expected dv > 0 or du = 4095"
+            )
+        r = ones / dt
+        node = nir.I(r=r) if pop.readout else nir.IF(r=r, v_threshold=vth, v_reset=zero)
+        return node, bias
+    tau_mem = dt * fx.DECAY_UNITY / pop.dv
+    keep = pop.dv / fx.DECAY_UNITY
+    # Without synaptic state (du = 4095, tau_syn = dt) a bias on the incoming Affine is the same
+    # per-step input as v_leak, and tools that reject v_leak != 0 (snnTorch's importer) still load it.
+    carried = pop.du == fx.DECAY_UNITY - 1
+    v_leak = zero if carried else bias / keep
+    bias = bias if carried else None
+    if pop.readout:
+        if carried:
+            return nir.LI(tau=ones * tau_mem, r=ones * tau_mem / dt, v_leak=v_leak), bias
+        return (
+            nir.CubaLI(
+                tau_syn=ones * tau_syn, tau_mem=ones * tau_mem, r=ones * tau_mem / dt, v_leak=v_leak, w_in=ones * tau_syn / dt
+            ),
+            None,
+        )
+    node = nir.CubaLIF(
+        tau_syn=ones * tau_syn,
+        tau_mem=ones * tau_mem,
+        r=ones * tau_mem / dt,
+        v_leak=v_leak,
+        v_threshold=vth,
+        v_reset=zero,
+        w_in=ones * tau_syn / dt,
+    )
+    return node, bias
+
+
+def _lmu_expressible(net: IntNetwork, proj: Projection) -> bool:
+    o = proj.origin or {}
+    return (
+        o.get("kind") == "lmu_fir"
+        and net.size_of(proj.source) == 1
+        and "order" in o
+        and "theta" in o
+        and int(o["order"]) > 0
+    )
+
+
+def build_graph(net: IntNetwork, dt: float | None = None):
+    """The ``nir.NIRGraph`` for ``net`` (see the module docstring for the mapping)."""
+    import nir
+
+    dt = float(dt if dt is not None else (net.dt if net.dt is not None else DEFAULT_DT))
+    if not dt > 0:
+        raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
+    for name in [p.name for p in net.populations] + [s.name for s in net.projections]:
+        if "/" in name:
+            raise UserError(f"layer name '{name}': '/' cannot appear in a NIR node name")
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    out_name = "output" if "output" not in {p.name for p in net.populations} else "output_node"
+    in_name = net.input_name
+    nodes[in_name] = nir.Input(input_type={"input": np.array([net.input_size])})
+
+    pending_bias: dict[str, np.ndarray] = {}
+    for order, pop in enumerate(net.populations):
+        node, bias = _neuron_node(pop, dt)
+        node.metadata = {
+            META_KEY: encode_meta(
+                {"role": "population", "name": pop.name, "index": order, "du": pop.du, "dv": pop.dv, "vth": pop.vth,
+                 "bias_exp": pop.bias_exp, "readout": bool(pop.readout), "meta": pop.meta, "reset": "zero"}
+            ),
+            "bias_mant": np.asarray(pop.bias_mant, dtype=np.int64),
+        }
+        nodes[pop.name] = node
+        if bias is not None and np.any(bias != 0):
+            pending_bias[pop.name] = bias
+
+    proj_meta = []
+    for s in net.projections:
+        w = np.asarray(s.weights, dtype=np.int64)
+        scale = 2.0**s.weight_exp * (net.input_scale if s.source == in_name else 1.0)
+        info = {"role": "projection", "name": s.name, "source": s.source, "target": s.target,
+                "weight_exp": s.weight_exp, "taps": s.taps, "origin": s.origin}
+        feeding: list[str] = []  # nodes whose output is summed into the target
+        if _lmu_expressible(net, s):
+            d, theta = int(s.origin["order"]), float(s.origin["theta"])
+            a, b = lmu_state_space(d)
+            h = impulse_response(d, theta, s.taps)  # (d, taps)
+            fir = w[:, :, 0].astype(np.float64) * scale  # (taps, n_target)
+            bn = np.asarray(s.origin.get("bn_scale", []), dtype=np.float64).reshape(-1)
+            if bn.shape == (d,) and net.size_of(s.target) == d:
+                g = np.diag(bn)  # the lowering's own statement: fir[k, i] ~= bn_scale[i] * H[i, k]
+            else:  # no usable statement: the least-squares fit of the quantized FIR
+                g, *_ = np.linalg.lstsq(h.T, fir, rcond=None)  # fir ~= h.T @ g
+                g = g.T  # (n_target, d)
+            rel = float(np.linalg.norm(h.T @ g.T - fir) / max(np.linalg.norm(fir), 1e-300))
+            nodes[f"{s.name}.B"] = nir.Linear(weight=b / theta)
+            nodes[f"{s.name}.m"] = nir.I(r=np.ones(d) / dt)
+            nodes[f"{s.name}.A"] = nir.Linear(weight=a / theta)
+            nodes[f"{s.name}.bn"] = nir.Linear(weight=g)
+            edges += [(s.source, f"{s.name}.B"), (f"{s.name}.B", f"{s.name}.m"), (f"{s.name}.m", f"{s.name}.A"),
+                      (f"{s.name}.A", f"{s.name}.m"), (f"{s.name}.m", f"{s.name}.bn")]
+            nodes[f"{s.name}.bn"].metadata = {
+                META_KEY: encode_meta({**info, "form": "lmu_integrator", "fit_relative_error": rel}),
+                "weight_mant": w.astype(np.int16),
+            }
+            feeding.append(f"{s.name}.bn")
+            info["nodes"] = [f"{s.name}.bn"]
+        else:
+            info["nodes"] = []
+            for j in range(s.taps):
+                tap = f"{s.name}.tap{j}"
+                nodes[tap] = nir.Linear(weight=w[j].astype(np.float64) * scale)
+                nodes[tap].metadata = {
+                    META_KEY: encode_meta({**info, "form": "taps", "tap": j}),
+                    "weight_mant": w[j].astype(np.int16),
+                }
+                if j == 0:
+                    edges.append((s.source, tap))
+                else:
+                    dly = f"{s.name}.delay{j}"
+                    nodes[dly] = nir.Delay(delay=np.full(net.size_of(s.source), j * dt))
+                    edges += [(s.source, dly), (dly, tap)]
+                feeding.append(tap)
+                info["nodes"].append(tap)
+        if s.target in pending_bias:  # an IF / I neuron holds no bias: the first synapse into it does
+            first = feeding[0]
+            lin = nodes[first]
+            nodes[first] = nir.Affine(weight=lin.weight, bias=pending_bias.pop(s.target))
+            nodes[first].metadata = lin.metadata
+        edges += [(f, s.target) for f in feeding]
+        proj_meta.append({k: v for k, v in info.items() if k != "origin"})
+    if pending_bias:
+        raise UserError(f"population '{next(iter(pending_bias))}': has a bias but no incoming projection to carry it")
+
+    nodes[out_name] = nir.Output(output_type={"output": np.array([net.size_of(net.output)])})
+    edges.append((net.output, out_name))
+    graph_meta = {
+        "format": FORMAT,
+        "dt": dt,
+        "input_name": in_name,
+        "input_size": net.input_size,
+        "input_scale": float(net.input_scale),
+        "output": net.output,
+        "output_node": out_name,
+        "populations": [p.name for p in net.populations],
+        "projections": proj_meta,
+        "reset": "zero",
+        "spike_condition": "v > v_threshold",
+        "units": "voltage in units of Loihi synaptic input (v_int / 64); graph input = float features",
+        "net_meta": net.meta,
+        "net_dt": net.dt,
+    }
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META_KEY: encode_meta(graph_meta)})
+
+
+def export_nir(net: IntNetwork, path: str | os.PathLike, dt: float | None = None) -> None:
+    """Write ``net`` as a standard NIR file (``nir.write``), atomically.
+
+    ``dt`` (seconds per step) sets the continuous-time constants; default: ``net.dt``, else 1e-4 s.
+    The file passes ``nir.read`` with type checking, and ``read_intnet`` rebuilds ``net`` exactly.
+    """
+    import nir
+
+    graph = build_graph(net, dt)
+    with atomic.atomic_path(path) as tmp:
+        nir.write(tmp, graph)
+        # nir.read type-checks every edge: fail here, before the file replaces anything, not in a
+        # user's tool later
+        try:
+            nir.read(tmp)
+        except Exception as exc:  # pragma: no cover - would be a bug in build_graph
+            raise RuntimeError(f"{path}: the graph built does not pass nir.read: {exc}") from exc
+

@@ -1,0 +1,261 @@
+"""Any NIR graph -> an executable torch model, stepped at a stated dt.
+
+Our own reader, independent of nirtorch and snnTorch's importer, so that third-party graphs and
+our exports can be run and compared without trusting either.
+
+Time. ``forward(x)`` takes ``x`` of shape (batch, T, *input_shape) and runs T steps of ``dt``
+seconds. Within a step the nodes run in dependency order; an edge that closes a cycle carries
+its source's value from the previous step (zero at the first), and every cycle must pass through
+a stateful node (a neuron or a Delay). Edges into one node are summed. Spikes are 0/1 per step
+(a spike is one unit of input for one step, as in Norse, snnTorch and the NIR paper's backends).
+
+Discretisation (``method``):
+- ``"euler"`` (default; forward Euler, what the NIR paper's backends use): for
+  ``tau dv/dt = (v_leak - v) + r I``: ``v += dt / tau * (v_leak - v + r I)``;
+  CubaLI/CubaLIF update the current first, ``I += dt / tau_syn * (w_in S - I)``, then v from the new
+  I; I/IF: ``v += dt r I``.
+- ``"exact"``: each equation solved exactly with its input held over the step (exponential
+  Euler): ``v = v_inf + (v - v_inf) exp(-dt / tau)`` with ``v_inf = v_leak + r I``; I/IF as Euler
+  (exact for a held input). A linear loop, an I or LI node fed back through one Linear/Affine
+  (the LMU memory ``I`` with its recurrent ``Linear(A/theta)``), is stepped as one linear system
+  by its zero-order-hold solution (matrix exponential): the discrete memory the model was trained
+  with, and stable at any dt (forward Euler on A/theta diverges once dt |eig| > 2, which the LMU's
+  A reaches at the model's own step: |eig(A/theta)| = 3.5 for order 16 / theta 8, 104 for 512 / 128).
+Spiking nodes (IF, LIF, CubaLIF, Threshold) emit ``v > v_threshold`` after the update, and IF/LIF/
+CubaLIF then set ``v = v_reset``. Delay nodes delay by ``round(delay / dt)`` steps per element.
+Conv1d/Conv2d/pooling/Flatten act on each step's tensor (no batch dimension in NIR shapes).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from converters.nir.read import execution_order, flatten_graph, node_type, read_graph
+from lmu2neuro.core.errors import UserError
+
+SUPPORTED = (
+    "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten",
+    "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
+)
+METHODS = ("euler", "exact")
+
+
+def _t(a, dtype) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
+
+
+def _pair(v) -> tuple[int, int]:
+    a = np.asarray(v).reshape(-1)
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+class NIRTorch(torch.nn.Module):
+    """A NIR graph as a torch module; see the module docstring for the time semantics."""
+
+    def __init__(self, graph, dt: float, method: str = "euler", dtype=torch.float64, where: str = "graph"):
+        super().__init__()
+        if method not in METHODS:
+            raise UserError(f"method '{method}': expected one of {', '.join(METHODS)}")
+        if not dt > 0:
+            raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
+        self.dt, self.method, self.dtype = float(dt), method, dtype
+        self.nodes, self.edges = flatten_graph(graph)
+        for n, node in self.nodes.items():
+            if node_type(node) not in SUPPORTED:
+                raise UserError(f"{where}: node '{n}' ({node_type(node)}) is not supported by nir_torch")
+        self.order, self.delayed = execution_order(self.nodes, self.edges, where)
+        self.preds: dict[str, list[tuple[str, bool]]] = {n: [] for n in self.nodes}
+        for a, b in self.edges:
+            self.preds[b].append((a, (a, b) in self.delayed))
+        self.inputs = [n for n in self.nodes if node_type(self.nodes[n]) == "Input" and not self.preds[n]]
+        self.outputs = [n for n in self.nodes if node_type(self.nodes[n]) == "Output" and not any(a == n for a, _ in self.edges)]
+        self.params = {n: self._prepare(n, node) for n, node in self.nodes.items()}
+        self.fused: dict[str, str] = {}
+        if method == "exact":
+            self._fuse_linear_loops()
+
+    def _fuse_linear_loops(self) -> None:
+        """Exact mode: an I / LI node X fed back through one Linear/Affine L (X -> L -> X, L used by
+        nothing else) is a linear system dv/dt = M v + f; it is stepped by its zero-order-hold
+        solution (matrix exponential) instead of node by node, which is exact for inputs held over
+        the step (the LMU memory: this is the Abar, Bbar the model was trained with) and stable at
+        any dt, where forward Euler diverges once dt |eig(M)| > 2."""
+        succ: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for a, b in self.edges:
+            succ[a].append(b)
+        for a, b in self.delayed:
+            x, loop = (a, b) if node_type(self.nodes[a]) in ("I", "LI") else (b, a)
+            if node_type(self.nodes[x]) not in ("I", "LI") or node_type(self.nodes[loop]) not in ("Linear", "Affine"):
+                continue
+            if [p for p, _ in self.preds[loop]] != [x] or succ[loop] != [x]:
+                continue
+            lp, xp = self.params[loop], self.params[x]
+            w = lp["weight"]
+            n = w.shape[0]
+            b = lp.get("bias", torch.zeros(n, dtype=self.dtype))
+            r = xp["r"].reshape(-1) * torch.ones(n, dtype=self.dtype)
+            eye = torch.eye(n, dtype=self.dtype)
+            if node_type(self.nodes[x]) == "I":
+                m, f_scale, f_const = r[:, None] * w, r, r * b
+            else:
+                tau = xp["tau"].reshape(-1) * torch.ones(n, dtype=self.dtype)
+                m = (r[:, None] * w - eye) / tau[:, None]
+                f_scale, f_const = r / tau, (xp["v_leak"] + r * b) / tau
+            aug = torch.zeros(2 * n, 2 * n, dtype=self.dtype)
+            aug[:n, :n], aug[:n, n:] = m * self.dt, eye * self.dt
+            e = torch.linalg.matrix_exp(aug)
+            xp["zoh"] = (e[:n, :n], e[:n, n:], f_scale, f_const)
+            self.fused[x] = loop
+
+    # -- parameters as tensors, once --------------------------------------------------------------
+    def _prepare(self, name, node) -> dict:
+        typ, d = node_type(node), self.dtype
+        p: dict = {}
+        for f in ("weight", "bias", "scale", "threshold", "r", "tau", "tau_mem", "tau_syn", "v_leak", "v_threshold",
+                  "v_reset", "w_in"):
+            if hasattr(node, f) and getattr(node, f) is not None and not isinstance(getattr(node, f), str):
+                p[f] = _t(getattr(node, f), d)
+        if typ == "Delay":
+            steps = np.round(np.asarray(node.delay, dtype=np.float64) / self.dt).astype(np.int64)
+            if np.any(steps < 0):
+                raise UserError(f"node '{name}' (Delay): parameter 'delay' is negative")
+            p["steps"] = torch.as_tensor(steps)
+        if typ in ("Conv1d", "Conv2d"):
+            p["stride"], p["dilation"], p["groups"] = node.stride, node.dilation, int(np.asarray(node.groups))
+            p["padding"] = node.padding
+        if typ in ("SumPool2d", "AvgPool2d"):
+            p["kernel"], p["stride"], p["padding"] = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+        if typ == "Flatten":
+            p["start"], p["end"] = int(node.start_dim), int(node.end_dim)
+        return p
+
+    # -- one node, one step ---------------------------------------------------------------------------
+    def _decay(self, tau):
+        return torch.exp(-self.dt / tau) if self.method == "exact" else 1.0 - self.dt / tau
+
+    def _leaky(self, v, tau, target):
+        """v moves toward `target` with time constant tau for one step."""
+        k = self._decay(tau)
+        return target + (v - target) * k
+
+    def _step(self, name, x, st: dict):
+        node, p = self.nodes[name], self.params[name]
+        typ = node_type(node)
+        if typ in ("Input", "Output"):
+            return x
+        if typ == "Linear":
+            return x @ p["weight"].T
+        if typ == "Affine":
+            return x @ p["weight"].T + p["bias"]
+        if typ == "Scale":
+            return x * p["scale"]
+        if typ == "Threshold":
+            return (x > p["threshold"]).to(x.dtype)
+        if typ == "Flatten":
+            # NIR's dims exclude the batch: shift non-negative ones past it, negative ones count from the end
+            start = p["start"] + 1 if p["start"] >= 0 else p["start"]
+            end = p["end"] + 1 if p["end"] >= 0 else p["end"]
+            return torch.flatten(x, start, end)
+        if typ == "Conv1d":
+            pad = p["padding"] if isinstance(p["padding"], str) else int(np.asarray(p["padding"]).reshape(-1)[0])
+            return F.conv1d(x, p["weight"], p.get("bias"), int(np.asarray(p["stride"]).reshape(-1)[0]), pad,
+                            int(np.asarray(p["dilation"]).reshape(-1)[0]), p["groups"])
+        if typ == "Conv2d":
+            pad = p["padding"] if isinstance(p["padding"], str) else _pair(p["padding"])
+            return F.conv2d(x, p["weight"], p.get("bias"), _pair(p["stride"]), pad, _pair(p["dilation"]), p["groups"])
+        if typ in ("SumPool2d", "AvgPool2d"):
+            y = F.avg_pool2d(x, p["kernel"], p["stride"], p["padding"], count_include_pad=True)
+            return y * (p["kernel"][0] * p["kernel"][1]) if typ == "SumPool2d" else y
+        if typ == "Delay":
+            steps = p["steps"].expand(x.shape[1:]) if p["steps"].ndim else p["steps"]
+            depth = int(steps.max()) + 1 if steps.numel() else 1
+            buf = st.get("buf")
+            if buf is None:
+                buf = torch.zeros((depth,) + tuple(x.shape), dtype=x.dtype)
+            buf = torch.roll(buf, 1, dims=0)
+            buf[0] = x
+            st["buf"] = buf
+            idx = steps.reshape((1, 1) + tuple(steps.shape)).expand((1,) + tuple(x.shape))
+            return torch.gather(buf, 0, idx)[0]
+        # neurons: state v (and I), zero at the start
+        v = st.get("v", torch.zeros_like(x))
+        if "zoh" in p:  # a fused linear loop (exact mode): v = Ad v + Gamma f, f = external input held
+            ad, gamma, f_scale, f_const = p["zoh"]
+            v = v @ ad.T + (f_scale * x + f_const) @ gamma.T
+            st["v"] = v
+            return v
+        if typ in ("I", "IF"):
+            v = v + self.dt * p["r"] * x
+        elif typ in ("LI", "LIF"):
+            v = self._leaky(v, p["tau"], p["v_leak"] + p["r"] * x)
+        else:  # CubaLI, CubaLIF
+            cur = self._leaky(st.get("i", torch.zeros_like(x)), p["tau_syn"], p["w_in"] * x)
+            st["i"] = cur
+            v = self._leaky(v, p["tau_mem"], p["v_leak"] + p["r"] * cur)
+        if typ in ("IF", "LIF", "CubaLIF"):
+            z = v > p["v_threshold"]
+            st["v"] = torch.where(z, p["v_reset"].expand_as(v), v)
+            st["v_pre_reset"] = v
+            return z.to(x.dtype)
+        st["v"] = v
+        return v
+
+    def forward(self, x: torch.Tensor | dict, record: bool = False):
+        """x: (batch, T, *shape) for a single Input, or {input name: tensor}. Returns
+        {output name: (batch, T, *shape)} (the tensor itself when there is one output);
+        with record=True also {node: {"out": (batch, T, ...), "v": voltage after reset, ...}}."""
+        xs = x if isinstance(x, dict) else {self.inputs[0]: x}
+        if set(xs) != set(self.inputs):
+            raise UserError(f"inputs {sorted(xs)}: expected {sorted(self.inputs)}")
+        xs = {k: torch.as_tensor(v, dtype=self.dtype) for k, v in xs.items()}
+        batch, steps = next(iter(xs.values())).shape[:2]
+        state: dict[str, dict] = {n: {} for n in self.nodes}
+        prev: dict[str, torch.Tensor] = {}
+        outs: dict[str, list] = {n: [] for n in self.outputs}
+        rec: dict[str, dict[str, list]] = {n: {} for n in self.nodes} if record else {}
+        for t in range(steps):
+            cur: dict[str, torch.Tensor] = {}
+            for n in self.order:
+                if n in xs:
+                    inp = xs[n][:, t]
+                else:
+                    inp = None
+                    for src, late in self.preds[n]:
+                        if self.fused.get(n) == src:  # inside the fused linear loop's exact step
+                            continue
+                        val = prev.get(src) if late else cur[src]
+                        if val is None:
+                            continue
+                        inp = val if inp is None else inp + val
+                    if inp is None:  # only delayed inputs, first step: zeros of the node's input shape
+                        shape = tuple(int(s) for s in np.asarray(self.nodes[n].input_type["input"]).reshape(-1))
+                        inp = torch.zeros((batch,) + shape, dtype=self.dtype)
+                cur[n] = self._step(n, inp, state[n])
+                if record:
+                    rec[n].setdefault("out", []).append(cur[n])
+                    for k in ("v", "i", "v_pre_reset"):
+                        if k in state[n]:
+                            rec[n].setdefault(k, []).append(state[n][k])
+            for n in self.outputs:
+                outs[n].append(cur[n])
+            prev = cur
+        result = {n: torch.stack(v, dim=1) for n, v in outs.items()}
+        if len(result) == 1:
+            result = next(iter(result.values()))
+        if record:
+            return result, {n: {k: torch.stack(v, dim=1) for k, v in d.items()} for n, d in rec.items()}
+        return result
+
+
+def load(path_or_graph, dt: float, method: str = "euler", dtype=torch.float64) -> NIRTorch:
+    """Read a .nir file (or take a ``nir.NIRGraph``) and return the executable torch model."""
+    if isinstance(path_or_graph, (str, os.PathLike)):
+        return NIRTorch(read_graph(path_or_graph), dt, method, dtype, where=str(path_or_graph))
+    return NIRTorch(path_or_graph, dt, method, dtype)
+
+
+__all__ = ["NIRTorch", "load", "SUPPORTED", "METHODS"]

@@ -1,0 +1,176 @@
+"""Operation counts per layer from a traffic record and the deployed IntNetwork.
+
+Definitions follow NeuroBench (Yik et al. 2023/2025) where it has one:
+- Dense: every connection of every projection, every time step (weights incl. zeros, all delay
+  taps) = dense-equivalent MACs of the same network run without spikes.
+- Effective MACs / ACs: synaptic operations with a nonzero input and a nonzero weight. A
+  projection counts as ACs only if all its inputs are in {-1, 0, 1} (binary spikes); graded
+  inputs (the analog first layer, a graded LMU memory) count as MACs. Bias is not counted.
+- Activation sparsity: 1 - spikes / (neurons x steps) over the spiking populations.
+- Footprint: bytes of weights (all taps, incl. zeros) and bias mantissas at their stored widths.
+Beyond NeuroBench, per layer: neuron updates (neurons x steps), spikes sent, firing rate.
+Every figure is per inference (one sample of `timesteps` frames): traffic totals / samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork
+from lmu2neuro.core.measurement import fan_out
+from lmu2neuro.analysis.traffic import check_traffic_matches, required_field
+
+BIAS_BITS = 13  # Loihi bias mantissa
+
+
+@dataclass
+class ProjectionCount:
+    name: str
+    source: str
+    target: str
+    graded: bool
+    taps: int
+    weights: int  # all entries incl. zeros and taps
+    nonzero_weights: int
+    weight_bits: int
+    synaptic_ops: float  # per inference: nonzero input x nonzero fan-out
+    dense_macs: float  # per inference: weights x steps
+    ops_per_step: list[float]  # per inference, by frame (sums to synaptic_ops)
+
+
+@dataclass
+class LayerCount:
+    name: str
+    kind: str  # "lif" or "readout"
+    neurons: int
+    steps: int
+    neuron_updates: float  # per inference
+    spikes: float  # per inference, spikes sent
+    firing_rate: float  # spikes per neuron per step
+    acs: float  # per inference, into this layer
+    macs: float
+    dense_macs: float
+    footprint_bytes: int
+    spikes_per_step: list[float]  # per inference, by frame
+
+    @property
+    def synaptic_ops(self) -> float:
+        return self.acs + self.macs
+
+
+@dataclass
+class Counts:
+    samples: int
+    timesteps: int
+    layers: list[LayerCount]
+    projections: list[ProjectionCount]
+    input_nonzero_per_step: list[float] = field(default_factory=list)
+
+    def layer(self, name: str) -> LayerCount:
+        for lay in self.layers:
+            if lay.name == name:
+                return lay
+        raise KeyError(name)
+
+    @property
+    def totals(self) -> dict:
+        """NeuroBench-style totals per inference."""
+        spiking = [lay for lay in self.layers if lay.kind != "readout"]
+        slots = sum(lay.neurons * lay.steps for lay in spiking)
+        spikes = sum(lay.spikes for lay in spiking)
+        return {
+            "dense": sum(p.dense_macs for p in self.projections),
+            "effective_macs": sum(p.synaptic_ops for p in self.projections if p.graded),
+            "effective_acs": sum(p.synaptic_ops for p in self.projections if not p.graded),
+            "neuron_updates": sum(lay.neuron_updates for lay in self.layers),
+            "spikes": sum(lay.spikes for lay in self.layers),
+            "activation_sparsity": 1.0 - spikes / slots if slots else None,
+            "footprint_bytes": sum(lay.footprint_bytes for lay in self.layers),
+        }
+
+    def to_dict(self) -> dict:
+        return {"samples": self.samples, "timesteps": self.timesteps, "totals": self.totals,
+                "layers": [asdict(x) for x in self.layers], "projections": [asdict(p) for p in self.projections]}
+
+
+def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") -> Counts:
+    """Per-layer and per-projection operation counts per inference (see the module docstring).
+
+    Spike-driven synaptic ops are recomputed from the traffic's per-neuron spike counts and the
+    network's fan-out and checked against the traffic's own `synaptic_events`; ops driven by the
+    graded input come from the traffic (they need per-input nonzero counts, which only it has).
+    """
+    check_traffic_matches(traffic, net, source)
+    samples = int(required_field(traffic, "samples", "traffic", source))
+    steps = int(required_field(traffic, "timesteps", "traffic", source))
+    if samples < 1 or steps < 1:
+        raise UserError(f"{source}: fields 'samples' and 'timesteps' must be positive, got {samples}, {steps}")
+    tl = {lay["name"]: lay for lay in traffic["layers"]}
+    tp = {p["name"]: p for p in traffic["projections"]}
+
+    def per_step(lay: dict, key: str) -> np.ndarray:
+        v = lay.get(key)
+        if v is None or len(v) != steps:
+            raise UserError(f"{source}: field 'layers.{lay['name']}.{key}' missing or not {steps} values")
+        return np.asarray(v, dtype=np.float64) / samples
+
+    inp = tl.get(net.input_name, {"name": net.input_name})
+    input_steps = per_step(inp, "nonzero_inputs_per_step") if "nonzero_inputs_per_step" in inp else np.zeros(steps)
+
+    pops, projs = net.on_chip()
+    projections: list[ProjectionCount] = []
+    for proj in projs:
+        w = np.asarray(proj.weights)
+        t = tp[proj.name]
+        # The simulator knows whether the input was all in {-1, 0, 1} (spike input): trust its flag.
+        graded = bool(t.get("graded", net.is_graded(proj)))
+        fo = fan_out(w)
+        if proj.source == net.input_name:
+            ops_total = float(required_field(t, "synaptic_events", f"projections.{proj.name}", source))
+            src_steps = input_steps
+        else:
+            counts = np.asarray(required_field(tl[proj.source], "spike_counts", f"layers.{proj.source}", source), dtype=np.float64)
+            if counts.shape != fo.shape:
+                raise UserError(f"{source}: field 'layers.{proj.source}.spike_counts' has {counts.size} values, "
+                                f"expected {fo.size}")
+            ops_total = float(counts @ fo)
+            if "synaptic_events" in t and not math.isclose(ops_total, float(t["synaptic_events"]), rel_tol=1e-9, abs_tol=0.5):
+                raise UserError(f"{source}: field 'projections.{proj.name}.synaptic_events' is {t['synaptic_events']}, "
+                                f"but spike counts x the model's fan-out give {ops_total:.0f} (traffic from a different model?)")
+            src_steps = per_step(tl[proj.source], "spikes_per_step")
+        # Per-frame split: the source's events at each frame times its mean fan-out per event.
+        # Exact in total; per frame it assumes every source neuron fires alike.
+        denom = src_steps.sum()
+        scale = ops_total / samples / denom if denom else 0.0
+        projections.append(ProjectionCount(
+            name=proj.name, source=proj.source, target=proj.target, graded=graded, taps=proj.taps,
+            weights=int(w.size), nonzero_weights=int(np.count_nonzero(w)),
+            weight_bits=int(t.get("weight_bits", fx.WEIGHT_BITS)),
+            synaptic_ops=ops_total / samples, dense_macs=float(w.size) * steps,
+            ops_per_step=(src_steps * scale).tolist(),
+        ))
+
+    layers: list[LayerCount] = []
+    for pop in pops:
+        lay = tl[pop.name]
+        into = [p for p in projections if p.target == pop.name]
+        spikes = 0.0 if pop.readout else float(lay.get("spikes", 0)) / samples
+        sps = np.zeros(steps) if pop.readout else per_step(lay, "spikes_per_step")
+        weight_bits = sum(p.weights * p.weight_bits for p in into)
+        layers.append(LayerCount(
+            name=pop.name, kind="readout" if pop.readout else "lif", neurons=pop.size, steps=steps,
+            neuron_updates=float(pop.size * steps), spikes=spikes,
+            firing_rate=spikes / (pop.size * steps),
+            acs=sum(p.synaptic_ops for p in into if not p.graded),
+            macs=sum(p.synaptic_ops for p in into if p.graded),
+            dense_macs=sum(p.dense_macs for p in into),
+            footprint_bytes=math.ceil((weight_bits + pop.size * BIAS_BITS) / 8),
+            spikes_per_step=sps.tolist(),
+        ))
+    return Counts(samples=samples, timesteps=steps, layers=layers, projections=projections,
+                  input_nonzero_per_step=input_steps.tolist())

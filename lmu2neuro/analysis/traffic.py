@@ -1,0 +1,197 @@
+"""The traffic contract: traffic.json as `lmu2neuro simulate` builds it and every reader reads it.
+
+``build_traffic`` writes it from a ``Measurement``; ``load_traffic`` / ``validate_traffic`` read it
+back through one pydantic schema (``Traffic``), and ``check_traffic_matches`` ties it to the
+network it was recorded from. docs/CONTRACTS.md describes the fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork
+from lmu2neuro.core.measurement import Measurement, fan_out, readout_out_of_range
+
+SCHEMA = "lmu2neuro.traffic/1"
+
+
+def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: str, model_sha256: str,
+                  labels=None, backend: str | None = None, extra_agreement: dict | None = None,
+                  dt: float | None = None, timing: dict | None = None) -> dict:
+    """The traffic.json dict (docs/CONTRACTS.md) for inputs x_int (samples, T, input_size)."""
+    x = np.asarray(x_int)
+    samples, steps = x.shape[0], x.shape[1]
+    nonzero_in = np.count_nonzero(x, axis=(0, 1)).astype(np.int64)  # per input channel
+    layers = [{
+        "name": net.input_name, "kind": "input", "neurons": net.input_size, "graded": True,
+        "nonzero_inputs": int(nonzero_in.sum()),
+        "nonzero_inputs_per_step": np.count_nonzero(x, axis=(0, 2)).astype(int).tolist(),
+    }]
+    for pop in net.populations:
+        spikes = int(m.spike_counts[pop.name].sum())
+        layers.append({
+            "name": pop.name, "kind": "readout" if pop.readout else "lif", "neurons": pop.size,
+            "spikes": spikes, "rate": spikes / max(pop.size * steps * samples, 1),
+            "spike_counts": m.spike_counts[pop.name].astype(int).tolist(),
+            "spikes_per_step": m.step_spikes[pop.name].astype(int).tolist(),
+            "wrapped_current": int(m.wrapped.get(pop.name, 0)),
+            "peak_current": int(m.peak_current.get(pop.name, 0)),
+        })
+        if pop.readout:
+            layers[-1]["out_of_range_samples"] = readout_out_of_range(m, pop.name)
+    projections = []
+    for proj in net.projections:
+        fo = fan_out(proj.weights)
+        graded = net.is_graded(proj)
+        src_counts = nonzero_in if graded else m.spike_counts[proj.source]
+        projections.append({
+            "name": proj.name, "source": proj.source, "target": proj.target, "taps": proj.taps,
+            "graded": graded, "weights": int(np.asarray(proj.weights).size),
+            "nonzero_weights": int(np.count_nonzero(proj.weights)), "weight_bits": 8,
+            "fan_out": fo.tolist(), "synaptic_events": int((src_counts * fo).sum()),
+        })
+    preds = m.predictions
+    traffic = {
+        "schema": SCHEMA, "model": model, "model_sha256": model_sha256,
+        "backend": backend or m.backend, "samples": samples, "timesteps": steps, "dt": dt,
+        "layers": layers, "projections": projections,
+        "predictions": preds.astype(int).tolist(),
+        "labels": None, "accuracy": None, "accuracy_by_frame": None,
+        "scores": m.scores.astype(int).tolist() if m.scores.dtype.kind in "iu" else m.scores.tolist(),
+        "raster": {"sample": 0, "layers": {
+            name: [[int(t), int(i)] for t, i in zip(*np.nonzero(r))] for name, r in m.raster0.items()
+            if not net.population(name).readout}},
+        "agreement": extra_agreement,
+        "timing": timing or {},
+    }
+    if labels is not None:
+        y = np.asarray(labels)
+        traffic["labels"] = y.astype(int).tolist()
+        traffic["accuracy"] = float((preds == y).mean())
+        by_frame = m.readout_trace.argmax(axis=2) == y[:, None]
+        traffic["accuracy_by_frame"] = by_frame.mean(axis=0).tolist()
+    return traffic
+
+
+# -- reading it back: one schema ------------------------------------------------------------------
+Count = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Layer(_Open):
+    name: str
+    neurons: int = Field(ge=0)
+    spikes: Count | None = None
+    spike_counts: list[Count] | None = None
+    spikes_per_step: list[Count] | None = None
+    nonzero_inputs_per_step: list[Count] | None = None
+
+
+class Projection(_Open):
+    name: str
+    source: str
+    target: str
+    graded: bool | None = None
+    nonzero_weights: int | None = Field(default=None, ge=0)
+    weight_bits: int | None = Field(default=None, ge=1, le=32)
+    synaptic_events: Count | None = None
+
+
+class Traffic(_Open):
+    schema_: Literal["lmu2neuro.traffic/1"] = Field(alias="schema")  # == SCHEMA
+    samples: int = Field(ge=1)
+    timesteps: int = Field(ge=1)
+    dt: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    layers: list[Layer]
+    projections: list[Projection]
+    accuracy: Fraction | None = None
+    accuracy_by_frame: list[Fraction | None] | None = None
+
+
+def _where(err: dict, data: dict) -> str:
+    # layers.3.spike_counts.0 -> layers.block0.u.spike_counts: a layer by its name, not its index
+    loc = list(err["loc"])
+    if len(loc) >= 2 and loc[0] in ("layers", "projections") and isinstance(loc[1], int):
+        try:
+            loc[1] = data[loc[0]][loc[1]]["name"]
+        except (KeyError, IndexError, TypeError):
+            pass
+    return ".".join(str(x) for x in loc) or "(top level)"
+
+
+def validate_traffic(data: dict, source: str) -> None:
+    """UserError naming the first bad field (and how many more) unless ``data`` holds what the report reads."""
+    try:
+        Traffic.model_validate(data)
+    except ValidationError as exc:
+        errs = exc.errors()
+        err = errs[0]
+        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+        shown = "missing" if err.get("type") == "missing" else f"got {repr(err.get('input'))[:60]}"
+        expected = err["msg"].removeprefix("Input should be ")
+        if expected.startswith(("greater", "less")):
+            expected = "a value " + expected
+        raise UserError(f"{source}: field '{_where(err, data)}': {shown}, expected {expected}{more}") from None
+
+
+def load_traffic(path: str | os.PathLike) -> dict:
+    """Read traffic.json; one-line UserError for a missing file, bad JSON or wrong schema."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: traffic file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        got = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise UserError(f"{path}: field 'schema' is {got!r}, expected '{SCHEMA}' (written by `lmu2neuro simulate`)")
+    validate_traffic(data, str(path))
+    return data
+
+
+def required_field(obj: dict, key: str, where: str, source: str):
+    if key not in obj:
+        raise UserError(f"{source}: field '{where}.{key}' missing")
+    return obj[key]
+
+
+def check_traffic_matches(traffic: dict, net: IntNetwork, source: str = "traffic") -> None:
+    """Raise UserError when the traffic's layers and projections are not those of `net`."""
+    if traffic.get("schema") != SCHEMA:
+        raise UserError(f"{source}: field 'schema' is {traffic.get('schema')!r}, expected '{SCHEMA}'")
+    layers = {lay.get("name"): lay for lay in required_field(traffic, "layers", "traffic", source)}
+    for pop in net.populations:
+        if pop.name not in layers:
+            raise UserError(f"{source}: layer '{pop.name}' of the model is missing from field 'layers' "
+                            "(traffic from a different model?)")
+        n = layers[pop.name].get("neurons")
+        if n != pop.size:
+            raise UserError(f"{source}: field 'layers.{pop.name}.neurons' is {n}, the model has {pop.size} "
+                            "(traffic from a different model?)")
+    extra = set(layers) - {p.name for p in net.populations} - {net.input_name}
+    if extra:
+        raise UserError(f"{source}: layers {sorted(extra)} are not in the model (traffic from a different model?)")
+    projs = {p.get("name"): p for p in required_field(traffic, "projections", "traffic", source)}
+    for proj in net.projections:
+        tp = projs.get(proj.name)
+        if tp is None:
+            raise UserError(f"{source}: projection '{proj.name}' of the model is missing from field 'projections' "
+                            "(traffic from a different model?)")
+        if (tp.get("source"), tp.get("target")) != (proj.source, proj.target):
+            raise UserError(f"{source}: projection '{proj.name}' connects {tp.get('source')}->{tp.get('target')}, "
+                            f"the model {proj.source}->{proj.target} (traffic from a different model?)")
+        if "nonzero_weights" in tp and int(tp["nonzero_weights"]) != int(np.count_nonzero(proj.weights)):
+            raise UserError(f"{source}: field 'projections.{proj.name}.nonzero_weights' is {tp['nonzero_weights']}, "
+                            f"the model has {int(np.count_nonzero(proj.weights))} (traffic from a different model?)")

@@ -1,0 +1,99 @@
+"""`lmu2neuro simulate`: the network as a Loihi-style chip would run it, with its spike traffic."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="run a .nir model in Lava fixed point and/or the reference simulator; write traffic.json",
+        description=(
+            "Stream samples through one compiled Lava network (fixed_pt: bit-accurate Loihi "
+            "arithmetic) and/or the batched reference integer simulator, count spikes and "
+            "synaptic events per layer inside the graph, and write traffic.json. With --backend "
+            "both, an agreement block says which fraction of samples had identical spikes in "
+            "every layer and identical predictions, and the first mismatch if any."
+        ),
+        epilog="example: lmu2neuro simulate runs/demo/model.nir --dataset digits --samples 50 --backend both -o traffic.json",
+    )
+    p.add_argument("model", metavar="MODEL.nir", help="a .nir file (ours, or another tool's)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", help="take inputs (and labels) from this dataset's test split")
+    src.add_argument("--input", metavar="FILE.npy",
+                     help="float array shaped (samples, timesteps, *input shape), quantized with the model's input scale")
+    p.add_argument("--data-root", metavar="DIR", help="dataset folder (not needed for digits)")
+    p.add_argument("--samples", type=int, metavar="N", help="number of samples (default: all)")
+    p.add_argument("--backend", choices=["lava", "reference", "both"], default="both")
+    p.add_argument("--tag", choices=["fixed_pt", "floating_pt"], default="fixed_pt",
+                   help="Lava ProcessModels: fixed_pt is bit-accurate (default)")
+    p.add_argument("--dt", type=float, metavar="SECONDS",
+                   help="time step for graphs that carry no dt of their own (third-party NIR; default 1e-4)")
+    p.add_argument("-o", "--out", required=True, metavar="traffic.json")
+    p.set_defaults(func=run)
+
+
+def range_warnings(traffic: dict) -> list[str]:
+    """One line per layer whose integers left Loihi's ranges during the run: Lava (and the chip)
+    wrap the 24-bit current and reset or clip the voltage without a word, so the tool says so."""
+    from lmu2neuro.core import fixed_point as fx
+
+    lines = []
+    for layer in traffic["layers"]:
+        if layer.get("wrapped_current"):
+            peak = layer.get("peak_current")
+            value = f"|current| up to {peak:,} " if peak else ""
+            lines.append(f"layer '{layer['name']}': the 24-bit synaptic current wrapped in "
+                         f"{layer['wrapped_current']} neuron-steps ({value}beyond the limit 2**23 = {fx.STATE_MAX}; "
+                         "Loihi and Lava wrap it silently, so later spikes are not the trained model's)")
+        if layer.get("out_of_range_samples"):
+            top = fx.VTH_MAX << fx.ACT_SHIFT
+            lines.append(f"layer '{layer['name']}': the readout voltage left its range in "
+                         f"{layer['out_of_range_samples']} of {traffic['samples']} samples (it fired and reset "
+                         f"to 0 above {top}, or was clipped at {-(fx.STATE_MAX - 1)}), so those scores are "
+                         "not the model's sums")
+    return lines
+
+
+def run(args) -> int:
+    from lmu2neuro.core.outdir import output_file_lock
+
+    # one run per output folder, taken before the work so a clash fails at once, not at the end
+    with output_file_lock(args.out, "-o"):
+        return _run(args)
+
+
+def _run(args) -> int:
+    from converters.nir.read import read_intnet
+    from lmu2neuro.core.atomic import write_json
+    from lmu2neuro.core.errors import UserError
+    from lmu2neuro.report.build import sha256_of
+    from lmu2neuro.pipeline.simulate import load_inputs, simulate_network
+
+    if args.samples is not None and args.samples < 1:
+        raise UserError(f"--samples {args.samples}: expected at least 1")
+    net = read_intnet(args.model, dt=args.dt)
+    x, y = load_inputs(net, dataset=args.dataset, data_root=args.data_root, samples=args.samples,
+                       input_file=args.input)
+    traffic, runs = simulate_network(net, x, y, backend=args.backend, tag=args.tag, model=str(args.model),
+                                     model_sha256=sha256_of(args.model), progress=sys.stderr.isatty())
+    write_json(args.out, traffic)
+    for line in range_warnings(traffic):
+        print(f"warning: {line}", file=sys.stderr)
+    line = f"{traffic['samples']} samples x {traffic['timesteps']} steps ({args.backend})"
+    if traffic["accuracy"] is not None:
+        line += f", accuracy {traffic['accuracy']:.4f}"
+    agree = traffic["agreement"]
+    if agree:
+        line += (f", Lava vs reference: identical spikes {agree['identical_spikes']:.2%}, "
+                 f"identical predictions {agree['identical_predictions']:.2%}")
+    for name, m in runs.items():
+        sps = m.timing.get("steps_per_second")
+        if sps:
+            line += f", {name} {sps:,.0f} steps/s"
+    print(f"{line}; traffic written to {args.out}")
+    if agree and agree["first_mismatch"]:
+        print(f"first mismatch: {agree['first_mismatch']}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,172 @@
+"""The deployed network as integers: the artifact that every back end agrees on.
+
+A NIR graph (ours, or a third party's once quantized) lowers to an ``IntNetwork``: populations
+of Loihi CUBA LIF neurons and projections between them. A projection carries an integer weight
+tensor with one slice per synaptic delay ("tap"), so temporal convolutions, the LMU memory
+(as a finite impulse response of the spiking input u) and plain dense layers are one concept.
+Real-valued streams of the model (membrane shortcut, batch norm) are already folded into
+projection weights and neuron biases here.
+
+Semantics (time step t of one sample, every population starts at zero state):
+    a_P[t] = sum over projections S into P of  shift(sum_j W_S[j] @ x_src[t - j], exp_S)
+    (u, v, spikes) of P at t = fixed_point.lif_step(u, v, a_P[t], du, dv, vth, bias)
+where x_src is the source's spikes (0/1), or the graded integer input for the input node, and
+shift is Dense's weight exponent (left shift, or arithmetic right shift). A projection from a
+population to itself (recurrence, as in snnTorch's RLeaky) must have a zero tap 0: its spikes
+act from the next step on. There is no latency:
+Lava's one step per connection is compensated by the Lava builder, not here.
+A readout population integrates (du = 4095, dv = 0) and never spikes. The output score after
+step t is the output population's voltage if it is a readout, else its spike count so far;
+argmax after the last step is the prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lmu2neuro.core import fixed_point as fx
+
+
+class IntNetworkError(ValueError):
+    """A network that breaks a Loihi limit or is not well formed; the message names the part."""
+
+
+@dataclass
+class Population:
+    name: str
+    size: int
+    du: int  # current decay, Lava convention: keeps 4096 - (du + 1) parts
+    dv: int  # voltage decay: keeps 4096 - dv parts
+    vth: int  # threshold mantissa; spike when v > vth << 6
+    bias_mant: np.ndarray  # (size,) int, 13-bit signed
+    bias_exp: int = 0
+    readout: bool = False
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def bias(self) -> np.ndarray:
+        return self.bias_mant.astype(np.int64) << self.bias_exp
+
+
+@dataclass
+class Projection:
+    name: str
+    source: str  # a population name or IntNetwork.input_name
+    target: str
+    weights: np.ndarray  # (taps, target size, source size) int; tap j delays by j steps
+    weight_exp: int = 0
+    # Plain data describing what the weights came from, for export and reports:
+    # kind in {"dense", "conv", "lmu_fir"} and whatever that kind needs to be rebuilt.
+    origin: dict = field(default_factory=dict)
+
+    @property
+    def taps(self) -> int:
+        return int(self.weights.shape[0])
+
+
+@dataclass
+class IntNetwork:
+    input_size: int
+    input_scale: float  # float input x -> clip(round(x * input_scale), -128, 127)
+    populations: list[Population]
+    projections: list[Projection]
+    output: str
+    input_name: str = "input"
+    dt: float | None = None  # seconds per step, when known
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    # -- lookups -------------------------------------------------------------------------
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def size_of(self, name: str) -> int:
+        return self.input_size if name == self.input_name else self.population(name).size
+
+    def on_chip(self) -> tuple[list[Population], list[Projection]]:
+        """The populations and projections a chip would run: without a readout that a reader added
+        only to count a spiking output (``meta['added_by_tool']``), which the host does instead."""
+        added = {p.name for p in self.populations if p.meta.get("added_by_tool")}
+        return ([p for p in self.populations if p.name not in added],
+                [s for s in self.projections if s.target not in added])
+
+    def projections_into(self, name: str) -> list[Projection]:
+        return [s for s in self.projections if s.target == name]
+
+    def is_graded(self, proj: Projection) -> bool:
+        return proj.source == self.input_name
+
+    def max_taps(self) -> int:
+        return max((s.taps for s in self.projections), default=1)
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("input holds NaN or infinite values; Loihi inputs are finite integers")
+        q = np.round(x * self.input_scale)
+        return np.clip(q, -128, 127).astype(np.int64)
+
+    # -- validation: every Loihi limit in one place ----------------------------------------
+    def validate(self) -> None:
+        names = [self.input_name]
+        for p in self.populations:
+            where = f"population '{p.name}'"
+            if p.name in names:
+                raise IntNetworkError(f"{where}: duplicate name")
+            names.append(p.name)
+            for fld, val, lo, hi in (
+                ("du", p.du, 0, fx.DECAY_UNITY - 1),
+                ("dv", p.dv, 0, fx.DECAY_UNITY - 1),
+                ("vth", p.vth, 0, fx.VTH_MAX),
+                ("bias_exp", p.bias_exp, fx.BIAS_EXP_MIN, fx.BIAS_EXP_MAX),
+            ):
+                if not lo <= int(val) <= hi:
+                    raise IntNetworkError(f"{where}: {fld} = {val} outside Loihi's range [{lo}, {hi}]")
+            bm = np.asarray(p.bias_mant)
+            if bm.shape != (p.size,):
+                raise IntNetworkError(f"{where}: bias_mant shape {bm.shape}, expected ({p.size},)")
+            if bm.size and (bm.min() < fx.BIAS_MANT_MIN or bm.max() > fx.BIAS_MANT_MAX):
+                bad = int(bm[np.argmax(np.abs(bm))])
+                raise IntNetworkError(
+                    f"{where}: bias_mant {bad} outside 13-bit range [{fx.BIAS_MANT_MIN}, {fx.BIAS_MANT_MAX}]"
+                )
+        if self.output not in names[1:]:
+            raise IntNetworkError(f"output '{self.output}' is not a population")
+        order = {n: i for i, n in enumerate(names)}
+        for s in self.projections:
+            where = f"projection '{s.name}'"
+            for end in (s.source, s.target):
+                if end not in order:
+                    raise IntNetworkError(f"{where}: unknown population '{end}'")
+            if s.target == self.input_name:
+                raise IntNetworkError(f"{where}: the input cannot be a target")
+            w = np.asarray(s.weights)
+            if s.source == s.target:
+                if w.ndim == 3 and np.any(w[:1]):
+                    raise IntNetworkError(f"{where}: a recurrent projection needs a delay of at least one "
+                                          "step (its tap 0 must be zero)")
+            elif order[s.source] >= order[s.target]:
+                raise IntNetworkError(
+                    f"{where}: '{s.source}' must come before '{s.target}' (populations are in "
+                    "topological order; recurrence is supported only within a population, where "
+                    "Lava can deliver it in time)"
+                )
+            expect = (self.size_of(s.target), self.size_of(s.source))
+            if w.ndim != 3 or w.shape[1:] != expect:
+                raise IntNetworkError(f"{where}: weights shape {w.shape}, expected (taps, {expect[0]}, {expect[1]})")
+            if w.size and (w.min() < fx.WEIGHT_MIN or w.max() > fx.WEIGHT_MAX):
+                bad = int(w.flat[np.argmax(np.abs(w))])
+                raise IntNetworkError(
+                    f"{where}: weight {bad} outside Loihi's 8-bit range [{fx.WEIGHT_MIN}, {fx.WEIGHT_MAX}]"
+                )
+            if w.size and np.any(w % 2):
+                raise IntNetworkError(f"{where}: odd weight mantissa; 8-bit mixed-sign weights are even")
+            if not -8 <= s.weight_exp <= 7:
+                raise IntNetworkError(f"{where}: weight_exp {s.weight_exp} outside [-8, 7]")

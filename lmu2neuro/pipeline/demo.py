@@ -1,0 +1,107 @@
+"""The whole pipeline on the built-in digits dataset, in minutes on 2 CPU cores.
+
+train (QAT) -> export NIR -> simulate in Lava fixed_pt and the reference -> check that Lava,
+the reference and the QAT model in integer mode agree -> energy and chip report.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPORT_PROFILES = ["loihi1", "loihi2", "spinnaker2", "cpu", "gpu", "jetson", "mac45nm"]
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run_demo(out_dir, *, epochs: int = 20, samples: int = 60, seed: int = 0, progress: bool = True) -> dict:
+    """Run every stage into out_dir; returns a summary dict (also written as out_dir/demo.json)."""
+    from converters.nir.export import export_nir
+    from converters.nir.read import read_intnet
+    from lmu2neuro.core.atomic import write_json
+    from lmu2neuro.training.checkpoint import model_from_checkpoint
+    from lmu2neuro.deploy.lowering import lower
+    from lmu2neuro.report.build import make_report, sha256_of
+    from lmu2neuro.pipeline.simulate import load_inputs, simulate_network
+    from lmu2neuro.core.measurement import agreement, measure_spikes
+    from lmu2neuro.training.recipe import TrainConfig, train
+
+    out = Path(out_dir)
+    times = {}
+    t0 = time.perf_counter()
+    _say(f"[1/5] training a Spiking LMUFormer with Loihi QAT on digits ({epochs} epochs) -> {out / 'train'}")
+    cfg = TrainConfig(dataset="digits", out=str(out / "train"), preset="digits-small", overrides={"dim": 64},
+                      qat=True, epochs=epochs, lr=1e-2, seed=seed, overwrite=True, progress=progress, threads=1)
+    metrics = train(cfg)
+    times["train_s"] = time.perf_counter() - t0
+    test = metrics.get("test", {})
+    _say(f"      test accuracy {test.get('accuracy', float('nan')):.4f}, "
+         f"integer mode {test.get('integer_accuracy', float('nan')):.4f} ({times['train_s']:.0f} s)")
+
+    t0 = time.perf_counter()
+    model_path = out / "model.nir"
+    _say(f"[2/5] exporting the integer network through NIR -> {model_path}")
+    model, _ = model_from_checkpoint(out / "train" / "best.pt")
+    export_nir(lower(model), model_path)
+    net = read_intnet(model_path)
+    times["export_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    traffic_path = out / "traffic.json"
+    _say(f"[3/5] simulating {samples} test samples in Lava fixed_pt and the reference -> {traffic_path}")
+    x, y = load_inputs(net, dataset="digits", samples=samples)
+    traffic, runs = simulate_network(net, x, y, backend="both", model=str(model_path),
+                                     model_sha256=sha256_of(model_path), progress=progress)
+    times["simulate_s"] = time.perf_counter() - t0
+
+    _say("[4/5] checking agreement: Lava fixed_pt vs reference vs the QAT model in integer mode")
+    import torch
+
+    with torch.no_grad():
+        integer = model.integer_forward(torch.as_tensor(x, dtype=torch.float32))
+    qat = measure_spikes("qat-integer", {k: v.numpy() for k, v in integer["spikes"].items()},
+                         integer["readout_trace"].numpy())
+    checks = {"lava_vs_reference": traffic["agreement"], "qat_vs_reference": agreement(qat, runs["reference"])}
+    traffic["agreement_qat_integer"] = checks["qat_vs_reference"]
+    write_json(traffic_path, traffic)
+    for name, a in checks.items():
+        _say(f"      {name}: identical spikes in every layer for {a['identical_spikes']:.0%} of {a['samples']} "
+             f"samples, identical predictions {a['identical_predictions']:.0%}")
+
+    t0 = time.perf_counter()
+    report_dir = out / "report"
+    _say(f"[5/5] energy and chip report for {', '.join(REPORT_PROFILES)} -> {report_dir}")
+    rep = make_report(traffic_path, model_path, REPORT_PROFILES, report_dir)
+    times["report_s"] = time.perf_counter() - t0
+    energies = {p["profile"]: p["energy_per_inference_j"] for p in rep["profiles"]}
+    summary = {
+        "accuracy_float": test.get("accuracy"), "accuracy_integer": test.get("integer_accuracy"),
+        "accuracy_simulated": traffic["accuracy"], "samples": samples, "agreement": checks,
+        "energy_per_inference_j": energies, "times_s": times,
+        "lava_steps_per_second": runs["lava"].timing.get("steps_per_second"),
+        "reference_steps_per_second": runs["reference"].timing.get("steps_per_second"),
+        "artifacts": {"checkpoint": str(out / "train" / "best.pt"), "metrics": str(out / "train" / "metrics.json"),
+                      "model": str(model_path), "traffic": str(traffic_path),
+                      "report": str(report_dir / "report.html")},
+    }
+    write_json(out / "demo.json", summary)
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    _say("\nenergy per inference (dynamic unless the profile sets a step time):")
+    for name, j in summary["energy_per_inference_j"].items():
+        _say(f"  {name:<11} {j:.3e} J" if isinstance(j, float) else f"  {name:<11} {j}")
+    _say("\nartifacts:")
+    for name, path in summary["artifacts"].items():
+        _say(f"  {name:<11} {path}")
+
+
+def agreement_ok(summary: dict) -> bool:
+    return all(a["identical_spikes"] == 1.0 and a["identical_predictions"] == 1.0
+               for a in summary["agreement"].values())

@@ -1,0 +1,256 @@
+"""The deployment report: operation counts, energy per profile, chip cores, plots; JSON/MD/HTML.
+
+`build_report` computes everything as one plain dict; `write_report` writes it (atomically) as
+report.json, report.md, a self-contained report.html (plots embedded as base64 PNG) and the PNGs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import math
+import os
+from pathlib import Path
+
+from lmu2neuro.core import atomic, guards
+from lmu2neuro.report import plots
+from lmu2neuro.analysis.chip_mapping import map_to_chip
+from lmu2neuro.analysis.counting import count_operations
+from lmu2neuro.analysis.energy import dense_baseline, estimate_energy
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork
+from lmu2neuro.analysis.profiles import Profile, load_profile
+from lmu2neuro.analysis.traffic import load_traffic
+
+BASELINE_PROFILES = ("cpu", "gpu", "mac45nm")
+SCHEMA = "lmu2neuro.report/1"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_model_hash(traffic: dict, model_path: str | os.PathLike, traffic_path: str = "traffic") -> str:
+    """The model file's sha256; UserError when the traffic was recorded from another file."""
+    digest = sha256_of(model_path)
+    recorded = traffic.get("model_sha256")
+    if recorded is None:
+        raise UserError(f"{traffic_path}: field 'model_sha256' missing")
+    if recorded != digest:
+        raise UserError(f"{traffic_path}: field 'model_sha256' is {str(recorded)[:12]}..., but {model_path} has "
+                        f"{digest[:12]}... (traffic from a different model: rerun `lmu2neuro simulate` on it)")
+    return digest
+
+
+def build_report(traffic: dict, net: IntNetwork, profiles: list[Profile], step_time_s: float | None = None,
+                 traffic_source: str = "traffic", model_path: str | None = None) -> dict:
+    """Counts, energy per profile (per layer), chip mapping and the dense baseline, as one dict."""
+    if step_time_s is not None and not (step_time_s > 0 and math.isfinite(step_time_s)):
+        raise UserError(f"--step-time: expected a positive, finite number of seconds, got {step_time_s}")
+    counts = count_operations(traffic, net, traffic_source)
+    entries = []
+    for prof in profiles:
+        mapping = map_to_chip(net, prof) if prof.chip is not None else None
+        chips = mapping.chips if mapping else 1
+        est = estimate_energy(counts, prof, step_time_s=step_time_s, chips=chips)
+        rows = []
+        cores = {c.layer: c.cores for c in mapping.layers} if mapping else {}
+        for lay, le in zip(counts.layers, est.layers):
+            rows.append({"layer": lay.name, "neurons": lay.neurons, "firing_rate": lay.firing_rate,
+                         "acs": lay.acs, "macs": lay.macs, "dense_macs": lay.dense_macs,
+                         "neuron_updates": lay.neuron_updates, "spikes": lay.spikes,
+                         "energy_j": le.dynamic_j, "ac_j": le.ac_j, "mac_j": le.mac_j,
+                         "neuron_j": le.neuron_j, "spike_j": le.spike_j, "cores": cores.get(lay.name)})
+        entries.append({
+            "profile": prof.name, "profile_path": prof.path, "kind": prof.kind, "description": " ".join(prof.description.split()),
+            "energy_per_inference_j": est.total_j, "dynamic_j": est.dynamic_j, "static_j": est.static_j,
+            "step_time_s": est.step_time_s, "event_driven": est.event_driven, "layers": rows,
+            "dynamic_by_frame_j": est.dynamic_by_frame_j,
+            "cores": mapping.cores if mapping else None, "chips": mapping.chips if mapping else None,
+            "chip_mapping": mapping.to_dict() if mapping else None,
+            "violations": [v.message for v in mapping.violations] if mapping else [],
+            "sources": est.sources, "leaves_out": est.leaves_out,
+            "assumptions": est.assumptions + (mapping.assumptions[:3] if mapping else []),
+        })
+    baseline = [dense_baseline(counts, load_profile(n)) for n in BASELINE_PROFILES]
+    return {
+        "schema": SCHEMA, "traffic": traffic_source, "model": model_path,
+        "model_sha256": traffic.get("model_sha256"), "backend": traffic.get("backend"),
+        "samples": counts.samples, "timesteps": counts.timesteps, "dt": traffic.get("dt"),
+        "accuracy": traffic.get("accuracy"), "accuracy_by_frame": traffic.get("accuracy_by_frame"),
+        "counts": counts.to_dict(), "profiles": entries, "dense_baseline": baseline,
+        "note": ("Energies are per inference (one sample of `timesteps` frames), averaged over the traffic's "
+                 "samples. Dynamic energy only unless a step time is given; see each profile's leaves_out."),
+    }
+
+
+def _fmt(x, unit="") -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, (int, float)) and float(x).is_integer() and abs(x) < 1e12:
+        return f"{int(x):,}{unit}"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}{unit}"
+    if abs(x) >= 0.01:
+        return f"{x:.4g}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, header, rows, caption) shared by the Markdown and HTML writers."""
+    t = rep["counts"]["totals"]
+    out = [("Operation counts per inference (NeuroBench definitions)",
+            ["Dense (MACs)", "Effective MACs", "Effective ACs", "neuron updates", "spikes", "activation sparsity", "footprint (bytes)"],
+            [[_fmt(t["dense"]), _fmt(t["effective_macs"]), _fmt(t["effective_acs"]), _fmt(t["neuron_updates"]),
+              _fmt(t["spikes"]), _fmt(t["activation_sparsity"]), _fmt(t["footprint_bytes"])]],
+            "Dense counts every connection every step; effective ops have a nonzero input and weight; "
+            "graded inputs are MACs, binary spikes ACs; bias not counted.")]
+    out.append(("Energy per inference by profile",
+                ["profile", "dynamic (J)", "static (J)", "total (J)", "cores", "chips", "limit violations"],
+                [[p["profile"], _fmt(p["dynamic_j"]), _fmt(p["static_j"]), _fmt(p["energy_per_inference_j"]),
+                  _fmt(p["cores"]), _fmt(p["chips"]), str(len(p["violations"]))] for p in rep["profiles"]],
+                "Static energy only when a step time is known (n/a otherwise). Sources and omissions per profile below."))
+    out.append(("Dense non-spiking baseline (same network, every connection every step)",
+                ["profile", "dense MACs", "energy (J)", "source"],
+                [[b["profile"], _fmt(b["dense_macs"]), _fmt(b["dynamic_j"]), b["sources"]["energy.mac"]] for b in rep["dense_baseline"]],
+                "Leaves out memory traffic, I/O and static power."))
+    for p in rep["profiles"]:
+        out.append((f"Per layer on {p['profile']}",
+                    ["layer", "neurons", "firing rate", "ACs", "MACs", "dense MACs", "energy (J)", "cores"],
+                    [[r["layer"], str(r["neurons"]), f"{100 * r['firing_rate']:.2f}%", _fmt(r["acs"]), _fmt(r["macs"]),
+                      _fmt(r["dense_macs"]), _fmt(r["energy_j"]), _fmt(r["cores"])] for r in p["layers"]],
+                    "Sources: " + "; ".join(f"{k}: {v}" for k, v in p["sources"].items())
+                    + ". Leaves out: " + "; ".join(p["leaves_out"]) + "."))
+    return out
+
+
+FIGURES = [
+    ("energy_per_layer.png", "Dynamic energy per inference per layer for each profile (J, log scale)."),
+    ("firing_rate.png", "Firing rate per spiking layer (% of neurons spiking per step), averaged over samples."),
+    ("raster.png", "Spikes of one sample (time step vs neuron, layers stacked)."),
+    ("streaming.png", "Accuracy after t frames (readout argmax after t frames) and cumulative dynamic energy per inference."),
+]
+
+
+def render_figures(rep: dict, traffic: dict) -> dict[str, bytes]:
+    """PNG bytes of every report figure, by file name."""
+    profiles = rep["profiles"]
+    names = [r["layer"] for r in profiles[0]["layers"]] if profiles else [x["name"] for x in rep["counts"]["layers"]]
+    srcs = "; ".join(f"{p['profile']}: {p['sources'].get('energy.ac', p['sources'].get('energy.mac', 'n/a'))}" for p in profiles)
+    figs = {"energy_per_layer.png": plots.layer_energy(
+        names, {p["profile"]: [r["energy_j"] for r in p["layers"]] for p in profiles},
+        f"Dynamic only; leaves out memory traffic and I/O. Per-op sources: {srcs}")}
+    spiking = [x for x in rep["counts"]["layers"] if x["kind"] != "readout"]
+    figs["firing_rate.png"] = plots.firing_rates(
+        [x["name"] for x in spiking], [x["firing_rate"] for x in spiking],
+        f"Source: {rep['traffic']} ({rep['backend']} backend, {rep['samples']} samples x {rep['timesteps']} steps)")
+    ras = traffic.get("raster") or {}
+    sizes = {x["name"]: x["neurons"] for x in rep["counts"]["layers"]}
+    events = {k: v for k, v in (ras.get("layers") or {}).items() if k in sizes}
+    if events:
+        figs["raster.png"] = plots.raster(events, sizes, rep["timesteps"], ras.get("sample", 0),
+                                          f"Source: {rep['traffic']}, field raster")
+    figs["streaming.png"] = plots.streaming(
+        rep.get("accuracy_by_frame"), {p["profile"]: p["dynamic_by_frame_j"] for p in profiles},
+        "Dynamic energy, per-op sources and omissions as in energy_per_layer.png. "
+        "Energy per frame split from per-step spike and input counts (exact at the last frame); "
+        "accuracy from the traffic's accuracy_by_frame" + ("" if rep.get("accuracy_by_frame") else " (not recorded: no labels)"))
+    return figs
+
+
+def to_markdown(rep: dict, figures: list[str]) -> str:
+    lines = [f"# lmu2neuro deployment report", "",
+             f"Model `{rep['model']}` (sha256 {str(rep['model_sha256'])[:12]}...), traffic `{rep['traffic']}` "
+             f"({rep['backend']}, {rep['samples']} samples x {rep['timesteps']} steps), accuracy {_fmt(rep['accuracy'])}.", "",
+             rep["note"], ""]
+    for title, header, rows, caption in _tables(rep):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["", caption, ""]
+    for p in rep["profiles"]:
+        if p["violations"] or p["assumptions"]:
+            lines += [f"### {p['profile']}: limits and assumptions", ""]
+            lines += [f"- limit violated: {v}" for v in p["violations"]]
+            lines += [f"- assumed: {a}" for a in p["assumptions"]]
+            lines.append("")
+    for name, caption in FIGURES:
+        if name in figures:
+            lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+    return "\n".join(lines)
+
+
+def to_html(rep: dict, figures: dict[str, bytes]) -> str:
+    e = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>lmu2neuro report</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+             "th{background:#f3f3f3}td:first-child{text-align:left}.cap{font-size:.85em;color:#555}img{max-width:100%}</style>",
+             "</head><body><h1>lmu2neuro deployment report</h1>",
+             f"<p>Model <code>{e(str(rep['model']))}</code> (sha256 {e(str(rep['model_sha256'])[:12])}...), traffic "
+             f"<code>{e(str(rep['traffic']))}</code> ({e(str(rep['backend']))}, {rep['samples']} samples x "
+             f"{rep['timesteps']} steps), accuracy {e(_fmt(rep['accuracy']))}.</p><p>{e(rep['note'])}</p>"]
+    for title, header, rows, caption in _tables(rep):
+        parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+        parts.append(f"</table><p class='cap'>{e(caption)}</p>")
+    for p in rep["profiles"]:
+        items = [f"<li>limit violated: {e(v)}</li>" for v in p["violations"]]
+        items += [f"<li>assumed: {e(a)}</li>" for a in p["assumptions"]]
+        if items:
+            parts.append(f"<h3>{e(p['profile'])}: limits and assumptions</h3><ul>{''.join(items)}</ul>")
+    for name, caption in FIGURES:
+        if name in figures:
+            b64 = base64.b64encode(figures[name]).decode("ascii")
+            parts.append(f"<figure><img alt='{e(caption)}' src='data:image/png;base64,{b64}'>"
+                         f"<figcaption class='cap'>{e(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(rep: dict, traffic: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """Write report.json, report.md, report.html and the PNGs into out_dir (each atomically)."""
+    out = Path(out_dir)
+    figures = render_figures(rep, traffic)
+    rep = dict(rep, figures=sorted(figures))
+    written = []
+    for name, data in figures.items():
+        atomic.write_bytes(out / name, data)
+        written.append(out / name)
+    atomic.write_json(out / "report.json", rep)
+    atomic.write_text(out / "report.md", to_markdown(rep, list(figures)))
+    atomic.write_text(out / "report.html", to_html(rep, figures))
+    return written + [out / "report.json", out / "report.md", out / "report.html"]
+
+
+def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike | None, profile_names: list[str],
+                out_dir: str | os.PathLike, step_time_s: float | None = None) -> dict:
+    """Everything `lmu2neuro report` does: check inputs, compute, write; returns the report dict.
+
+    ``model_path`` None: the model the traffic names (its sha256 is checked all the same).
+    """
+    if not profile_names:
+        raise UserError("--profile: give at least one profile name or YAML path (see `lmu2neuro profiles`)")
+    profiles = [load_profile(n) for n in profile_names]  # bad profiles fail before any heavy work
+    traffic = load_traffic(traffic_path)
+    if model_path is None:
+        model_path = traffic.get("model")
+        if not isinstance(model_path, str) or not model_path:
+            raise UserError(f"{traffic_path}: field 'model' missing; pass --model MODEL.nir")
+        if not Path(model_path).is_file():
+            raise UserError(f"{traffic_path}: field 'model' names {model_path}, which is not a file here; pass "
+                            "--model MODEL.nir")
+    guards.require_file(model_path, "model file", "the .nir graph the traffic was simulated from")
+    check_model_hash(traffic, model_path, str(traffic_path))
+    from converters.nir.read import read_intnet
+
+    # at the dt it was simulated with: another tool's graph is quantized for it
+    net = read_intnet(model_path, dt=traffic.get("dt"))
+    rep = build_report(traffic, net, profiles, step_time_s, str(traffic_path), str(model_path))
+    write_report(rep, traffic, out_dir)
+    return rep

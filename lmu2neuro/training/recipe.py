@@ -1,0 +1,317 @@
+"""Training: the LMUFormer recipe (REFERENCE 1.2) scaled down to small data and few CPU epochs.
+
+Recipe and why:
+- Adam, lr 2.5e-3, betas (0.95, 0.999), learning rate x0.85 every `lr_step` epochs (default
+  epochs // 10, so a run decays ten times as the 200-epoch reference run decays twenty times).
+- Cross-entropy on the logits (the reference uses BCE on mixup labels; without mixup, which only
+  pays off over hundreds of epochs, cross-entropy is the plain equivalent and converges faster).
+- QAT: the first `qat_warmup` epochs train in float (default: half the epochs), the rest with
+  the model's fake quantization (`model.set_qat(True)`), so the deployed integer network is what
+  was optimised last. Only epochs in the final mode compete for best.pt.
+- Reproducible: seeded initialisation, per-epoch shuffling from a generator seeded with
+  seed + epoch, deterministic torch algorithms. last.pt stores optimizer, scheduler and RNG
+  states after every epoch, so a run that is killed (even mid-epoch) and resumed with
+  `resume=True` repeats the lost epoch exactly and ends with the metrics of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from lmu2neuro.core.atomic import write_json
+from lmu2neuro.training.checkpoint import load_checkpoint, save_checkpoint
+from lmu2neuro.datasets import get_dataset
+from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
+from lmu2neuro.core.errors import UserError
+
+METRICS_SCHEMA = "lmu2neuro.metrics/1"
+# Options that must not change between a run and its resumption (epochs may grow).
+RESUME_FIXED = ("dataset", "dataset_options", "preset", "overrides", "spiking", "qat", "qat_warmup",
+                "seed", "batch_size", "lr", "lr_step", "lr_gamma", "limit")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on (the `lmu2neuro train` options)."""
+
+    dataset: str = "digits"
+    out: str = "runs/train"
+    data_root: str | None = None
+    dataset_options: dict = field(default_factory=dict)
+    preset: str = "digits-small"
+    overrides: dict = field(default_factory=dict)
+    spiking: bool = True
+    qat: bool = False
+    qat_warmup: int | None = None  # float epochs before QAT; None = half of `epochs`
+    epochs: int = 10
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 2.5e-3
+    lr_step: int | None = None  # None = max(1, epochs // 10)
+    lr_gamma: float = 0.85
+    limit: int | None = None  # keep at most this many samples per split (quick runs, tests)
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    eval_batch_size: int = 256
+    threads: int | None = None  # torch CPU threads while training; None keeps torch's setting
+
+    def warmup_epochs(self) -> int:
+        if not self.qat:
+            return self.epochs
+        if self.qat_warmup is not None:
+            return max(0, int(self.qat_warmup))
+        return self.epochs // 2
+
+    def step_size(self) -> int:
+        return int(self.lr_step) if self.lr_step else max(1, self.epochs // 10)
+
+
+def _limited(ds: Dataset, limit: int | None, seed: int) -> Dataset:
+    if limit is None or limit >= len(ds):
+        return ds
+    keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+    if isinstance(ds, TensorSequences):
+        return TensorSequences(ds.x[keep], ds.y[keep])
+    return Subset(ds, keep.tolist())
+
+
+def _batch(ds: Dataset, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(ds, TensorSequences):  # fast path: no per-item Python
+        return ds.x[idx], ds.y[idx]
+    items = [ds[int(i)] for i in idx]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.int64)
+
+
+def _batches(ds: Dataset, batch_size: int, order: torch.Tensor | None = None):
+    order = torch.arange(len(ds)) if order is None else order
+    for start in range(0, len(order), batch_size):
+        yield _batch(ds, order[start: start + batch_size])
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, ds: Dataset, batch_size: int = 256) -> dict:
+    """Mean cross-entropy and accuracy of `model(x)` over `ds` (eval mode, current QAT setting)."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, n = 0.0, 0, 0
+    for x, y in _batches(ds, batch_size):
+        logits = model(x)
+        loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        n += len(y)
+    model.train(was_training)
+    return {"loss": loss_sum / max(n, 1), "accuracy": correct / max(n, 1)}
+
+
+@torch.no_grad()
+def integer_accuracy(model: torch.nn.Module, ds: Dataset, batch_size: int = 256) -> float:
+    """Accuracy of argmax of `model.integer_forward(x)["scores"]`: the deployed integer network."""
+    model.eval()
+    correct, n = 0, 0
+    for x, y in _batches(ds, batch_size):
+        scores = model.integer_forward(x)["scores"]
+        correct += int((scores.argmax(1) == y).sum())
+        n += len(y)
+    return correct / max(n, 1)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": list(map(_plain, random.getstate()))}
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def _build(cfg: TrainConfig, data: DatasetSplits):
+    from lmu2neuro.models.lmuformer import ModelConfig, build_model
+
+    try:
+        mcfg = ModelConfig.from_preset(cfg.preset, input_size=data.input_size, num_classes=data.num_classes,
+                                       spiking=cfg.spiking, **cfg.overrides)
+    except UserError:
+        raise
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"--preset {cfg.preset}: {exc}".splitlines()[0]) from None
+    return mcfg, build_model(mcfg)
+
+
+def _config_record(cfg: TrainConfig) -> dict:
+    rec = asdict(cfg)
+    # Resolved once at the start so that resuming with more --epochs keeps the original schedule.
+    rec["warmup_epochs"] = cfg.warmup_epochs()
+    rec["lr_step_epochs"] = cfg.step_size()
+    for k in ("resume", "overwrite", "progress", "out", "data_root", "threads", "eval_batch_size"):
+        rec.pop(k)
+    return rec
+
+
+def train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """Run (or resume) training into `cfg.out`; see `_train`. `cfg.threads` sets torch's CPU
+    threads for the run and restores them after: on a small, shared machine one thread avoids
+    OpenMP contention that makes tiny models several times slower."""
+    previous = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    try:
+        return _train(cfg, on_batch)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """Run (or resume) training into `cfg.out`; returns the metrics dict also written to metrics.json.
+
+    Writes `out/last.pt` after every epoch, `out/best.pt` when validation accuracy improves, and
+    `out/metrics.json` (per-epoch metrics, then "test" with float accuracy and, for spiking
+    models, integer-mode accuracy and accuracy by frames seen). `on_batch(epoch, batch)` is
+    called before each training step (progress hooks; tests use it to interrupt a run).
+    """
+    out = Path(cfg.out)
+    last_path, best_path, metrics_path = out / "last.pt", out / "best.pt", out / "metrics.json"
+    if cfg.epochs < 1:
+        raise UserError(f"--epochs {cfg.epochs}: expected at least 1")
+    if cfg.batch_size < 1:
+        raise UserError(f"--batch-size {cfg.batch_size}: expected at least 1")
+    if cfg.resume and not last_path.is_file():
+        raise UserError(f"{last_path}: not found; --resume continues a run from its last.pt (start without --resume)")
+    if not cfg.resume and not cfg.overwrite and (last_path.exists() or metrics_path.exists()):
+        raise UserError(f"{out}: already holds a training run; pass --resume to continue it, "
+                        f"--overwrite to start again, or choose another --out")
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    data = get_dataset(cfg.dataset, root=cfg.data_root, **cfg.dataset_options)
+    train_ds = _limited(data.train, cfg.limit, cfg.seed)
+    val_ds = _limited(data.val, cfg.limit, cfg.seed + 1)
+    test_ds = _limited(data.test, cfg.limit, cfg.seed + 2)
+    mcfg, model = _build(cfg, data)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.95, 0.999))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size(), gamma=cfg.lr_gamma)
+    record = _config_record(cfg)
+    history: dict = {"schema": METRICS_SCHEMA, "config": record, "model_config": mcfg.to_dict(),
+                     "dataset": {"name": cfg.dataset, "train": len(train_ds), "val": len(val_ds),
+                                 "test": len(test_ds), "timesteps": data.timesteps,
+                                 "input_size": data.input_size, "classes": data.class_names},
+                     "epochs": [], "best": None}
+    start_epoch = 0
+    if cfg.resume:
+        ckpt = load_checkpoint(last_path)
+        stored = ckpt.get("train", {})
+        for key in RESUME_FIXED:
+            if key in stored and stored[key] != record[key]:
+                raise UserError(f"{last_path}: run was started with {key}={stored[key]!r}, got {record[key]!r}; "
+                                f"resume with the same options (only --epochs may change)")
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        record["warmup_epochs"] = stored.get("warmup_epochs", record["warmup_epochs"])
+        record["lr_step_epochs"] = stored.get("lr_step_epochs", record["lr_step_epochs"])
+        history = ckpt["metrics"]
+        history["config"] = record
+        start_epoch = ckpt["epoch"]
+        _set_rng_state(ckpt["rng"])
+    dataset_record = {"name": cfg.dataset, "options": dict(cfg.dataset_options)}
+    warmup = record["warmup_epochs"]
+
+    for epoch in range(start_epoch, cfg.epochs):
+        qat_now = cfg.qat and epoch >= warmup
+        model.set_qat(qat_now)
+        model.train()
+        order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        n_batches = (len(order) + cfg.batch_size - 1) // cfg.batch_size
+        loss_sum, correct, seen = 0.0, 0, 0
+        t0 = time.perf_counter()
+        bar = tqdm(_batches(train_ds, cfg.batch_size, order), total=n_batches, unit="batch",
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}{' qat' if qat_now else ''}",
+                   disable=None if cfg.progress else True, leave=False)
+        for b, (x, y) in enumerate(bar):
+            if on_batch is not None:
+                on_batch(epoch, b)
+            logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+        bar.close()
+        lr_used = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        val = evaluate(model, val_ds, cfg.eval_batch_size)
+        row = {"epoch": epoch + 1, "qat": qat_now, "lr": lr_used, "train_loss": loss_sum / max(seen, 1),
+               "train_accuracy": correct / max(seen, 1), "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+               "seconds": time.perf_counter() - t0}
+        history["epochs"].append(row)
+        final_mode = qat_now == cfg.qat
+        best = history["best"]
+        if final_mode and (best is None or row["val_accuracy"] > best["val_accuracy"]):
+            history["best"] = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"]}
+            save_checkpoint(best_path, model, mcfg.to_dict(), dataset=dataset_record, epoch=epoch + 1,
+                            metrics=row, optimizer=None, rng=None, qat=qat_now)
+        save_checkpoint(last_path, model, mcfg.to_dict(), dataset=dataset_record, epoch=epoch + 1,
+                        metrics=history, optimizer=optimizer.state_dict(), rng=_rng_state(), qat=qat_now,
+                        scheduler=scheduler.state_dict(), train=record)
+        write_json(metrics_path, history)
+        if cfg.progress:
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f} "
+                       f"acc {row['train_accuracy']:.4f}, val acc {row['val_accuracy']:.4f}"
+                       f"{' (qat)' if qat_now else ''}")
+
+    history["test"] = test_metrics(best_path if best_path.is_file() else last_path, test_ds, cfg)
+    write_json(metrics_path, history)
+    return history
+
+
+def test_metrics(ckpt_path: Path, test_ds: Dataset, cfg: TrainConfig) -> dict:
+    """Test-set figures of the checkpoint at `ckpt_path` (best.pt): accuracy of the model as
+    trained (fake quantization on for QAT), accuracy by frames seen (causal models), and for
+    spiking models the integer-mode accuracy of the deployed network, overall and by frames."""
+    from lmu2neuro.training.checkpoint import model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(ckpt_path)
+    result = {"checkpoint": ckpt_path.name, "epoch": ckpt["epoch"], "samples": len(test_ds), "qat": ckpt["qat"]}
+    result.update(evaluate(model, test_ds, cfg.eval_batch_size))
+    if ckpt["qat"]:  # what the float model (fake quantization off) scores, for comparison
+        model.set_qat(False)
+        result["accuracy_without_fake_quant"] = evaluate(model, test_ds, cfg.eval_batch_size)["accuracy"]
+        model.set_qat(True)
+    loader = DataLoader(test_ds, batch_size=cfg.eval_batch_size, shuffle=False)
+    if ckpt["model_config"].get("causal", True):
+        from lmu2neuro.models.streaming import accuracy_by_frames
+
+        result["accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader)]
+        if ckpt["model_config"].get("spiking", cfg.spiking):
+            result["integer_accuracy"] = integer_accuracy(model, test_ds, cfg.eval_batch_size)
+            result["integer_accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader, integer=True)]
+    return result
+
+
+def read_metrics(path) -> dict:
+    """metrics.json of a run as a dict; UserError if it is missing or not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: metrics file not found; expected the metrics.json of a training run") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected metrics.json") from None
