@@ -24,7 +24,8 @@ def load_net(model: str | None):
     if model and Path(model).exists():
         return read_intnet(model), model
     from lmu2neuro.deploy.lowering import lower
-    from lmu2neuro.models.lmuformer import ModelConfig, build_model
+    from lmu2neuro.models.config import ModelConfig
+    from lmu2neuro.models.registry import build_model
 
     torch.manual_seed(0)
     m = build_model(ModelConfig.from_preset("digits-small", dim=64))

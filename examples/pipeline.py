@@ -11,7 +11,8 @@ from converters.nir.read import read_intnet
 from lmu2neuro.core.atomic import write_json
 from lmu2neuro.training.checkpoint import model_from_checkpoint
 from lmu2neuro.deploy.lowering import lower
-from lmu2neuro.report.build import make_report, sha256_of
+from lmu2neuro.core.guards import sha256_of
+from lmu2neuro.reports.build import make_report
 from lmu2neuro.pipeline.simulate import load_inputs, simulate_network
 from lmu2neuro.training.recipe import TrainConfig, train
 

@@ -1,8 +1,103 @@
-"""lmu2neuro: a spiking LMUFormer from snnTorch training to a Loihi-style deployment plan."""
+"""lmu2neuro: from a trained spiking network to a Loihi-style deployment plan, from Python.
 
+The functions here are the ones behind the CLI commands, one per stage::
+
+    import lmu2neuro
+
+    metrics = lmu2neuro.train(dataset="digits", out="runs/digits", preset="digits-small", epochs=20, qat=True)
+    net = lmu2neuro.export("runs/digits/best.pt", "runs/digits/model.nir")     # the deployed integers
+    net = lmu2neuro.read_network("runs/digits/model.nir")                       # ours, or another tool's
+    traffic = lmu2neuro.simulate("runs/digits/model.nir", dataset="digits", samples=50, backend="both")
+    report = lmu2neuro.report("runs/digits/traffic.json", out="runs/digits/report", profiles=["loihi1"])
+    loihi2 = lmu2neuro.load_profile("loihi2")
+
+Importing the package loads nothing heavy: each function imports its stage when called.
+"""
+
+from __future__ import annotations
+
+import os
 from importlib.metadata import PackageNotFoundError, version
 
 try:
     __version__ = version("lmu2neuro")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
+
+__all__ = ["train", "export", "read_network", "inspect", "simulate", "report", "load_profile", "__version__"]
+
+
+def train(dataset: str = "digits", out: str | os.PathLike = "runs/train", **options) -> dict:
+    """Train (or resume) a model, as `lmu2neuro train`; returns the metrics also written to out/metrics.json.
+
+    ``options`` are the fields of ``lmu2neuro.training.recipe.TrainConfig``: preset, overrides, spiking,
+    qat, qat_warmup, epochs, seed, batch_size, lr, lr_step, lr_gamma, limit, resume, overwrite, progress,
+    data_root, dataset_options, threads. Writes out/last.pt, out/best.pt and out/metrics.json.
+    """
+    from lmu2neuro.training.recipe import TrainConfig
+    from lmu2neuro.training.recipe import train as run_training
+
+    return run_training(TrainConfig(dataset=dataset, out=str(out), **options))
+
+
+def export(checkpoint: str | os.PathLike, output: str | os.PathLike, format: str = "nir", dt: float | None = None):
+    """Lower a checkpoint to Loihi integers and write it as NIR (``format="nir"``) or lava-dl netx
+    HDF5 (``"netx"``), as `lmu2neuro export`; returns the ``IntNetwork`` written. The checkpoint is
+    read with ``torch.load(weights_only=True)``."""
+    from lmu2neuro.pipeline.export import export as run_export
+
+    return run_export(checkpoint, output, format, dt)
+
+
+def read_network(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None):
+    """Read a .nir graph as the deployed integer network (``IntNetwork``): exactly for files lmu2neuro
+    wrote, quantized by forward Euler at ``dt`` (default: the graph's, else 1e-4 s) for another tool's;
+    ``input_scale`` maps its float input to Loihi's 8-bit payload."""
+    from converters.nir.read import read_intnet
+
+    return read_intnet(path, dt=dt, input_scale=input_scale)
+
+
+def inspect(path: str | os.PathLike) -> dict:
+    """What a .nir file holds (nodes, edges, loops, metadata) and whether it lowers to Loihi, as
+    `lmu2neuro inspect --json`."""
+    from lmu2neuro.pipeline.inspect import inspect_nir
+
+    return inspect_nir(path)
+
+
+def simulate(model: str | os.PathLike, *, dataset: str | None = None, input_file: str | os.PathLike | None = None,
+             samples: int | None = None, backend: str = "both", out: str | os.PathLike | None = None,
+             data_root: str | os.PathLike | None = None, tag: str = "fixed_pt", dt: float | None = None,
+             progress: bool = False) -> dict:
+    """Run a .nir model in Lava fixed point and/or the reference executor on a dataset's test split or
+    an .npy array, as `lmu2neuro simulate`; returns the traffic dict (docs/CONTRACTS.md), also
+    written atomically to ``out`` when given."""
+    from lmu2neuro.pipeline.simulate import simulate_file
+
+    traffic, _ = simulate_file(model, dataset=dataset, input_file=input_file, data_root=data_root, samples=samples,
+                               backend=backend, tag=tag, dt=dt, progress=progress)
+    if out is not None:
+        from lmu2neuro.core.atomic import write_json
+
+        write_json(out, traffic)
+    return traffic
+
+
+def report(traffic: str | os.PathLike, out: str | os.PathLike, *, model: str | os.PathLike | None = None,
+           profiles: list[str] | tuple[str, ...] = ("loihi1", "loihi2", "cpu"),
+           step_time: float | None = None) -> dict:
+    """Operation counts, energy per hardware profile and chip mapping from a traffic.json, as
+    `lmu2neuro report`; writes report.json, report.md, report.html and plots into ``out`` and returns
+    the report dict. ``model`` defaults to the .nir the traffic names (its sha256 is checked)."""
+    from lmu2neuro.reports.build import make_report
+
+    return make_report(traffic, model, list(profiles), out, step_time)
+
+
+def load_profile(name_or_path: str | os.PathLike):
+    """A hardware profile (``Profile``) by shipped name (loihi1, loihi2, spinnaker2, cpu, gpu, jetson,
+    mac45nm) or YAML path, validated; every number carries its source."""
+    from lmu2neuro.analysis.profiles import load_profile as load
+
+    return load(name_or_path)

@@ -5,7 +5,8 @@ import torch
 
 from lmu2neuro.training.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_checkpoint
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.models.lmuformer import ModelConfig, build_model
+from lmu2neuro.models.config import ModelConfig
+from lmu2neuro.models.registry import build_model
 
 
 def _tiny(spiking=True):

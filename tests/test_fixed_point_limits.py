@@ -22,7 +22,8 @@ from lmu2neuro.training.checkpoint import save_checkpoint
 from lmu2neuro.cli import main
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from lmu2neuro.models.lmuformer import ModelConfig, build_model
+from lmu2neuro.models.config import ModelConfig
+from lmu2neuro.models.registry import build_model
 
 
 def _checkpoint(path, scale_key=None, factor=1.0):

@@ -30,8 +30,8 @@ LAYERS: dict[str, set[str]] = {
     "lmu2neuro.analysis": {"lmu2neuro.analysis", CORE, "hardware_profiles"},
     "lmu2neuro.deploy": {"lmu2neuro.deploy", "lmu2neuro.models", CORE},
     "lmu2neuro.training": {"lmu2neuro.training", "lmu2neuro.deploy", "lmu2neuro.models", "lmu2neuro.datasets", CORE},
-    "lmu2neuro.report": {"lmu2neuro.report", "lmu2neuro.analysis", "converters", CORE, "hardware_profiles"},
-    "lmu2neuro.pipeline": {"lmu2neuro.pipeline", "lmu2neuro.report", "lmu2neuro.analysis", "lmu2neuro.training",
+    "lmu2neuro.reports": {"lmu2neuro.reports", "lmu2neuro.analysis", "converters", CORE, "hardware_profiles"},
+    "lmu2neuro.pipeline": {"lmu2neuro.pipeline", "lmu2neuro.reports", "lmu2neuro.analysis", "lmu2neuro.training",
                            "lmu2neuro.deploy", "lmu2neuro.models", "lmu2neuro.datasets", "converters", CORE},
 }
 TOP = {"lmu2neuro", "lmu2neuro.__main__", "lmu2neuro.cli"}  # the Python API and the command line: anything below

@@ -5,7 +5,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from lmu2neuro.models.lmu import LMUMemory, impulse_response, lmu_discrete, lmu_state_space
+from lmu2neuro.core.legendre import impulse_response, lmu_discrete, lmu_state_space
+from lmu2neuro.models.lmu import LMUMemory
 
 
 def test_state_space_entries_match_the_definition():

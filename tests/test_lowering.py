@@ -7,9 +7,10 @@ import torch
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetworkError
-from lmu2neuro.models.lmu import impulse_response
-from lmu2neuro.deploy.lowering import lower
-from lmu2neuro.models.lmuformer import ModelConfig, build_model
+from lmu2neuro.core.legendre import impulse_response
+from lmu2neuro.deploy.lowering import integer_forward, lower
+from lmu2neuro.models.config import ModelConfig
+from lmu2neuro.models.registry import build_model
 from lmu2neuro.core.executor import simulate
 from netgen import lively
 
@@ -30,7 +31,7 @@ def test_integer_forward_equals_reference_simulation_of_the_lowered_network(
     model = lively(build_model(cfg), seed=steps)
     # real-shaped inputs: pixels in [0, 1] for digits, normalised mel features for kws
     x = torch.rand(5, steps, input_size) if preset == "digits-small" else torch.randn(5, steps, input_size)
-    out = model.integer_forward(x)
+    out = integer_forward(model, x)
     net = lower(model)
     ref = simulate(net, net.quantize_input(x.numpy()))
     assert out["scores"].dtype == torch.int64 and out["scores"].shape == (5, classes)
@@ -84,7 +85,7 @@ def test_readout_argmax_tracks_float_logits():
     model.set_qat(True)
     with torch.no_grad():
         qat = model(x)
-    out = model.integer_forward(x)
+    out = integer_forward(model, x)
     agree = (qat.argmax(1) == out["scores"].argmax(1)).float().mean().item()
     assert agree >= 0.9, agree
 
@@ -103,7 +104,7 @@ def test_out_of_range_weights_and_biases_raise_naming_the_layer(field, needle):
         lower(model)
     assert "embed1" in str(e.value) and needle in str(e.value) and "e+0" in str(e.value)
     with pytest.raises(IntNetworkError):
-        model.integer_forward(torch.zeros(1, 4, 8))
+        integer_forward(model, torch.zeros(1, 4, 8))
 
 
 def test_non_causal_and_ann_models_are_not_lowered():
@@ -118,4 +119,4 @@ def test_non_causal_and_ann_models_are_not_lowered():
 def test_sequences_longer_than_max_len_are_refused():
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True, max_len=8)
     with pytest.raises(UserError, match="max_len"):
-        build_model(cfg).integer_forward(torch.zeros(1, 9, 8))
+        integer_forward(build_model(cfg), torch.zeros(1, 9, 8))

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.deploy.lowering import run_plan_qat
-from lmu2neuro.models.lmuformer import PRESETS, ModelConfig, build_model, count_parameters
+from lmu2neuro.deploy.lowering import integer_forward
+from lmu2neuro.models.quantize import run_qat
+from lmu2neuro.models.config import PRESETS, ModelConfig
+from lmu2neuro.models.registry import build_model, count_parameters
 from netgen import lively
 
 
@@ -89,7 +91,7 @@ def test_folded_plan_equals_the_layer_by_layer_float_model():
         ref_spikes = model.spikes(x)
         ref = model.frame_logits_float(x)
         plan_spikes: dict = {}
-        got = run_plan_qat(model, x, quantized=False, spikes=plan_spikes)
+        got = run_qat(model.graph(), x, cfg.input_scale, cfg.max_len, quantized=False, spikes=plan_spikes)
     assert set(plan_spikes) == set(ref_spikes)
     for name, s in ref_spikes.items():
         mismatch = (plan_spikes[name] != s).float().mean().item()
@@ -124,7 +126,7 @@ def test_ann_has_no_integer_mode():
     with pytest.raises(UserError):
         model.set_qat(True)
     with pytest.raises(UserError):
-        model.integer_forward(torch.zeros(1, 4, 4))
+        integer_forward(model, torch.zeros(1, 4, 4))
 
 
 @pytest.mark.parametrize("spiking", [True, False])
@@ -157,7 +159,7 @@ def test_streaming_refuses_non_causal_models():
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_accuracy_by_frames(causal):
-    from lmu2neuro.models.streaming import accuracy_by_frames
+    from lmu2neuro.training.evaluate import accuracy_by_frames
 
     torch.manual_seed(6)
     cfg = ModelConfig.from_preset("digits-small", input_size=6, num_classes=3, spiking=True, causal=causal)
@@ -171,7 +173,7 @@ def test_accuracy_by_frames(causal):
     assert acc[-1] == pytest.approx(full) and acc[0] == pytest.approx(first)
     if causal:
         acc_int = accuracy_by_frames(model, batches, integer=True)
-        final = sum(int((model.integer_forward(x)["scores"].argmax(1) == y).sum()) for x, y in batches) / 15
+        final = sum(int((integer_forward(model, x)["scores"].argmax(1) == y).sum()) for x, y in batches) / 15
         assert len(acc_int) == 7 and acc_int[-1] == pytest.approx(final)
 
 

@@ -9,9 +9,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converters.nir.export import META_KEY, export_nir
-from lmu2neuro.models.lmu import impulse_response as lmu_impulse_response
-from lmu2neuro.models.lmu import lmu_state_space as lmu_matrices
+from converters.nir.export import export_nir
+from converters.nir.metadata import META_KEY
+from lmu2neuro.core.legendre import impulse_response as lmu_impulse_response
+from lmu2neuro.core.legendre import lmu_state_space as lmu_matrices
 from converters.nir.read import read_intnet
 from converters.nir.float_executor import load
 from lmu2neuro.core import fixed_point as fx
@@ -159,7 +160,9 @@ def test_graph_states_the_integer_dynamics_where_they_are_exact(tmp_path):
 def test_checkpoint_to_nir_through_the_cli_equals_integer_forward(tmp_path, capsys):
     from lmu2neuro.training.checkpoint import save_checkpoint
     from lmu2neuro.cli import main
-    from lmu2neuro.models.lmuformer import ModelConfig, build_model
+    from lmu2neuro.deploy.lowering import integer_forward
+    from lmu2neuro.models.config import ModelConfig
+    from lmu2neuro.models.registry import build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=True)
@@ -174,7 +177,7 @@ def test_checkpoint_to_nir_through_the_cli_equals_integer_forward(tmp_path, caps
     assert type(g.nodes["block0.m.memory.m"]).__name__ == "I"  # the LMU memory in standard NIR
     back = read_intnet(out)
     x = torch.randn(3, 20, 8, generator=torch.Generator().manual_seed(1))
-    ref = model.integer_forward(x)
+    ref = integer_forward(model, x)
     sim = simulate(back, back.quantize_input(x.numpy()))
     assert sum(int(s.sum()) for s in sim.spikes.values()) > 0
     assert torch.equal(ref["scores"], sim.scores)
@@ -249,7 +252,8 @@ def test_round_trip_property(tmp_path_factory, seed, layers, dt):
 def test_export_of_files_that_are_not_spiking_checkpoints_names_them(tmp_path, capsys):
     from lmu2neuro.training.checkpoint import save_checkpoint
     from lmu2neuro.cli import main
-    from lmu2neuro.models.lmuformer import ModelConfig, build_model
+    from lmu2neuro.models.config import ModelConfig
+    from lmu2neuro.models.registry import build_model
 
     cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, spiking=False)
     save_checkpoint(tmp_path / "ann.pt", build_model(cfg), cfg.to_dict())

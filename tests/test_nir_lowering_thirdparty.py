@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from converters.nir.read import _trace_synapse_chain, execution_order, flatten_graph, read_intnet
+from converters.nir.graph import execution_order, flatten_graph
+from converters.nir.lower import _trace_synapse_chain
+from converters.nir.read import read_intnet
 from converters.nir.float_executor import load
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.executor import simulate

@@ -9,7 +9,7 @@ from converters.nir.export import export_nir
 from lmu2neuro.cli import main
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.analysis.profiles import shipped_profiles
-from lmu2neuro.report.build import sha256_of
+from lmu2neuro.core.guards import sha256_of
 from test_counting import make_traffic, spiking_mlp
 
 

@@ -62,7 +62,7 @@ def schedule(net: IntNetwork, steps: int, samples: int) -> Schedule:
 
 
 def _float_params(pop):
-    return dict(du=min((pop.du + 1) / fx.DECAY_UNITY, 1.0), dv=pop.dv / fx.DECAY_UNITY,
+    return dict(du=min(fx.current_removed(pop.du), 1.0), dv=fx.voltage_removed(pop.dv),
                 vth=float(pop.vth << fx.ACT_SHIFT), bias_mant=pop.bias.astype(float), bias_exp=0)
 
 

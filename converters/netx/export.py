@@ -88,7 +88,7 @@ def export_netx(net: IntNetwork, path: str | os.PathLike) -> None:
                 g.create_dataset("bias", data=(np.asarray(pop.bias, dtype=np.int64) >> NETX_BIAS_EXP).astype(np.int32))
                 n = g.create_group("neuron")
                 n.create_dataset("type", data="CUBA", dtype=h5py.string_dtype())
-                n.create_dataset("iDecay", data=pop.du + 1)
+                n.create_dataset("iDecay", data=pop.du + fx.DU_OFFSET)
                 n.create_dataset("vDecay", data=pop.dv)
                 n.create_dataset("vThMant", data=pop.vth)
                 n.create_dataset("refDelay", data=1)

@@ -30,58 +30,21 @@ Mapping (forward Euler at dt reproduces the Loihi update up to its truncations):
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import numpy as np
 
+from converters.nir.metadata import FORMAT, META_KEY, encode_meta
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from lmu2neuro.models.lmu import impulse_response, lmu_state_space
+from lmu2neuro.core.legendre import impulse_response, lmu_state_space
 
-FORMAT = "lmu2neuro.nir/1"
-META_KEY = "lmu2neuro"  # every node's project metadata lives under this key (a JSON string + arrays)
 # Seconds per step when neither the caller nor the network states one: the NIR paper's convention,
 # which snnTorch's importer hard-codes (it rejects a CubaLIF whose r != tau_mem / 1e-4).
 DEFAULT_DT = 1e-4
-
-
-# -- metadata codec: JSON for structure, numpy arrays tagged so they come back as arrays ---------
-def _to_jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
-    if hasattr(obj, "detach"):  # a torch tensor left in an origin dict
-        return _to_jsonable(obj.detach().cpu().numpy())
-    return obj
-
-
-def _from_jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        if set(obj) == {"__ndarray__", "dtype"}:
-            return np.asarray(obj["__ndarray__"], dtype=obj["dtype"])
-        return {k: _from_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_from_jsonable(v) for v in obj]
-    return obj
-
-
-def encode_meta(d: dict) -> str:
-    return json.dumps(_to_jsonable(d), sort_keys=True)
-
-
-def decode_meta(s: Any) -> dict:
-    if isinstance(s, bytes):
-        s = s.decode("utf-8")
-    return _from_jsonable(json.loads(s))
 
 
 # -- the exporter -----------------------------------------------------------------------------------
@@ -94,7 +57,7 @@ def _neuron_node(pop: Population, dt: float):
     bias = np.asarray(pop.bias, dtype=np.float64) / (1 << fx.ACT_SHIFT)
     vth = ones * float(pop.vth)
     zero = np.zeros(n, dtype=np.float64)
-    tau_syn = dt * fx.DECAY_UNITY / (pop.du + 1)
+    tau_syn = dt / fx.current_removed(pop.du)
     if pop.dv == 0:
         if pop.du != fx.DECAY_UNITY - 1:
             raise UserError(
@@ -104,8 +67,8 @@ def _neuron_node(pop: Population, dt: float):
         r = ones / dt
         node = nir.I(r=r) if pop.readout else nir.IF(r=r, v_threshold=vth, v_reset=zero)
         return node, bias
-    tau_mem = dt * fx.DECAY_UNITY / pop.dv
-    keep = pop.dv / fx.DECAY_UNITY
+    tau_mem = dt / fx.voltage_removed(pop.dv)
+    keep = fx.voltage_removed(pop.dv)
     # Without synaptic state (du = 4095, tau_syn = dt) a bias on the incoming Affine is the same
     # per-step input as v_leak, and tools that reject v_leak != 0 (snnTorch's importer) still load it.
     carried = pop.du == fx.DECAY_UNITY - 1

@@ -32,25 +32,14 @@ import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from converters.nir.read import execution_order, flatten_graph, node_type, read_graph
+from converters.nir.graph import execution_order, flatten_graph, node_type
+from converters.nir.nodes import FLOAT_TYPES, KINDS, float_step, prepare
+from converters.nir.read import read_graph
 from lmu2neuro.core.errors import UserError
 
-SUPPORTED = (
-    "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten",
-    "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
-)
+SUPPORTED = FLOAT_TYPES  # every declared node kind; a nested NIRGraph is inlined first
 METHODS = ("euler", "exact")
-
-
-def _t(a, dtype) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
-
-
-def _pair(v) -> tuple[int, int]:
-    a = np.asarray(v).reshape(-1)
-    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
 
 
 class NIRTorch(torch.nn.Module):
@@ -113,24 +102,12 @@ class NIRTorch(torch.nn.Module):
 
     # -- parameters as tensors, once --------------------------------------------------------------
     def _prepare(self, name, node) -> dict:
-        typ, d = node_type(node), self.dtype
-        p: dict = {}
-        for f in ("weight", "bias", "scale", "threshold", "r", "tau", "tau_mem", "tau_syn", "v_leak", "v_threshold",
-                  "v_reset", "w_in"):
-            if hasattr(node, f) and getattr(node, f) is not None and not isinstance(getattr(node, f), str):
-                p[f] = _t(getattr(node, f), d)
-        if typ == "Delay":
+        p = prepare(node, self.dtype)  # the parameters as tensors, the settings of the node's float step
+        if node_type(node) == "Delay":
             steps = np.round(np.asarray(node.delay, dtype=np.float64) / self.dt).astype(np.int64)
             if np.any(steps < 0):
                 raise UserError(f"node '{name}' (Delay): parameter 'delay' is negative")
             p["steps"] = torch.as_tensor(steps)
-        if typ in ("Conv1d", "Conv2d"):
-            p["stride"], p["dilation"], p["groups"] = node.stride, node.dilation, int(np.asarray(node.groups))
-            p["padding"] = node.padding
-        if typ in ("SumPool2d", "AvgPool2d"):
-            p["kernel"], p["stride"], p["padding"] = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
-        if typ == "Flatten":
-            p["start"], p["end"] = int(node.start_dim), int(node.end_dim)
         return p
 
     # -- one node, one step ---------------------------------------------------------------------------
@@ -145,31 +122,9 @@ class NIRTorch(torch.nn.Module):
     def _step(self, name, x, st: dict):
         node, p = self.nodes[name], self.params[name]
         typ = node_type(node)
-        if typ in ("Input", "Output"):
-            return x
-        if typ == "Linear":
-            return x @ p["weight"].T
-        if typ == "Affine":
-            return x @ p["weight"].T + p["bias"]
-        if typ == "Scale":
-            return x * p["scale"]
-        if typ == "Threshold":
-            return (x > p["threshold"]).to(x.dtype)
-        if typ == "Flatten":
-            # NIR's dims exclude the batch: shift non-negative ones past it, negative ones count from the end
-            start = p["start"] + 1 if p["start"] >= 0 else p["start"]
-            end = p["end"] + 1 if p["end"] >= 0 else p["end"]
-            return torch.flatten(x, start, end)
-        if typ == "Conv1d":
-            pad = p["padding"] if isinstance(p["padding"], str) else int(np.asarray(p["padding"]).reshape(-1)[0])
-            return F.conv1d(x, p["weight"], p.get("bias"), int(np.asarray(p["stride"]).reshape(-1)[0]), pad,
-                            int(np.asarray(p["dilation"]).reshape(-1)[0]), p["groups"])
-        if typ == "Conv2d":
-            pad = p["padding"] if isinstance(p["padding"], str) else _pair(p["padding"])
-            return F.conv2d(x, p["weight"], p.get("bias"), _pair(p["stride"]), pad, _pair(p["dilation"]), p["groups"])
-        if typ in ("SumPool2d", "AvgPool2d"):
-            y = F.avg_pool2d(x, p["kernel"], p["stride"], p["padding"], count_include_pad=True)
-            return y * (p["kernel"][0] * p["kernel"][1]) if typ == "SumPool2d" else y
+        kind = KINDS[typ]
+        if not kind.stateful:  # Input / Output, the stateless synapses, Threshold: declared in nodes.py
+            return float_step(typ, x, p)
         if typ == "Delay":
             steps = p["steps"].expand(x.shape[1:]) if p["steps"].ndim else p["steps"]
             depth = int(steps.max()) + 1 if steps.numel() else 1
@@ -196,7 +151,7 @@ class NIRTorch(torch.nn.Module):
             cur = self._leaky(st.get("i", torch.zeros_like(x)), p["tau_syn"], p["w_in"] * x)
             st["i"] = cur
             v = self._leaky(v, p["tau_mem"], p["v_leak"] + p["r"] * cur)
-        if typ in ("IF", "LIF", "CubaLIF"):
+        if kind.spiking:
             z = v > p["v_threshold"]
             st["v"] = torch.where(z, p["v_reset"].expand_as(v), v)
             st["v_pre_reset"] = v

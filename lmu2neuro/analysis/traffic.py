@@ -77,6 +77,7 @@ def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: 
         traffic["accuracy"] = float((preds == y).mean())
         by_frame = m.readout_trace.argmax(axis=2) == y[:, None]
         traffic["accuracy_by_frame"] = by_frame.mean(axis=0).tolist()
+    validate_traffic(traffic, "build_traffic")  # what we write is what every reader accepts
     return traffic
 
 
@@ -86,37 +87,58 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Files may carry fields a later version adds; every field build_traffic writes is declared here
+    # (a test checks it), so the schema is the contract.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 class Layer(_Open):
     name: str
+    kind: Literal["input", "lif", "readout"] | None = None
     neurons: int = Field(ge=0)
+    graded: bool | None = None
+    nonzero_inputs: Count | None = None
+    nonzero_inputs_per_step: list[Count] | None = None
     spikes: Count | None = None
+    rate: Fraction | None = None
     spike_counts: list[Count] | None = None
     spikes_per_step: list[Count] | None = None
-    nonzero_inputs_per_step: list[Count] | None = None
+    wrapped_current: int | None = Field(default=None, ge=0)
+    peak_current: int | None = Field(default=None, ge=0)
+    out_of_range_samples: int | None = Field(default=None, ge=0)
 
 
 class Projection(_Open):
     name: str
     source: str
     target: str
+    taps: int | None = Field(default=None, ge=1)
     graded: bool | None = None
+    weights: int | None = Field(default=None, ge=0)
     nonzero_weights: int | None = Field(default=None, ge=0)
     weight_bits: int | None = Field(default=None, ge=1, le=32)
+    fan_out: list[int] | None = None
     synaptic_events: Count | None = None
 
 
 class Traffic(_Open):
     schema_: Literal["lmu2neuro.traffic/1"] = Field(alias="schema")  # == SCHEMA
+    model: str | None = None
+    model_sha256: str | None = None
+    backend: str | None = None
     samples: int = Field(ge=1)
     timesteps: int = Field(ge=1)
     dt: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     layers: list[Layer]
     projections: list[Projection]
+    predictions: list[int] | None = None
+    labels: list[int] | None = None
     accuracy: Fraction | None = None
     accuracy_by_frame: list[Fraction | None] | None = None
+    scores: list[list[float]] | None = None
+    raster: dict | None = None
+    agreement: dict | None = None
+    timing: dict | None = None
 
 
 def _where(err: dict, data: dict) -> str:

@@ -42,40 +42,15 @@ def register(sub) -> None:
     q.set_defaults(func=run_inspect)
 
 
-def _load_intnet_from_checkpoint(path: str):
-    try:
-        from lmu2neuro.training.checkpoint import model_from_checkpoint
-        from lmu2neuro.deploy.lowering import lower
-    except ModuleNotFoundError as exc:  # the model stages are separate modules
-        raise UserError(f"{path}: cannot export: {exc.name} is not installed in this build") from None
-    from lmu2neuro.core.intnet import IntNetworkError
-
-    model, _ = model_from_checkpoint(path)
-    try:
-        return lower(model)
-    except IntNetworkError as exc:
-        # a weight, bias or threshold beyond Loihi's ranges: refused with the layer, value and
-        # limit, never clipped or wrapped into a network that computes something else
-        raise UserError(f"{path}: cannot be deployed in Loihi's fixed-point ranges: {exc}") from None
-    except UserError as exc:  # e.g. the ANN LMUFormer, which has no spiking form to lower
-        raise UserError(f"{path}: {exc}") from None
-
-
 def run_export(args) -> int:
     if args.dt is not None and not (args.dt > 0 and math.isfinite(args.dt)):
         raise UserError(f"--dt {args.dt}: expected a positive, finite number of seconds")
     from lmu2neuro.core.outdir import output_file_lock
 
+    from lmu2neuro.pipeline.export import export
+
     with output_file_lock(args.output, "-o"):  # releases and removes a folder it made if loading fails
-        net = _load_intnet_from_checkpoint(args.checkpoint)
-        if args.format == "nir":
-            from converters.nir.export import export_nir
-
-            export_nir(net, args.output, dt=args.dt)
-        else:
-            from converters.netx.export import export_netx
-
-            export_netx(net, args.output)
+        net = export(args.checkpoint, args.output, args.format, args.dt)
     print(f"wrote {args.output} ({args.format}): {len(net.populations)} populations, "
           f"{len(net.projections)} projections")
     return 0

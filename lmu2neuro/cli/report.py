@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 
 def run_report(args) -> int:
-    from lmu2neuro.report.build import make_report
+    from lmu2neuro.reports.build import make_report
 
     names = args.profile or ["loihi1", "loihi2", "cpu"]
     from lmu2neuro.core.outdir import output_lock

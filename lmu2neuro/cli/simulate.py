@@ -65,19 +65,12 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from converters.nir.read import read_intnet
     from lmu2neuro.core.atomic import write_json
-    from lmu2neuro.core.errors import UserError
-    from lmu2neuro.report.build import sha256_of
-    from lmu2neuro.pipeline.simulate import load_inputs, simulate_network
+    from lmu2neuro.pipeline.simulate import simulate_file
 
-    if args.samples is not None and args.samples < 1:
-        raise UserError(f"--samples {args.samples}: expected at least 1")
-    net = read_intnet(args.model, dt=args.dt)
-    x, y = load_inputs(net, dataset=args.dataset, data_root=args.data_root, samples=args.samples,
-                       input_file=args.input)
-    traffic, runs = simulate_network(net, x, y, backend=args.backend, tag=args.tag, model=str(args.model),
-                                     model_sha256=sha256_of(args.model), progress=sys.stderr.isatty())
+    traffic, runs = simulate_file(args.model, dataset=args.dataset, input_file=args.input, data_root=args.data_root,
+                                  samples=args.samples, backend=args.backend, tag=args.tag, dt=args.dt,
+                                  progress=sys.stderr.isatty())
     write_json(args.out, traffic)
     for line in range_warnings(traffic):
         print(f"warning: {line}", file=sys.stderr)

@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from lmu2neuro.core.errors import UserError
-    from lmu2neuro.models.lmuformer import build_model
+    from lmu2neuro.models.registry import build_model
     from lmu2neuro.models.summary import format_summary, summarize
 
     if args.frames is not None and args.frames < 1:

@@ -1,20 +1,25 @@
-"""Reference integer simulator: an IntNetwork run in torch, batched, bit-exact with Lava fixed_pt.
+"""The one integer executor: an IntNetwork run in torch, batched, bit-exact with Lava fixed_pt.
+
+Every integer result of the project comes from here: the reference simulator, the QAT model in
+integer mode (``lmu2neuro.deploy.integer_forward`` = ``simulate(lower(model), quantize(x))``) and
+the checks on Lava runs. Lava's own ProcessModels are the independent check and share no code.
 
 Populations are in topological order and projections carry their delays as taps, so a whole
 sequence is computed one population at a time: every projection into a population is a causal
-integer convolution over time (exact in float64 for the magnitudes Loihi allows), then the LIF
-recurrence scans the steps for the whole batch at once.
+integer convolution over time (``tap_sum``, exact in float64 for the magnitudes Loihi allows),
+then the LIF recurrence (``fixed_point.lif_step``) scans the steps for the whole batch at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lmu2neuro.core import fixed_point as fx
-from lmu2neuro.core.intnet import IntNetwork, Projection
+from lmu2neuro.core.intnet import IntNetwork
 
 
 @dataclass
@@ -24,28 +29,38 @@ class SimResult:
     readout_trace: torch.Tensor  # (batch, T, n_out) int64: output score after each step
     wrapped: dict[str, int]  # population -> count of (sample, step, neuron) whose current wrapped
     peak_current: dict[str, int]  # population -> largest |current| before the 24-bit wrap
+    voltages: dict[str, torch.Tensor] = field(default_factory=dict)  # recorded population -> (batch, T, n)
 
     @property
     def predictions(self) -> torch.Tensor:
         return self.scores.argmax(dim=1)
 
 
-def projection_current(proj: Projection, x: torch.Tensor) -> torch.Tensor:
-    """shift(sum_j W[j] @ x[t - j], exp) for x of shape (batch, T, n_in); returns int64 (batch, T, n_out)."""
-    w = torch.as_tensor(np.asarray(proj.weights), dtype=torch.float64)
-    xf = x.to(torch.float64)
+def tap_sum(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """y[b, t] = sum_j w[j] @ x[b, t - j] for x (B, T, in), w (taps, out, in) -> (B, T, out).
+
+    The synaptic accumulation of Dense / DelayDense over delay taps, in x's dtype: float64 on
+    integers is exact here, float32 with gradients is the QAT model's twin of the same sum.
+    """
     steps = x.shape[1]
-    acc = torch.zeros(x.shape[0], steps, w.shape[1], dtype=torch.float64)
-    for j in range(min(proj.taps, steps)):
-        if torch.count_nonzero(w[j]) == 0:
-            continue
-        acc[:, j:] += xf[:, : steps - j] @ w[j].T
+    taps = min(w.shape[0], steps)
+    w = w[:taps]
+    if taps == 1:
+        return x @ w[0].T
+    kernel = w.flip(0).permute(1, 2, 0)  # (out, in, taps), cross-correlation order
+    return F.conv1d(F.pad(x.transpose(1, 2), (taps - 1, 0)), kernel).transpose(1, 2)
+
+
+def integer_current(x: torch.Tensor, weights, weight_exp: int) -> torch.Tensor:
+    """shift(sum_j W[j] @ x[t - j], exp): a projection's synaptic input, int64 (B, T, out)."""
+    acc = tap_sum(x.to(torch.float64), torch.as_tensor(np.asarray(weights), dtype=torch.float64))
     # Products of int8 inputs and 8-bit weights summed over taps and fan-in stay far below 2**53.
-    return fx.shift_by_exp(acc.round().to(torch.int64), proj.weight_exp)
+    return fx.shift_by_exp(acc.round().to(torch.int64), weight_exp)
 
 
-def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
-    """Run a batch of quantized inputs (batch, T, input_size) through the network."""
+def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str, ...] = ()) -> SimResult:
+    """Run a batch of quantized inputs (batch, T, input_size) through the network; ``record`` names
+    populations whose voltage after each step (after the reset) is kept in ``voltages``."""
     x = torch.as_tensor(np.asarray(x_int), dtype=torch.int64)
     if x.ndim != 3 or x.shape[2] != net.input_size:
         raise ValueError(f"input shape {tuple(x.shape)}, expected (batch, T, {net.input_size})")
@@ -54,28 +69,27 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
     spikes: dict[str, torch.Tensor] = {}
     wrapped: dict[str, int] = {}
     peak: dict[str, int] = {}
+    voltages: dict[str, torch.Tensor] = {}
     trace = torch.zeros(batch, steps, net.population(net.output).size, dtype=torch.int64)
     for pop in net.populations:
         a_in = torch.zeros(batch, steps, pop.size, dtype=torch.int64)
         recurrent = []
         for proj in net.projections_into(pop.name):
             if proj.source == pop.name:
-                recurrent.append((torch.as_tensor(np.asarray(proj.weights), dtype=torch.int64), proj.weight_exp))
+                recurrent.append(proj)
             else:
-                a_in += projection_current(proj, signals[proj.source])
+                a_in += integer_current(signals[proj.source], proj.weights, proj.weight_exp)
         u = torch.zeros(batch, pop.size, dtype=torch.int64)
         v = torch.zeros_like(u)
         bias = torch.as_tensor(pop.bias, dtype=torch.int64)
         out = torch.zeros(batch, steps, pop.size, dtype=torch.bool)
-        vs = torch.zeros(batch, steps, pop.size, dtype=torch.int64) if pop.readout else None
+        vs = torch.zeros(batch, steps, pop.size, dtype=torch.int64) if pop.readout or pop.name in record else None
         n_wrapped, peak_u = 0, 0
         for t in range(steps):
             a_t = a_in[:, t]
-            for w, exp in recurrent:  # own spikes of earlier steps (tap 0 is zero)
-                acc = torch.zeros_like(a_t)
-                for j in range(1, min(w.shape[0], t + 1)):
-                    acc += out[:, t - j].to(torch.int64) @ w[j].T
-                a_t = a_t + fx.shift_by_exp(acc, exp)
+            for proj in recurrent:  # own spikes of earlier steps (tap 0 is zero, out[:, t] not yet set)
+                window = out[:, max(0, t + 1 - proj.taps): t + 1]
+                a_t = a_t + integer_current(window, proj.weights, proj.weight_exp)[:, -1]
             r = fx.lif_step(u, v, a_t, pop.du, pop.dv, pop.vth, bias)
             u, v = r.u, r.v
             out[:, t] = r.spikes
@@ -88,7 +102,9 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray) -> SimResult:
         peak[pop.name] = peak_u
         spikes[pop.name] = out
         signals[pop.name] = out.to(torch.int64)
+        if pop.name in record:
+            voltages[pop.name] = vs
         if pop.name == net.output:
             trace = vs if pop.readout else out.to(torch.int64).cumsum(dim=1)
     return SimResult(spikes=spikes, scores=trace[:, -1], readout_trace=trace, wrapped=wrapped,
-                     peak_current=peak)
+                     peak_current=peak, voltages=voltages)

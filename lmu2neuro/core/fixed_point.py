@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 DECAY_BITS = 12
@@ -25,6 +26,10 @@ VTH_MAX = (1 << 17) - 1
 BIAS_MANT_MIN, BIAS_MANT_MAX = -(1 << 12), (1 << 12) - 1  # 13-bit signed
 BIAS_EXP_MIN, BIAS_EXP_MAX = 0, 7  # 3-bit
 INPUT_BITS = 8  # graded payload of the first layer: signed 8-bit integers
+INPUT_MIN, INPUT_MAX = -(1 << (INPUT_BITS - 1)), (1 << (INPUT_BITS - 1)) - 1
+# Lava's du is one less than the 4096ths of current removed per step (du = 4095 clears it);
+# dv is exactly the 4096ths of voltage removed. netx's iDecay is du + DU_OFFSET.
+DU_OFFSET = 1
 
 
 def _trunc_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -79,7 +84,7 @@ def lif_step(
     ``bias`` is the effective bias ``bias_mant << bias_exp``. ``du`` follows Lava's convention:
     the current keeps ``4096 - (du + 1)`` parts of 4096 (du = 4095 clears it every step).
     """
-    u_new = decay(u, du + 1) + (a_in << ACT_SHIFT)
+    u_new = decay(u, du + DU_OFFSET) + (a_in << ACT_SHIFT)
     u_wrapped = wrap_current(u_new)
     v_new = clip_voltage(decay(v, dv) + u_wrapped + bias)
     spikes = v_new > (vth << ACT_SHIFT)
@@ -103,6 +108,54 @@ def quantize_weights(w: torch.Tensor, max_abs_float: float | None = None) -> tup
     return mant.clamp(WEIGHT_MIN, WEIGHT_MAX).to(torch.int64), exp
 
 
-def decay_to_int(factor: float) -> int:
-    """A float keep-factor per step (0..1) -> Lava's 12-bit dv (the part of 4096 removed)."""
-    return int(min(max(round((1.0 - factor) * DECAY_UNITY), 0), DECAY_UNITY - 1))
+# -- the decay encoding: one rule for every stage ------------------------------------------------------
+def du_from_removed(removed):
+    """Fraction of the current removed per step (0..1; 1 - keep factor, or dt / tau_syn) -> Lava du.
+
+    Works on a float (returns int) or a numpy array (returns int64 array), rounding half to even.
+    """
+    q = np.clip(np.round(np.asarray(removed, dtype=np.float64) * DECAY_UNITY) - DU_OFFSET, 0, DECAY_UNITY - 1)
+    return int(q) if q.ndim == 0 else q.astype(np.int64)
+
+
+def dv_from_removed(removed):
+    """Fraction of the voltage removed per step (0..1; 1 - keep factor, or dt / tau_mem) -> Lava dv."""
+    q = np.clip(np.round(np.asarray(removed, dtype=np.float64) * DECAY_UNITY), 0, DECAY_UNITY - 1)
+    return int(q) if q.ndim == 0 else q.astype(np.int64)
+
+
+def current_removed(du):
+    """The fraction of the current that Lava's du removes per step: (du + 1) / 4096."""
+    return (du + DU_OFFSET) / DECAY_UNITY
+
+
+def voltage_removed(dv):
+    """The fraction of the voltage that Lava's dv removes per step: dv / 4096."""
+    return dv / DECAY_UNITY
+
+
+# -- the bias and input quantizers ---------------------------------------------------------------------
+def quantize_bias(b) -> tuple[np.ndarray, int]:
+    """Bias in integer voltage units (x 64 already) -> (13-bit mantissa int64 array, 3-bit exponent).
+
+    The exponent is the smallest of 0..7 at which rounding keeps the largest bias in the mantissa's
+    range (|b| / 2**exp <= MAX + 1/2, so the rounding error stays within half a unit); values that no
+    exponent holds are clamped here, and callers that must refuse them check the peak first.
+    """
+    b = np.asarray(b, dtype=np.float64)
+    peak = float(np.max(np.abs(b))) if b.size else 0.0
+    exp = 0
+    while exp < BIAS_EXP_MAX and peak / (1 << exp) > BIAS_MANT_MAX + 0.5:
+        exp += 1
+    mant = np.clip(np.round(b / (1 << exp)), BIAS_MANT_MIN, BIAS_MANT_MAX).astype(np.int64)
+    return mant, exp
+
+
+def quantize_input(x, scale: float):
+    """Float input -> the graded 8-bit payload the first layer receives: clip(round(x * scale), -128, 127).
+
+    Works on numpy arrays (int64 result) and torch tensors (int64 result).
+    """
+    if isinstance(x, torch.Tensor):
+        return torch.clamp(torch.round(x.to(torch.float64) * scale), INPUT_MIN, INPUT_MAX).to(torch.int64)
+    return np.clip(np.round(np.asarray(x, dtype=np.float64) * scale), INPUT_MIN, INPUT_MAX).astype(np.int64)

@@ -22,6 +22,7 @@ bigger model raises them through the environment):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -204,3 +205,12 @@ def check_hdf5(path: str | os.PathLike, *, max_bytes: int | None = None, element
                         )
                 else:
                     raise UserError(f"{path}: '{child_where}' is a {type(obj).__name__}, expected a group or dataset")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The file's sha256 (hex): which model a traffic record or a checkpoint was made from."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

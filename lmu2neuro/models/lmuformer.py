@@ -14,9 +14,9 @@ conv_last = z``, ``r = z + rpe(LIF(BN(z)))``. Per block: ``a = LIF_0.5(BN(r))``,
 ``r = r + BN(conv1x1(h))``; ``r = r + conv(LIF(BN(conv(LIF(BN(r))))))``. Head
 ``Linear(LIF(BN(r)))`` on every frame, mean over frames. The residual stream r and the memory m
 stay real-valued and are consumed only through BN -> LIF, so at deployment they become extra
-synaptic input of the consuming neurons (see ``lowering``).
+synaptic input of the consuming neurons (see ``models.quantize``).
 
-Neurons are ``qat.LoihiLIF`` (snnTorch): SpikingJelly LIF with tau 2 (``v = 0.5 v + 0.5 x``),
+Neurons are ``models.neurons.LoihiLIF`` (snnTorch): SpikingJelly LIF with tau 2 (``v = 0.5 v + 0.5 x``),
 hard reset to 0, sigmoid surrogate slope 4; the spike condition is Loihi's strict
 ``v > threshold`` (SpikingJelly fires at equality too, a difference on a set of measure zero).
 Temporal convs are causal (left padding) by default, so the model streams and deploys;
@@ -25,9 +25,10 @@ Temporal convs are causal (left padding) by default, so the model streams and de
 In QAT mode the BN statistics are frozen (the fold uses running statistics, as deployment
 does), so train some epochs in float first.
 
-Three ways to run the spiking model: float (training), QAT (``set_qat(True)``: BN folded with
-its running statistics, weights/biases/decays fake-quantized exactly as ``lowering.lower``
-quantizes them, straight-through gradients) and ``integer_forward`` (the deployed integers).
+Each model declares its structure once, in ``graph()`` (``models.graph``); the float forward,
+frame-by-frame streaming, QAT (``set_qat(True)``: BN folded with its running statistics,
+weights/biases/decays fake-quantized exactly as the deployment quantizes them, straight-through
+gradients) and the lowering to Loihi integers (``lmu2neuro.deploy``) all run that declaration.
 """
 
 from __future__ import annotations
@@ -36,34 +37,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmu2neuro.models.config import PRESETS, ModelConfig  # noqa: F401  (re-exported: model.ModelConfig)
 from lmu2neuro.core.errors import UserError
+from lmu2neuro.models.config import ModelConfig
+from lmu2neuro.models.graph import (
+    INPUT,
+    Activation,
+    Dense,
+    DenseBN,
+    Identity,
+    Memory,
+    Node,
+    Readout,
+    Spiking,
+    TemporalConv,
+    Term,
+    annotate,
+    run,
+)
 from lmu2neuro.models.lmu import LMUMemory
 from lmu2neuro.models.neurons import LoihiLIF
-
-
-# -- helpers -----------------------------------------------------------------------------------
-def conv_time(conv: nn.Conv1d, x: torch.Tensor, causal: bool) -> torch.Tensor:
-    """A temporal Conv1d on x (B, T, C): causal (left padding k-1) or 'same' (the paper's)."""
-    k = conv.kernel_size[0]
-    xt = x.transpose(1, 2)
-    if causal:
-        xt = F.pad(xt, (k - 1, 0))
-    else:
-        left = (k - 1) // 2
-        xt = F.pad(xt, (left, k - 1 - left))
-    return conv(xt).transpose(1, 2)
-
-
-def bn_time(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
-    """BatchNorm1d over channels of x (B, T, C) (statistics over batch and time, as Conv1d BN)."""
-    return bn(x.transpose(1, 2)).transpose(1, 2)
+from lmu2neuro.models.quantize import run_qat
 
 
 def running_mean_over_frames(y: torch.Tensor) -> torch.Tensor:
     """(B, T, C) -> running mean over the first t+1 frames, (B, T, C)."""
     steps = torch.arange(1, y.shape[1] + 1, dtype=y.dtype, device=y.device)
     return torch.cumsum(y, dim=1) / steps[None, :, None]
+
+
+def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
+    """UserError unless x is (batch, frames, input_size)."""
+    if x.ndim != 3 or x.shape[2] != cfg.input_size:
+        raise UserError(f"model input: expected shape (batch, frames, {cfg.input_size}), got {tuple(x.shape)}")
 
 
 def _init_linear(module: nn.Module) -> None:
@@ -75,8 +80,29 @@ def _init_linear(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+class _Sequence(nn.Module):
+    """What both LMUFormers share: the graph runs the forward, frames are averaged for the logits."""
+
+    cfg: ModelConfig
+
+    def graph(self) -> list[Node]:
+        raise NotImplementedError
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Head output on every frame: x (B, T, F) -> (B, T, C)."""
+        check_input(self.cfg, x)
+        return run(self.graph(), x)
+
+    def per_step_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C): the mean of the head outputs over the first t+1 frames (early exit)."""
+        return running_mean_over_frames(self.frame_logits(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.frame_logits(x).mean(dim=1)
+
+
 # -- the ANN -----------------------------------------------------------------------------------
-class LMUFormer(nn.Module):
+class LMUFormer(_Sequence):
     """The non-spiking LMUFormer (ReLU/GELU, BN after the activation in the embedding)."""
 
     def __init__(self, cfg: ModelConfig):
@@ -91,29 +117,38 @@ class LMUFormer(nn.Module):
         self.head = nn.Linear(d, cfg.num_classes)
         _init_linear(self)
 
-    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Head output on every frame: x (B, T, F) -> (B, T, C)."""
-        _check_input(self.cfg, x)
-        for conv, bn in zip(self.embed_convs, self.embed_bns):
-            x = bn_time(bn, F.relu(conv_time(conv, x, self.cfg.causal)))
-        x = x + conv_time(self.rpe_conv, x, self.cfg.causal)
-        for blk in self.blocks:
-            x = blk(x)
-        return self.head(x)
-
-    def per_step_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C): the mean of the head outputs over the first t+1 frames."""
-        return running_mean_over_frames(self.frame_logits(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.frame_logits(x).mean(dim=1)
+    def graph(self) -> list[Node]:
+        cfg = self.cfg
+        nodes: list[Node] = []
+        src = INPUT
+        for i, (conv, bn) in enumerate(zip(self.embed_convs, self.embed_bns)):
+            nodes.append(Node(f"embed{i}", [Term(f"conv{i}", [src], TemporalConv(conv, cfg.causal))],
+                              Activation(F.relu, bn)))
+            src = f"embed{i}"
+        nodes.append(Node("x", [Term("skip", [src], Identity()), Term("rpe", [src], TemporalConv(self.rpe_conv, cfg.causal))],
+                          Activation()))
+        x = "x"
+        for b, blk in enumerate(self.blocks):
+            p = f"block{b}"
+            nodes += [
+                Node(f"{p}.u", [Term("w_u", [x], Dense(blk.w_u))], Activation(F.relu)),
+                Node(f"{p}.m", [Term("memory", [f"{p}.u"], Memory(blk.memory, cfg.max_len))], Activation()),
+                Node(f"{p}.h", [Term("w_h", [f"{p}.m", x], Dense(blk.w_h, [blk.memory.order, cfg.dim]))],
+                     Activation(F.relu)),
+                Node(f"{p}.x", [Term("skip", [x], Identity()), Term("proj", [f"{p}.h"], DenseBN(blk.proj_conv, blk.proj_bn))],
+                     Activation()),
+                Node(f"{p}.fc1", [Term("fc1", [f"{p}.x"], DenseBN(blk.fc1_conv, blk.fc1_bn))], Activation(F.gelu)),
+                Node(f"{p}.fc2", [Term("fc2", [f"{p}.fc1"], DenseBN(blk.fc2_conv, blk.fc2_bn))], Activation(F.relu)),
+                Node(f"{p}.out", [Term("skip", [f"{p}.x"], Identity()), Term("skip2", [f"{p}.fc2"], Identity())],
+                     Activation()),
+            ]
+            x = f"{p}.out"
+        nodes.append(Node("readout", [Term("head", [x], Dense(self.head))], Readout()))
+        return annotate(self, nodes)
 
     def set_qat(self, enabled: bool) -> None:
         if enabled:
             raise UserError("model config: QAT needs the spiking model (spiking: true); this is the ANN LMUFormer")
-
-    def integer_forward(self, x):
-        raise UserError("model config: integer_forward needs the spiking model (spiking: true)")
 
 
 class _ANNBlock(nn.Module):
@@ -129,20 +164,6 @@ class _ANNBlock(nn.Module):
         self.fc1_bn = nn.BatchNorm1d(hidden)
         self.fc2_conv = nn.Conv1d(hidden, d, 1)
         self.fc2_bn = nn.BatchNorm1d(d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u = F.relu(self.w_u(x))[..., 0]
-        m = self.memory(u)
-        h = F.relu(self.w_h(torch.cat([m, x], dim=-1)))
-        x = x + bn_time(self.proj_bn, conv_time(self.proj_conv, h, True))
-        y = F.gelu(bn_time(self.fc1_bn, conv_time(self.fc1_conv, x, True)))
-        y = F.relu(bn_time(self.fc2_bn, conv_time(self.fc2_conv, y, True)))
-        return x + y
-
-
-def _check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
-    if x.ndim != 3 or x.shape[2] != cfg.input_size:
-        raise UserError(f"model input: expected shape (batch, frames, {cfg.input_size}), got {tuple(x.shape)}")
 
 
 # -- the spiking model ---------------------------------------------------------------------------
@@ -165,21 +186,8 @@ class _SpikingBlock(nn.Module):
         self.fc2_bn, self.fc2_lif = nn.BatchNorm1d(hidden), lif()
         self.fc2_conv = nn.Conv1d(hidden, d, 1)
 
-    def forward(self, r: torch.Tensor, gain: float, spikes: dict, prefix: str) -> torch.Tensor:
-        a = self.pre_lif(gain * bn_time(self.pre_bn, r))
-        u = self.u_lif(gain * bn_time(self.u_bn, self.w_u(a)))
-        m = self.memory(u[..., 0])
-        ms = self.m_lif(gain * bn_time(self.m_bn, m))
-        h = self.h_lif(gain * bn_time(self.h_bn, self.w_h(torch.cat([ms, a], dim=-1))))
-        r = r + bn_time(self.proj_bn, conv_time(self.proj_conv, h, True))
-        y1 = self.fc1_lif(gain * bn_time(self.fc1_bn, r))
-        y2 = self.fc2_lif(gain * bn_time(self.fc2_bn, conv_time(self.fc1_conv, y1, True)))
-        for name, s in (("pre", a), ("u", u), ("m", ms), ("h", h), ("fc1", y1), ("fc2", y2)):
-            spikes[f"{prefix}.{name}"] = s
-        return r + conv_time(self.fc2_conv, y2, True)
 
-
-class SpikingLMUFormer(nn.Module):
+class SpikingLMUFormer(_Sequence):
     """The spiking LMUFormer with membrane shortcut (official ``slmu_rnn_ms_conv1d``)."""
 
     def __init__(self, cfg: ModelConfig):
@@ -205,6 +213,37 @@ class SpikingLMUFormer(nn.Module):
         """SpikingJelly's input factor 1/tau (v = (1 - 1/tau) v + x / tau)."""
         return 1.0 - self.cfg.beta
 
+    def graph(self) -> list[Node]:
+        """Populations in topological order. The real-valued residual stream r is the list of its
+        contributing terms, which every consumer (BN -> LIF) takes as its own synaptic input."""
+        cfg, g = self.cfg, self.gain
+        nodes: list[Node] = []
+        src, last = INPUT, None
+        for i, (conv, bn, lif) in enumerate(zip(self.embed_convs, self.embed_bns, self.embed_lifs)):
+            last = Term(f"conv{i}", [src], TemporalConv(conv, cfg.causal))
+            nodes.append(Node(f"embed{i}", [last], Spiking(bn, lif, g)))
+            src = f"embed{i}"
+        stream = [last, Term("rpe", [src], TemporalConv(self.rpe_conv, cfg.causal))]
+        for b, blk in enumerate(self.blocks):
+            p = f"block{b}"
+            nodes += [
+                Node(f"{p}.pre", list(stream), Spiking(blk.pre_bn, blk.pre_lif, g)),
+                Node(f"{p}.u", [Term("w_u", [f"{p}.pre"], Dense(blk.w_u))], Spiking(blk.u_bn, blk.u_lif, g)),
+                Node(f"{p}.m", [Term("memory", [f"{p}.u"], Memory(blk.memory, cfg.max_len))],
+                     Spiking(blk.m_bn, blk.m_lif, g)),
+                Node(f"{p}.h", [Term("w_h", [f"{p}.m", f"{p}.pre"], Dense(blk.w_h, [blk.memory.order, cfg.dim]),
+                                     parts=["w_h_m", "w_h_x"])], Spiking(blk.h_bn, blk.h_lif, g)),
+            ]
+            stream.append(Term(f"{p}.proj", [f"{p}.h"], DenseBN(blk.proj_conv, blk.proj_bn)))
+            nodes += [
+                Node(f"{p}.fc1", list(stream), Spiking(blk.fc1_bn, blk.fc1_lif, g)),
+                Node(f"{p}.fc2", [Term("fc1_conv", [f"{p}.fc1"], Dense(blk.fc1_conv))], Spiking(blk.fc2_bn, blk.fc2_lif, g)),
+            ]
+            stream.append(Term(f"{p}.fc2_conv", [f"{p}.fc2"], Dense(blk.fc2_conv)))
+        nodes.append(Node("head", list(stream), Spiking(self.head_bn, self.head_lif, g)))
+        nodes.append(Node("readout", [Term("head", ["head"], Dense(self.head))], Readout()))
+        return annotate(self, nodes)
+
     def neurons(self) -> list[LoihiLIF]:
         return [m for m in self.modules() if isinstance(m, LoihiLIF)]
 
@@ -214,63 +253,29 @@ class SpikingLMUFormer(nn.Module):
         for n in self.neurons():
             n.qat = self.qat
 
-    # -- float path (training) -------------------------------------------------------------
-    def frame_logits_float(self, x: torch.Tensor, spikes: dict | None = None) -> torch.Tensor:
-        """Head output on every frame (B, T, C), the paper's layer-by-layer float computation."""
-        _check_input(self.cfg, x)
-        spikes = {} if spikes is None else spikes
-        causal, g = self.cfg.causal, self.gain
-        s = x
-        n = len(self.embed_convs)
-        z = None
-        for i in range(n):
-            z = conv_time(self.embed_convs[i], s, causal)
-            s = self.embed_lifs[i](g * bn_time(self.embed_bns[i], z))
-            spikes[f"embed{i}"] = s
-        r = z + conv_time(self.rpe_conv, s, causal)
-        for b, blk in enumerate(self.blocks):
-            r = blk(r, g, spikes, f"block{b}")
-        hs = self.head_lif(g * bn_time(self.head_bn, r))
-        spikes["head"] = hs
-        return self.head(hs)
+    def check_deployable_input(self, x: torch.Tensor) -> None:
+        """UserError unless x fits the deployed network: the FIR memory covers ``max_len`` steps, so
+        longer inputs would make the integer model and its float twin silently differ."""
+        check_input(self.cfg, x)
+        if x.shape[1] > self.cfg.max_len:
+            raise UserError(
+                f"model input: {x.shape[1]} frames exceed the deployed LMU's max_len {self.cfg.max_len} "
+                "(raise max_len in the model config)"
+            )
 
     def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.qat:
-            from lmu2neuro.deploy.lowering import run_plan_qat
+            self.check_deployable_input(x)
+            return run_qat(self.graph(), x, self.cfg.input_scale, self.cfg.max_len)
+        return super().frame_logits(x)
 
-            return run_plan_qat(self, x)
-        return self.frame_logits_float(x)
-
-    def per_step_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C): the mean of the head outputs over the first t+1 frames (early exit)."""
-        return running_mean_over_frames(self.frame_logits(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.frame_logits(x).mean(dim=1)
+    def frame_logits_float(self, x: torch.Tensor, spikes: dict | None = None) -> torch.Tensor:
+        """Head output on every frame (B, T, C) of the float graph, whatever the QAT mode."""
+        check_input(self.cfg, x)
+        return run(self.graph(), x, spikes)
 
     def spikes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every population's float spikes (B, T, n) of the float path."""
         out: dict[str, torch.Tensor] = {}
         self.frame_logits_float(x, out)
         return out
-
-    # -- deployed integers -------------------------------------------------------------------
-    @torch.no_grad()
-    def integer_forward(self, x: torch.Tensor) -> dict:
-        """The deployed integer network, module by module: dict(scores (B, C) int64,
-        spikes {population: (B, T, n) bool}, readout_trace (B, T, C) int64)."""
-        from lmu2neuro.deploy.lowering import run_plan_integer
-
-        return run_plan_integer(self, x)
-
-
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """The model a config describes: SpikingLMUFormer if cfg.spiking else LMUFormer."""
-    if not isinstance(cfg, ModelConfig):
-        raise UserError(f"build_model: expected a ModelConfig, got {type(cfg).__name__}")
-    return SpikingLMUFormer(cfg) if cfg.spiking else LMUFormer(cfg)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (the figure the paper reports)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

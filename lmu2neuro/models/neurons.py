@@ -1,17 +1,15 @@
-"""Quantization-aware Loihi LIF neuron on snnTorch, and the fake quantizers that match lowering.
+"""Loihi's CUBA LIF neuron on snnTorch, trained with a surrogate gradient.
 
 ``LoihiLIF`` subclasses ``snntorch.Synaptic`` (a current-based LIF: current keeps ``alpha``,
 voltage keeps ``beta``) and uses snnTorch's surrogate machinery (``self.fire`` with
-``surrogate.sigmoid``) for the spike. It has three modes:
-
-- float (training): ``u = alpha u + I``, ``v = beta v + u + bias``, spike when ``v > threshold``,
-  then v = 0 in the same step (Loihi and SpikingJelly hard reset; the reset is detached from the
-  gradient as in SpikingJelly's ``detach_reset``). snnTorch's own reset rule differs (it zeroes
-  the current too and resets one step late by default), which is why the step is written here.
-- QAT: the same, with alpha and beta fake-quantized to Lava's 12-bit decays (straight-through).
-  Weights, biases and thresholds are fake-quantized by the layer that feeds the neuron, with
-  ``fake_quantize_weights`` / ``quantize_bias`` below, exactly as ``lowering.lower`` quantizes.
-- integer: ``integer_forward`` runs ``fixed_point.lif_step`` (Lava's bit-accurate LIF).
+``surrogate.sigmoid``) for the spike. Float (training): ``u = alpha u + I``,
+``v = beta v + u + bias``, spike when ``v > threshold``, then v = 0 in the same step (Loihi and
+SpikingJelly hard reset; the reset is detached from the gradient as in SpikingJelly's
+``detach_reset``). snnTorch's own reset rule differs (it zeroes the current too and resets one
+step late by default), which is why the step is written here. In QAT mode alpha and beta are
+fake-quantized to Lava's 12-bit decays (straight-through); weights, biases and thresholds are
+quantized by ``lmu2neuro.models.quantize``. The integer mode is not here: the deployed integers
+run in the one integer executor (``lmu2neuro.core.executor``).
 """
 
 from __future__ import annotations
@@ -22,42 +20,12 @@ from snntorch import Synaptic, surrogate
 from lmu2neuro.core import fixed_point as fx
 
 
-def ste_round(x: torch.Tensor) -> torch.Tensor:
-    """round() in the forward pass, identity in the backward pass."""
-    return x + (torch.round(x) - x).detach()
-
-
-def fake_quantize_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Float weights in integer-current units -> (mantissa * 2**exp with a straight-through gradient,
-    integer mantissa, exp), the mantissa and exp being exactly ``fixed_point.quantize_weights``."""
-    mant, exp = fx.quantize_weights(w.detach())
-    q = mant.to(w.dtype) * (2.0**exp)
-    return w + (q - w).detach(), mant, exp
-
-
-def quantize_bias(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Float bias in voltage units (already x 64) -> (mant << exp as float with STE, mant, exp).
-
-    exp is the smallest of Loihi's 0..7 whose 13-bit mantissa holds the largest bias; values that
-    no exponent holds are clamped here and rejected by ``lowering`` (IntNetworkError).
-    """
-    peak = float(b.detach().abs().max()) if b.numel() else 0.0
-    exp = 0
-    while exp < fx.BIAS_EXP_MAX and peak / (2.0**exp) > fx.BIAS_MANT_MAX + 0.5:
-        exp += 1
-    mant = torch.round(b.detach() / (2.0**exp)).clamp(fx.BIAS_MANT_MIN, fx.BIAS_MANT_MAX).to(torch.int64)
-    q = mant.to(b.dtype) * (2.0**exp)
-    return b + (q - b).detach(), mant, exp
-
-
-def _ste_decay(keep: float | torch.Tensor, current: bool) -> torch.Tensor:
-    """A keep factor rounded to the 12-bit decay Loihi stores (du has Lava's off-by-one)."""
-    keep = torch.as_tensor(keep, dtype=torch.float64)
-    removed = round((1.0 - float(keep)) * fx.DECAY_UNITY)
-    # du + 1 runs 1..4096 (du = 4095 clears the current); dv runs 0..4095.
-    removed = min(max(removed, 1), fx.DECAY_UNITY) if current else min(max(removed, 0), fx.DECAY_UNITY - 1)
-    q = (fx.DECAY_UNITY - removed) / fx.DECAY_UNITY
-    return keep + (q - keep).detach()
+def ste_decay(keep: float, current: bool) -> torch.Tensor:
+    """A keep factor rounded to the 12-bit decay Loihi stores, with a straight-through gradient."""
+    keep_t = torch.as_tensor(keep, dtype=torch.float64)
+    removed = fx.current_removed(fx.du_from_removed(1.0 - keep)) if current else \
+        fx.voltage_removed(fx.dv_from_removed(1.0 - keep))
+    return keep_t + ((1.0 - removed) - keep_t).detach()
 
 
 class LoihiLIF(Synaptic):
@@ -84,17 +52,16 @@ class LoihiLIF(Synaptic):
     @property
     def du(self) -> int:
         """Lava du: the current keeps 4096 - (du + 1) parts of 4096."""
-        removed = round((1.0 - float(self.alpha)) * fx.DECAY_UNITY)
-        return min(max(removed - 1, 0), fx.DECAY_UNITY - 1)
+        return fx.du_from_removed(1.0 - float(self.alpha))
 
     @property
     def dv(self) -> int:
         """Lava dv: the voltage keeps 4096 - dv parts of 4096."""
-        return fx.decay_to_int(float(self.beta))
+        return fx.dv_from_removed(1.0 - float(self.beta))
 
     def _keeps(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.qat:
-            return _ste_decay(float(self.alpha), True), _ste_decay(float(self.beta), False)
+            return ste_decay(float(self.alpha), True), ste_decay(float(self.beta), False)
         return self.alpha, self.beta
 
     # -- float / QAT --------------------------------------------------------------------------
@@ -124,24 +91,3 @@ class LoihiLIF(Synaptic):
             spk, state = self.step(current[:, t], state, bias)
             out.append(spk)
         return torch.stack(out, dim=1)
-
-    # -- integer ------------------------------------------------------------------------------
-    def integer_forward(
-        self, a_in: torch.Tensor, vth: int, bias: torch.Tensor | int = 0, record_voltage: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Lava's bit-accurate LIF over a sequence of integer synaptic input a_in (B, T, n) int64.
-
-        Returns (spikes (B, T, n) bool, voltages (B, T, n) int64 after each step's reset, or None).
-        """
-        u = torch.zeros(a_in.shape[0], a_in.shape[2], dtype=torch.int64)
-        v = torch.zeros_like(u)
-        bias = torch.as_tensor(bias, dtype=torch.int64)
-        spikes = torch.zeros(a_in.shape, dtype=torch.bool)
-        volts = torch.zeros(a_in.shape, dtype=torch.int64) if record_voltage else None
-        for t in range(a_in.shape[1]):
-            r = fx.lif_step(u, v, a_in[:, t], self.du, self.dv, vth, bias)
-            u, v = r.u, r.v
-            spikes[:, t] = r.spikes
-            if volts is not None:
-                volts[:, t] = v
-        return spikes, volts

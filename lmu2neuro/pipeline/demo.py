@@ -25,8 +25,9 @@ def run_demo(out_dir, *, epochs: int = 20, samples: int = 60, seed: int = 0, pro
     from converters.nir.read import read_intnet
     from lmu2neuro.core.atomic import write_json
     from lmu2neuro.training.checkpoint import model_from_checkpoint
-    from lmu2neuro.deploy.lowering import lower
-    from lmu2neuro.report.build import make_report, sha256_of
+    from lmu2neuro.deploy.lowering import integer_forward, lower
+    from lmu2neuro.core.guards import sha256_of
+    from lmu2neuro.reports.build import make_report
     from lmu2neuro.pipeline.simulate import load_inputs, simulate_network
     from lmu2neuro.core.measurement import agreement, measure_spikes
     from lmu2neuro.training.recipe import TrainConfig, train
@@ -63,7 +64,7 @@ def run_demo(out_dir, *, epochs: int = 20, samples: int = 60, seed: int = 0, pro
     import torch
 
     with torch.no_grad():
-        integer = model.integer_forward(torch.as_tensor(x, dtype=torch.float32))
+        integer = integer_forward(model, torch.as_tensor(x, dtype=torch.float32))
     qat = measure_spikes("qat-integer", {k: v.numpy() for k, v in integer["spikes"].items()},
                          integer["readout_trace"].numpy())
     checks = {"lava_vs_reference": traffic["agreement"], "qat_vs_reference": agreement(qat, runs["reference"])}

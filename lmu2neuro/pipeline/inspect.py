@@ -6,21 +6,13 @@ import os
 
 import numpy as np
 
-from converters.nir.export import META_KEY, decode_meta
-from converters.nir.read import (
-    INTNET_TYPES,
-    execution_order,
-    flatten_graph,
-    is_ours,
-    node_type,
-    read_graph,
-    read_intnet,
-)
+from converters.nir.graph import execution_order, flatten_graph, node_type
+from converters.nir.metadata import META_KEY, decode_meta
+from converters.nir.nodes import INTNET_TYPES, PARAM_FIELDS
+from converters.nir.read import is_ours, read_graph, read_intnet
 from lmu2neuro.core.errors import UserError
 
 MAX_EDGES_SHOWN = 30
-_PARAM_FIELDS = ("weight", "bias", "scale", "threshold", "r", "tau", "tau_mem", "tau_syn", "v_leak", "v_threshold",
-                 "v_reset", "w_in", "delay")
 
 
 def _shape(v) -> list[int] | None:
@@ -35,7 +27,7 @@ def inspect_nir(path: str | os.PathLike) -> dict:
     nodes, edges = flatten_graph(graph)
     rows = []
     for name, node in nodes.items():
-        params = sum(int(np.asarray(getattr(node, f)).size) for f in _PARAM_FIELDS
+        params = sum(int(np.asarray(getattr(node, f)).size) for f in PARAM_FIELDS
                      if getattr(node, f, None) is not None and not isinstance(getattr(node, f), str))
         md = dict(node.metadata or {})
         rows.append({

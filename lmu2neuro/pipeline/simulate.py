@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -98,3 +99,19 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
     traffic = build_traffic(net, x_int, main, model=model, model_sha256=model_sha256, labels=labels,
                             backend=backend, extra_agreement=agree, dt=net.dt, timing=timing)
     return traffic, runs
+
+
+def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input_file=None, data_root=None,
+                  samples: int | None = None, backend: str = "both", tag: str = "fixed_pt", dt: float | None = None,
+                  progress: bool = False) -> tuple[dict, dict[str, Measurement]]:
+    """Read a .nir file (ours exactly; another tool's quantized at dt), take inputs from a dataset's
+    test split or an .npy file, run the back ends; returns (traffic dict, measurements by back end)."""
+    from converters.nir.read import read_intnet
+    from lmu2neuro.core.guards import sha256_of
+
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples {samples}: expected at least 1")
+    net = read_intnet(model, dt=dt)
+    x, y = load_inputs(net, dataset=dataset, data_root=data_root, samples=samples, input_file=input_file)
+    return simulate_network(net, x, y, backend=backend, tag=tag, model=str(model), model_sha256=sha256_of(model),
+                            progress=progress)

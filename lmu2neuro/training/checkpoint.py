@@ -96,7 +96,8 @@ def model_from_checkpoint(path):
 
     The model is in eval mode, with fake quantization on if it was trained with QAT.
     """
-    from lmu2neuro.models.lmuformer import ModelConfig, build_model
+    from lmu2neuro.models.config import ModelConfig
+    from lmu2neuro.models.registry import build_model
 
     ckpt = load_checkpoint(path)
     try:

@@ -32,6 +32,7 @@ from lmu2neuro.training.checkpoint import load_checkpoint, save_checkpoint
 from lmu2neuro.datasets import get_dataset
 from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
 from lmu2neuro.core.errors import UserError
+from lmu2neuro.deploy.lowering import integer_forward
 
 METRICS_SCHEMA = "lmu2neuro.metrics/1"
 # Options that must not change between a run and its resumption (epochs may grow).
@@ -115,11 +116,11 @@ def evaluate(model: torch.nn.Module, ds: Dataset, batch_size: int = 256) -> dict
 
 @torch.no_grad()
 def integer_accuracy(model: torch.nn.Module, ds: Dataset, batch_size: int = 256) -> float:
-    """Accuracy of argmax of `model.integer_forward(x)["scores"]`: the deployed integer network."""
+    """Accuracy of argmax of `integer_forward(model, x)["scores"]`: the deployed integer network."""
     model.eval()
     correct, n = 0, 0
     for x, y in _batches(ds, batch_size):
-        scores = model.integer_forward(x)["scores"]
+        scores = integer_forward(model, x)["scores"]
         correct += int((scores.argmax(1) == y).sum())
         n += len(y)
     return correct / max(n, 1)
@@ -140,7 +141,8 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _build(cfg: TrainConfig, data: DatasetSplits):
-    from lmu2neuro.models.lmuformer import ModelConfig, build_model
+    from lmu2neuro.models.config import ModelConfig
+    from lmu2neuro.models.registry import build_model
 
     try:
         mcfg = ModelConfig.from_preset(cfg.preset, input_size=data.input_size, num_classes=data.num_classes,
@@ -297,7 +299,7 @@ def test_metrics(ckpt_path: Path, test_ds: Dataset, cfg: TrainConfig) -> dict:
         model.set_qat(True)
     loader = DataLoader(test_ds, batch_size=cfg.eval_batch_size, shuffle=False)
     if ckpt["model_config"].get("causal", True):
-        from lmu2neuro.models.streaming import accuracy_by_frames
+        from lmu2neuro.training.evaluate import accuracy_by_frames
 
         result["accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader)]
         if ckpt["model_config"].get("spiking", cfg.spiking):

@@ -7,7 +7,6 @@ report.json, report.md, a self-contained report.html (plots embedded as base64 P
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import math
@@ -15,7 +14,8 @@ import os
 from pathlib import Path
 
 from lmu2neuro.core import atomic, guards
-from lmu2neuro.report import plots
+from lmu2neuro.core.guards import sha256_of
+from lmu2neuro.reports import plots
 from lmu2neuro.analysis.chip_mapping import map_to_chip
 from lmu2neuro.analysis.counting import count_operations
 from lmu2neuro.analysis.energy import dense_baseline, estimate_energy
@@ -26,14 +26,6 @@ from lmu2neuro.analysis.traffic import load_traffic
 
 BASELINE_PROFILES = ("cpu", "gpu", "mac45nm")
 SCHEMA = "lmu2neuro.report/1"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_model_hash(traffic: dict, model_path: str | os.PathLike, traffic_path: str = "traffic") -> str:

@@ -1,0 +1,337 @@
+"""A model's structure, declared once: nodes fed by synaptic terms, run three ways.
+
+An architecture declares its graph (``model.graph()``): a list of ``Node`` in topological order.
+A node sums its ``Term`` s (each a linear, causal map of one or more earlier signals) and passes
+the sum through its ``body`` (a spiking neuron after batch norm, an activation, or nothing).
+The same declaration drives
+
+- training: ``run(nodes, x)``, the layer-by-layer float forward over whole sequences;
+- streaming: ``StreamState`` steps the same nodes one frame at a time (``models.streaming``);
+- deployment: every term states its weights per delay tap (``Term.taps``), which
+  ``models.quantize`` folds and quantizes into Loihi integers for QAT and for lowering.
+
+So a new architecture is one models file that builds its modules and returns its graph.
+The term ops below wrap the model's own modules, so parameters, checkpoints and gradients are the
+modules'; an op only says how to run them and what weights they amount to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmu2neuro.core.errors import UserError
+
+INPUT = "input"  # the name of the graph's input signal
+
+
+# -- shared pieces of float execution ---------------------------------------------------------------
+def conv_time(conv: nn.Conv1d, x: torch.Tensor, causal: bool) -> torch.Tensor:
+    """A temporal Conv1d on x (B, T, C): causal (left padding k-1) or 'same' (the paper's)."""
+    k = conv.kernel_size[0]
+    xt = x.transpose(1, 2)
+    if causal:
+        xt = F.pad(xt, (k - 1, 0))
+    else:
+        left = (k - 1) // 2
+        xt = F.pad(xt, (left, k - 1 - left))
+    return conv(xt).transpose(1, 2)
+
+
+def bn_time(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+    """BatchNorm1d over channels of x (B, T, C) (statistics over batch and time, as Conv1d BN)."""
+    return bn(x.transpose(1, 2)).transpose(1, 2)
+
+
+def bn_frame(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+    """Batch norm of one frame (B, C) with the running statistics (inference)."""
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
+def bn_fold(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) of batch norm with its running statistics: bn(x) = scale * x + shift."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
+
+
+def _matrix(module: nn.Module) -> torch.Tensor:
+    """The (out, in) matrix of a Linear or a 1x1 Conv1d."""
+    return module.weight.reshape(module.weight.shape[0], -1)
+
+
+# -- term ops: how one synaptic input runs, and what weights it amounts to ----------------------------
+class Op:
+    """A linear, causal map of the source signals. ``run`` takes whole sequences (B, T, n) and
+    ``step`` one frame (B, n) with the op's state; ``taps`` gives the weights per source as
+    (taps, out, in) with tap j delaying by j steps, the bias (or None) and the origin kind."""
+
+    causal = True
+
+    def run(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(self, xs: list[torch.Tensor], state):
+        raise NotImplementedError
+
+    def taps(self) -> tuple[list[torch.Tensor], torch.Tensor | None, dict]:
+        raise NotImplementedError(f"{type(self).__name__} has no Loihi projection")
+
+    def modules(self) -> list[nn.Module]:
+        return []
+
+
+@dataclass(eq=False)
+class TemporalConv(Op):
+    """A temporal Conv1d: causal (left padding), or the paper's 'same' padding (not deployable)."""
+
+    conv: nn.Conv1d
+    causal: bool = True
+
+    def run(self, xs):
+        return conv_time(self.conv, xs[0], self.causal)
+
+    def step(self, xs, state):
+        k = self.conv.kernel_size[0]
+        x_t = xs[0]
+        buf = x_t.new_zeros(x_t.shape[0], x_t.shape[1], k) if state is None else state
+        buf = torch.cat([buf[:, :, 1:], x_t[:, :, None]], dim=2)
+        return F.conv1d(buf, self.conv.weight, self.conv.bias)[:, :, 0], buf
+
+    def taps(self):
+        if not self.causal:
+            raise UserError(
+                "model config: field 'causal' is false: the temporal convolutions use 'same' padding and need "
+                "future frames; only causal models (causal: true) can be deployed"
+            )
+        # tap j = kernel[..., k-1-j]: the causal conv's newest input has the last kernel weight
+        return ([self.conv.weight.flip(-1).permute(2, 0, 1)], self.conv.bias,
+                {"kind": "conv", "kernel": self.conv.kernel_size[0], "causal": True})
+
+    def modules(self):
+        return [self.conv]
+
+
+@dataclass(eq=False)
+class Dense(Op):
+    """A Linear or 1x1 Conv1d on the concatenation of its sources (``widths``: their sizes)."""
+
+    module: nn.Module
+    widths: list[int] | None = None
+
+    def run(self, xs):
+        x = xs[0] if len(xs) == 1 else torch.cat(xs, dim=-1)
+        if isinstance(self.module, nn.Conv1d):
+            return conv_time(self.module, x, True)
+        return self.module(x)
+
+    def step(self, xs, state):
+        x = xs[0] if len(xs) == 1 else torch.cat(xs, dim=-1)
+        return F.linear(x, _matrix(self.module), self.module.bias), None
+
+    def taps(self):
+        w = _matrix(self.module)
+        parts = [w] if self.widths is None else list(torch.split(w, self.widths, dim=1))
+        return [p[None] for p in parts], self.module.bias, {"kind": "dense"}
+
+    def modules(self):
+        return [self.module]
+
+
+@dataclass(eq=False)
+class DenseBN(Op):
+    """A 1x1 Conv1d followed by batch norm (folded with its running statistics at deployment)."""
+
+    conv: nn.Conv1d
+    bn: nn.BatchNorm1d
+
+    def run(self, xs):
+        return bn_time(self.bn, conv_time(self.conv, xs[0], True))
+
+    def step(self, xs, state):
+        return bn_frame(self.bn, F.linear(xs[0], _matrix(self.conv), self.conv.bias)), None
+
+    def taps(self):
+        s, t = bn_fold(self.bn)
+        return [s[None, :, None] * _matrix(self.conv)[None]], s * self.conv.bias + t, {"kind": "dense"}
+
+    def modules(self):
+        return [self.conv, self.bn]
+
+
+@dataclass(eq=False)
+class Memory(Op):
+    """The LMU memory of a single scalar source: an LTI filter, deployed as ``max_len`` FIR taps."""
+
+    memory: nn.Module  # lmu2neuro.models.lmu.LMUMemory
+    max_len: int
+
+    def run(self, xs):
+        return self.memory(xs[0][..., 0])
+
+    def step(self, xs, state):
+        m = self.memory.step(state, xs[0][:, 0])
+        return m, m
+
+    def taps(self):
+        h = self.memory.impulse(self.max_len).to(torch.float32)  # (d, taps)
+        return ([h.T[:, :, None]], None, {"kind": "lmu_fir", "order": self.memory.order,
+                                          "theta": self.memory.theta, "dt": 1.0, "taps": self.max_len})
+
+    def modules(self):
+        return [self.memory]
+
+
+@dataclass(eq=False)
+class Identity(Op):
+    """A residual path of the non-spiking model (a graded value has no Loihi projection)."""
+
+    def run(self, xs):
+        return xs[0]
+
+    def step(self, xs, state):
+        return xs[0], None
+
+
+# -- node bodies: what a node does with the sum of its terms --------------------------------------------
+class Body:
+    spiking = False
+    readout = False
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(self, x: torch.Tensor, state):
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class Spiking(Body):
+    """Batch norm, the neuron's input factor ``gain`` (SpikingJelly's 1/tau), then a LoihiLIF."""
+
+    bn: nn.BatchNorm1d
+    neuron: nn.Module  # lmu2neuro.models.neurons.LoihiLIF
+    gain: float
+    spiking = True
+
+    def run(self, x):
+        return self.neuron(self.gain * bn_time(self.bn, x))
+
+    def step(self, x, state):
+        drive = self.gain * bn_frame(self.bn, x)
+        spk, state = self.neuron.step(drive, self.neuron.init_state(drive) if state is None else state)
+        return spk, state
+
+
+@dataclass(eq=False)
+class Activation(Body):
+    """A non-spiking node: ``after(fn(x))`` with an optional batch norm after the activation."""
+
+    fn: object = None  # a function of a tensor, or None for the identity
+    after: nn.BatchNorm1d | None = None
+
+    def run(self, x):
+        y = x if self.fn is None else self.fn(x)
+        return y if self.after is None else bn_time(self.after, y)
+
+    def step(self, x, state):
+        y = x if self.fn is None else self.fn(x)
+        return (y if self.after is None else bn_frame(self.after, y)), None
+
+
+@dataclass(eq=False)
+class Readout(Body):
+    """The head: the sum of its terms is the frame's output (logits); on Loihi an integrating,
+    never-spiking population."""
+
+    readout = True
+
+    def run(self, x):
+        return x
+
+    def step(self, x, state):
+        return x, None
+
+
+# -- the declaration ------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Term:
+    """One synaptic input of a node: ``op`` applied to ``sources``. One Term object may feed several
+    nodes (a residual stream); it then runs once per forward. ``parts`` names the projection from each
+    source (default: the term's name)."""
+
+    name: str
+    sources: list[str]
+    op: Op
+    parts: list[str] | None = None
+
+    def part_names(self) -> list[str]:
+        return self.parts or [self.name]
+
+
+@dataclass(eq=False)
+class Node:
+    name: str
+    terms: list[Term]
+    body: Body
+    layer: str = ""  # the model's module path of the node's neuron (or head), for reports
+    term_layers: dict = field(default_factory=dict)  # id(term) -> module path
+
+
+def annotate(model: nn.Module, nodes: list[Node]) -> list[Node]:
+    """Fill in the module paths of every node and term (``layer`` in reports and NIR metadata)."""
+    where = {id(m): name for name, m in model.named_modules()}
+    for node in nodes:
+        body_module = getattr(node.body, "neuron", None)
+        if body_module is None and node.terms and node.terms[0].op.modules():
+            body_module = node.terms[0].op.modules()[0]
+        node.layer = where.get(id(body_module), "") if body_module is not None else ""
+        for term in node.terms:
+            mods = term.op.modules()
+            node.term_layers[id(term)] = where.get(id(mods[0]), "") if mods else ""
+    return nodes
+
+
+def run(nodes: list[Node], x: torch.Tensor, spikes: dict | None = None) -> torch.Tensor:
+    """The float forward over whole sequences: x (B, T, F) -> the last node's output (B, T, C).
+
+    ``spikes`` collects each spiking node's output. Terms shared by several nodes run once, and a
+    node sums its terms in the declared order (so a residual stream adds up as the model wrote it).
+    """
+    values = {INPUT: x}
+    done: dict[int, torch.Tensor] = {}
+    for node in nodes:
+        total = None
+        for term in node.terms:
+            if id(term) not in done:
+                done[id(term)] = term.op.run([values[s] for s in term.sources])
+            total = done[id(term)] if total is None else total + done[id(term)]
+        values[node.name] = node.body.run(total)
+        if spikes is not None and node.body.spiking:
+            spikes[node.name] = values[node.name]
+    return values[nodes[-1].name]
+
+
+class StreamState:
+    """The graph run one frame at a time: each op and body keeps what it needs from the past."""
+
+    def __init__(self, nodes: list[Node]):
+        self.nodes = nodes
+        self.state: dict[int, object] = {}
+
+    def step(self, x_t: torch.Tensor, spikes: dict | None = None) -> torch.Tensor:
+        values = {INPUT: x_t}
+        done: dict[int, torch.Tensor] = {}
+        for node in self.nodes:
+            total = None
+            for term in node.terms:
+                if id(term) not in done:
+                    done[id(term)], self.state[id(term)] = term.op.step(
+                        [values[s] for s in term.sources], self.state.get(id(term)))
+                total = done[id(term)] if total is None else total + done[id(term)]
+            values[node.name], self.state[id(node)] = node.body.step(total, self.state.get(id(node)))
+            if spikes is not None and node.body.spiking:
+                spikes[node.name] = values[node.name]
+        return values[self.nodes[-1].name]

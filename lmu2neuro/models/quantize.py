@@ -1,0 +1,248 @@
+"""A spiking model graph as Loihi integers: batch norm folded, threshold chosen, everything quantized.
+
+``quantize_graph(nodes, ...)`` turns a model's declared graph (``models.graph``) into one
+``QuantPop`` per population: weights as even 8-bit mantissas with a per-projection exponent,
+13-bit bias mantissa with a 3-bit exponent, a 17-bit threshold mantissa, 12-bit decays, all by the
+core's rules (``core.fixed_point``), while the float tensors keep straight-through gradients.
+Two users read it, so they cannot drift apart: ``run_qat`` (the fake-quantized float forward the
+model trains with in QAT mode) and ``lmu2neuro.deploy.lower`` (the IntNetwork). The integer mode
+is the one integer executor run on the lowered network (``lmu2neuro.deploy.integer_forward``).
+
+Folding, for a population with threshold theta, BN scale s and shift t (running statistics),
+neuron input factor g = 1/tau (SpikingJelly's ``v = (1 - g) v + g x``):
+    integer weight (float before rounding) = g * s * W / theta * vth   [/ input_scale for the input]
+    integer bias (voltage units)           = g * (s * sum(b) + t) / theta * vth * 64
+so the integer voltage is ``v_float / theta * vth * 64`` and the spike condition ``v > vth << 6``
+is the float ``v > theta``. vth is 1024 (2**17 / vth = 128x headroom for the 24-bit current and
+voltage), raised (up to 8192) when a projection's weights are too small for the lowest weight
+exponent -8 to keep 8 mantissa bits, and lowered when a weight or the bias would not fit Loihi's
+ranges; if no vth >= 1 fits, ``IntNetworkError`` names the population, the value and the limit.
+The readout (the head) is a population (du = 4095, dv = 0, vth = VTH_MAX) that integrates its
+input, scaled by K chosen so that ``max_len`` steps of the largest possible input cannot reach the
+threshold; argmax of its last voltage is argmax of the mean logits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.executor import tap_sum
+from lmu2neuro.core.intnet import IntNetworkError
+from lmu2neuro.models.graph import INPUT, Node, bn_fold
+
+VTH_TARGET = 1024
+# Raised up to this when a projection's weights are so small that their exponent would have to
+# go below Lava's -8 (the mantissa would lose bits); 2**17 / 8192 = 16x headroom remains.
+VTH_RESOLUTION_MAX = 8192
+READOUT_MARGIN = 0.9  # of the readout threshold that the worst-case input may reach
+
+
+# -- fake quantization: the core's rules with a straight-through gradient ---------------------------
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """round() in the forward pass, identity in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+def fake_quantize_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Float weights in integer-current units -> (mantissa * 2**exp with a straight-through gradient,
+    integer mantissa, exp), the mantissa and exp being exactly ``fixed_point.quantize_weights``."""
+    mant, exp = fx.quantize_weights(w.detach())
+    q = mant.to(w.dtype) * (2.0**exp)
+    return w + (q - w).detach(), mant, exp
+
+
+def fake_quantize_bias(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Float bias in voltage units (already x 64) -> (mant << exp as float with STE, mant, exp),
+    mant and exp being exactly ``fixed_point.quantize_bias``."""
+    mant, exp = fx.quantize_bias(b.detach().cpu().numpy())
+    mant = torch.from_numpy(mant)
+    q = mant.to(b.dtype) * (2.0**exp)
+    return b + (q - b).detach(), mant, exp
+
+
+def fake_quantize_input(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``fixed_point.quantize_input`` with a straight-through gradient."""
+    return torch.clamp(ste_round(x * scale), fx.INPUT_MIN, fx.INPUT_MAX)
+
+
+# -- the graph as populations and their synaptic inputs ------------------------------------------------
+@dataclass
+class Synapse:
+    """One projection into a population: weight (taps, out, in), tap j delays by j steps."""
+
+    name: str
+    source: str
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    origin: dict
+
+
+@dataclass
+class PopSpec:
+    name: str
+    size: int
+    synapses: list[Synapse]
+    scale: torch.Tensor  # folded BN scale (size,)
+    shift: torch.Tensor  # folded BN shift (size,)
+    neuron: torch.nn.Module | None  # LoihiLIF; None: the readout
+    gain: float  # the neuron's input factor g
+    layer: str = ""
+
+    @property
+    def readout(self) -> bool:
+        return self.neuron is None
+
+
+def population_specs(nodes: list[Node]) -> list[PopSpec]:
+    """Every node of a spiking graph as a Loihi population with its float synapses (differentiable)."""
+    specs = []
+    taps: dict[int, tuple] = {}  # a term feeding several nodes is folded once (one autograd path)
+    for node in nodes:
+        if not (node.body.spiking or node.body.readout):
+            raise IntNetworkError(f"node '{node.name}' ({node.layer}): a graded, non-spiking value cannot be a "
+                                  "Loihi population; only spiking nodes and the readout deploy")
+        synapses = []
+        for term in node.terms:
+            if id(term) not in taps:
+                taps[id(term)] = term.op.taps()
+            weights, bias, origin = taps[id(term)]
+            for i, (part, src, w) in enumerate(zip(term.part_names(), term.sources, weights)):
+                synapses.append(Synapse(part, src, w, bias if i == 0 else None,
+                                        {**origin, "layer": node.term_layers.get(id(term), "")}))
+        size = synapses[0].weight.shape[1]
+        if node.body.spiking:
+            scale, shift = bn_fold(node.body.bn)
+            specs.append(PopSpec(node.name, size, synapses, scale, shift, node.body.neuron, node.body.gain, node.layer))
+        else:
+            specs.append(PopSpec(node.name, size, synapses, torch.ones(size), torch.zeros(size), None, 1.0,
+                                 node.layer))
+    return specs
+
+
+# -- quantization ------------------------------------------------------------------------------
+@dataclass
+class QuantProj:
+    synapse: Synapse
+    w_q: torch.Tensor  # mant * 2**exp with straight-through gradient, integer-current units
+    mant: torch.Tensor  # int64 (taps, out, in)
+    exp: int
+    unit: float  # float value of one integer weight unit (``origin['scale']``: see deploy.lowering)
+
+
+@dataclass
+class QuantPop:
+    spec: PopSpec
+    vth: int
+    du: int
+    dv: int
+    bias_q: torch.Tensor  # bias in integer voltage units, STE
+    bias_mant: torch.Tensor
+    bias_exp: int
+    projs: list[QuantProj] = field(default_factory=list)
+    volt_unit: float = 1.0  # float value of one integer voltage unit (theta / (64 vth), or 1 / (64 K))
+
+
+def quantize_graph(nodes: list[Node], input_scale: float, max_len: int, quantized: bool = True) -> list[QuantPop]:
+    """Loihi integers for every population; the float tensors keep straight-through gradients.
+
+    ``quantized=False`` leaves the float tensors unrounded (the folded float model, for checks).
+    """
+    out = []
+    for pop in population_specs(nodes):
+        # Everything in "per unit of the integer source" and in units of the firing threshold.
+        per = 1.0 if pop.readout else pop.gain / float(pop.neuron.threshold)
+        ws = []
+        bias = pop.shift.clone()
+        for syn in pop.synapses:
+            w = pop.scale[None, :, None] * syn.weight * per
+            if syn.source == INPUT:
+                w = w / input_scale
+            ws.append(w)
+            if syn.bias is not None:
+                bias = bias + pop.scale * syn.bias
+        bias = bias * per
+        peaks = [float(w.detach().abs().max()) for w in ws]
+        bpeak = float(bias.detach().abs().max())
+        wlim = fx.WEIGHT_MAX * 2.0 ** 7
+        blim = fx.BIAS_MANT_MAX * 2.0 ** fx.BIAS_EXP_MAX
+        if pop.readout:
+            # K: integer current units per logit; max_len steps of the largest input stay below vth.
+            worst = float(sum(w.detach().abs().sum(dim=(0, 2)) for w in ws).add(bias.detach().abs()).max())
+            cands = [fx.VTH_MAX * READOUT_MARGIN / (max_len * max(worst, 1e-30))]
+        else:
+            smallest = min((p for p in peaks if p > 0), default=0.0)
+            want = fx.WEIGHT_MAX * 2.0**-8 / smallest if smallest > 0 else 0.0
+            cands = [float(min(max(VTH_TARGET, want), VTH_RESOLUTION_MAX))]
+        for peak in peaks:
+            if peak > 0:
+                cands.append(wlim / peak)
+        if bpeak > 0:
+            cands.append(blim / (64 * bpeak))
+        k = min(cands)
+        if pop.readout:
+            vth = fx.VTH_MAX
+        else:
+            vth = int(math.floor(k))
+            if vth < 1:
+                _raise_range(pop, peaks, bpeak, wlim, blim)
+            k = float(vth)
+        volt_unit = 1.0 / (64.0 * k)
+        unit = 1.0 / k
+        if not pop.readout:
+            theta = float(pop.neuron.threshold)
+            volt_unit *= theta
+            unit = theta / (k * pop.gain)
+        projs = []
+        for syn, w in zip(pop.synapses, ws):
+            w_q, mant, exp = fake_quantize_weights(w * k)
+            projs.append(QuantProj(syn, w_q if quantized else w * k, mant, exp, unit))
+        b_q, b_mant, b_exp = fake_quantize_bias(bias * k * 64)
+        if not quantized:
+            b_q = bias * k * 64
+        du, dv = (fx.DECAY_UNITY - 1, 0) if pop.readout else (pop.neuron.du, pop.neuron.dv)
+        out.append(QuantPop(pop, vth, du, dv, b_q, b_mant, b_exp, projs, volt_unit))
+    return out
+
+
+def _raise_range(pop: PopSpec, peaks: list[float], bpeak: float, wlim: float, blim: float) -> None:
+    """IntNetworkError naming the weight or bias that no threshold mantissa >= 1 can hold."""
+    limits = [(wlim / p, i) for i, p in enumerate(peaks) if p > 0]
+    w_k, w_i = min(limits) if limits else (math.inf, -1)
+    if bpeak > 0 and blim / (64 * bpeak) <= w_k:
+        raise IntNetworkError(
+            f"population '{pop.name}' ({pop.layer}): folded bias of {bpeak:.4g} thresholds per step does not fit the "
+            f"bias limit {int(blim)} (13-bit mantissa << 7) at any threshold mantissa >= 1"
+        )
+    raise IntNetworkError(
+        f"projection '{pop.name}.{pop.synapses[w_i].name}': folded weight of {peaks[w_i]:.4g} thresholds per "
+        f"input unit does not fit the weight limit {int(wlim)} (8-bit mantissa << 7) at any threshold mantissa >= 1"
+    )
+
+
+def run_qat(nodes: list[Node], x: torch.Tensor, input_scale: float, max_len: int, quantized: bool = True,
+            spikes: dict | None = None) -> torch.Tensor:
+    """The fake-quantized float forward: head output per frame (B, T, C), straight-through grads.
+
+    ``quantized=False`` runs the BN-folded float graph instead (no rounding anywhere), which must
+    match the layer-by-layer float model in eval mode; ``spikes`` collects each population's spikes.
+    """
+    signals = {INPUT: fake_quantize_input(x, input_scale) if quantized else x * input_scale}
+    frame = None
+    for qp in quantize_graph(nodes, input_scale, max_len, quantized=quantized):
+        acc = 0.0
+        for pr in qp.projs:
+            acc = acc + tap_sum(signals[pr.synapse.source], pr.w_q)
+        # Integer current a -> voltage a * 64 units; bias already in voltage units.
+        drive = (acc * 64.0 + qp.bias_q) * qp.volt_unit
+        if qp.spec.readout:
+            frame = drive
+        else:
+            signals[qp.spec.name] = qp.spec.neuron(drive)
+            if spikes is not None:
+                spikes[qp.spec.name] = signals[qp.spec.name]
+    assert frame is not None
+    return frame
