@@ -116,12 +116,12 @@ def run_population(x_int, weights, weight_exp, du, dv, vth, bias_mant, bias_exp=
     integer executor: (spikes (B, T, n) bool, voltages (B, T, n) int64)."""
     import torch
 
-    from lmu2neuro.core.executor import simulate
+    from lmu2neuro.core.executor import execute
 
     w = np.asarray(weights, dtype=np.int64)
     n, n_in = w.shape[1], w.shape[2]
     net = IntNetwork(input_size=n_in, input_scale=1.0, output="p",
                      populations=[Population("p", n, du, dv, vth, np.asarray(bias_mant, dtype=np.int64), bias_exp)],
                      projections=[Projection("in->p", "input", "p", w, weight_exp)])
-    r = simulate(net, torch.as_tensor(x_int), record=("p",))
+    r = execute(net, torch.as_tensor(x_int), record=("p",))
     return r.spikes["p"], r.voltages["p"]

@@ -1,7 +1,7 @@
 """The one integer executor: an IntNetwork run in torch, batched, bit-exact with Lava fixed_pt.
 
 Every integer result of the project comes from here: the reference simulator, the QAT model in
-integer mode (``lmu2neuro.deploy.integer_forward`` = ``simulate(lower(model), quantize(x))``) and
+integer mode (``lmu2neuro.deploy.integer_forward`` = ``execute(lower(model), quantize(x))``) and
 the checks on Lava runs. Lava's own ProcessModels are the independent check and share no code.
 
 Populations are in topological order and projections carry their delays as taps, so a whole
@@ -23,7 +23,7 @@ from lmu2neuro.core.intnet import IntNetwork
 
 
 @dataclass
-class SimResult:
+class Execution:
     spikes: dict[str, torch.Tensor]  # population -> (batch, T, n) bool; readout: all False
     scores: torch.Tensor  # (batch, n_out) int64: output score after the last step (intnet docstring)
     readout_trace: torch.Tensor  # (batch, T, n_out) int64: output score after each step
@@ -58,7 +58,7 @@ def integer_current(x: torch.Tensor, weights, weight_exp: int) -> torch.Tensor:
     return fx.shift_by_exp(acc.round().to(torch.int64), weight_exp)
 
 
-def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str, ...] = ()) -> SimResult:
+def execute(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str, ...] = ()) -> Execution:
     """Run a batch of quantized inputs (batch, T, input_size) through the network; ``record`` names
     populations whose voltage after each step (after the reset) is kept in ``voltages``."""
     x = torch.as_tensor(np.asarray(x_int), dtype=torch.int64)
@@ -106,5 +106,5 @@ def simulate(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[st
             voltages[pop.name] = vs
         if pop.name == net.output:
             trace = vs if pop.readout else out.to(torch.int64).cumsum(dim=1)
-    return SimResult(spikes=spikes, scores=trace[:, -1], readout_trace=trace, wrapped=wrapped,
+    return Execution(spikes=spikes, scores=trace[:, -1], readout_trace=trace, wrapped=wrapped,
                      peak_current=peak, voltages=voltages)

@@ -3,7 +3,7 @@
 ``lower(model)`` reads the model's declared graph through ``models.quantize.quantize_graph`` (the
 same quantization its QAT mode trains with) and writes the populations and projections.
 ``integer_forward(model, x)`` is the deployed network run by the one integer executor:
-``core.executor.simulate(lower(model), quantize_input(x))``.
+``core.executor.execute(lower(model), quantize_input(x))``.
 
 Structure as projections:
 - temporal conv of kernel k (causal, left padding) -> k taps, tap j = kernel[..., k-1-j];
@@ -40,7 +40,7 @@ import torch
 
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from lmu2neuro.models.quantize import quantize_graph
 
@@ -87,5 +87,5 @@ def integer_forward(model, x: torch.Tensor) -> dict:
         raise UserError("model config: integer_forward needs the spiking model (spiking: true)")
     model.check_deployable_input(x)
     net = lower(model)
-    r = simulate(net, fx.quantize_input(x, net.input_scale))
+    r = execute(net, fx.quantize_input(x, net.input_scale))
     return {"scores": r.scores, "spikes": r.spikes, "readout_trace": r.readout_trace}

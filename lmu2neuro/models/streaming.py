@@ -4,7 +4,7 @@
 k-1 inputs of every temporal conv, every neuron's (current, voltage), the LMU memory state m
 (advanced by the exact recurrent step ``m_t = Abar m_{t-1} + Bbar u_t``) and the running sum of
 head outputs. Batch norm uses its running statistics (inference). Its outputs equal the parallel
-pass of the model in eval mode (tests/models/test_streaming.py compares spikes and per-step logits).
+pass of the model in eval mode (tests/models/test_model.py compares spikes and per-step logits).
 """
 
 from __future__ import annotations

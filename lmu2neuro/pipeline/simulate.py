@@ -20,13 +20,13 @@ def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress
     """The reference integer simulator, in batches, reduced to a Measurement."""
     from tqdm import tqdm
 
-    from lmu2neuro.core.executor import simulate
+    from lmu2neuro.core.executor import execute
 
     started = time.perf_counter()
     spikes: dict[str, list] = {}
     traces, wrapped, peak = [], {}, {}
     for first in tqdm(range(0, len(x_int), batch), desc="reference", disable=not progress, leave=False):
-        r = simulate(net, x_int[first : first + batch])
+        r = execute(net, x_int[first : first + batch])
         for name, s in r.spikes.items():
             spikes.setdefault(name, []).append(s.numpy())
             wrapped[name] = wrapped.get(name, 0) + r.wrapped[name]

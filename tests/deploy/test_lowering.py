@@ -11,7 +11,7 @@ from lmu2neuro.core.legendre import impulse_response
 from lmu2neuro.deploy.lowering import integer_forward, lower
 from lmu2neuro.models.config import ModelConfig
 from lmu2neuro.models.registry import build_model
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 from netgen import lively
 
 
@@ -33,7 +33,7 @@ def test_integer_forward_equals_reference_simulation_of_the_lowered_network(
     x = torch.rand(5, steps, input_size) if preset == "digits-small" else torch.randn(5, steps, input_size)
     out = integer_forward(model, x)
     net = lower(model)
-    ref = simulate(net, net.quantize_input(x.numpy()))
+    ref = execute(net, net.quantize_input(x.numpy()))
     assert out["scores"].dtype == torch.int64 and out["scores"].shape == (5, classes)
     assert torch.equal(out["scores"], ref.scores)
     assert torch.equal(out["readout_trace"], ref.readout_trace)

@@ -18,7 +18,7 @@ from converters.nir.lower import _trace_synapse_chain
 from converters.nir.read import read_intnet
 from converters.nir.float_executor import load
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 from lmu2neuro.pipeline.simulate import run_reference
 from lmu2neuro.core.measurement import agreement
 
@@ -40,7 +40,7 @@ def _float_vs_int(path, net, x_int, input_scale, in_shape=None):
     spike equals nir_torch's float spike, and the fraction of spikes of either run matched by the other."""
     x_float = x_int.reshape(x_int.shape[:2] + tuple(in_shape)) if in_shape else x_int
     _, rec = load(path, dt=DT)(torch.as_tensor(x_float / input_scale), record=True)
-    sim = simulate(net, x_int)
+    sim = execute(net, x_int)
     out = {}
     for pop in net.populations:
         node = pop.meta.get("nir_node")
@@ -255,10 +255,10 @@ def test_conv_pool_network_lava_equals_reference_and_follows_float(kind, tmp_pat
     # the second layer on its own: nir_torch's float chain driven by the integer first layer's spikes
     names = {"conv2d_sumpool": ["pool", "flat", "fc", "lif2"], "conv2d_avgpool": ["pool", "flat", "fc", "lif2"],
              "conv1d_delay": ["flat", "fc", "d", "lif2"]}[kind]
-    lif1 = simulate(net, x).spikes["lif1"].numpy()
+    lif1 = execute(net, x).spikes["lif1"].numpy()
     chain_in = lif1.reshape(lif1.shape[:2] + tuple(np.shape(graph.nodes["lif1"].tau))).astype(np.float64)
     forced = _run_chain(graph, names, chain_in) > 0
-    lif2 = simulate(net, x).spikes["lif2"].numpy()
+    lif2 = execute(net, x).spikes["lif2"].numpy()
     close["lif2 (driven by the integer lif1)"] = float((forced == lif2).mean())
     print(kind, "float vs int:", close)
     assert close["lif1"]["entries"] > 0.97 and close["lif1"]["spikes_matched"] > 0.95, close

@@ -20,7 +20,7 @@ from lmu2neuro.core.outdir import LOCK_NAME, holder_pid, output_lock
 from lmu2neuro.pipeline.simulate import simulate_network
 from lmu2neuro.training.recipe import TrainConfig, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = {"dim": 8, "memory_order": 4, "embed_convs": 1, "mlp_ratio": 1}
 
 

@@ -25,7 +25,7 @@ import torch
 from converters.nir.export import export_nir
 from converters.nir.float_executor import load
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 
 
 def _feed_forward(with_readout=False):
@@ -74,7 +74,7 @@ def test_snntorch_loads_our_feed_forward_export_and_agrees_with_our_reader(tmp_p
     assert ours.sum() > 20
     assert torch.equal(theirs, ours)
     # float Euler vs the Loihi integers: close, not equal (truncating decays)
-    integer = simulate(_feed_forward(with_readout=True), x_int).spikes["h2"].double()
+    integer = execute(_feed_forward(with_readout=True), x_int).spikes["h2"].double()
     assert (integer == ours).double().mean() > 0.9
 
 

@@ -2,7 +2,7 @@
 Ctrl-C during training exits cleanly, and every file the package writes goes through lmu2neuro.atomic.
 
 Ctrl-C during a Lava simulation (no Lava process left, no traffic.json, no temporary file) is
-tests/test_lava_runtime.py::test_ctrl_c_during_simulate_leaves_no_process_and_no_traffic.
+tests/converters/lava/test_lava_runtime.py::test_ctrl_c_during_simulate_leaves_no_process_and_no_traffic.
 """
 
 import ast
@@ -21,7 +21,7 @@ from lmu2neuro.training.checkpoint import load_checkpoint
 from lmu2neuro.training.recipe import TrainConfig, train
 from netgen import as_at_a_terminal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = {"dim": 8, "memory_order": 4, "embed_convs": 1, "mlp_ratio": 1}
 # 320 training samples in batches of 16: 20 steps per epoch, long enough to land a signal inside one
 OPTIONS = dict(dataset="digits", preset="digits-small", epochs=3, limit=320, batch_size=16, seed=3)

@@ -17,7 +17,7 @@ from converters.nir.read import read_intnet
 from converters.nir.float_executor import load
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 
 
 def _even(rng, shape, lo=-100, hi=100):
@@ -124,7 +124,7 @@ def test_round_trip_is_exact(exported):
         assert a.origin["kind"] == b.origin["kind"]
     assert back.input_scale == net.input_scale and back.dt == net.dt and back.meta == net.meta
     x = np.random.default_rng(1).integers(-128, 128, (4, 12, 8))
-    r1, r2 = simulate(net, x), simulate(back, x)
+    r1, r2 = execute(net, x), execute(back, x)
     assert sum(int(s.sum()) for s in r1.spikes.values()) > 50  # the comparison sees real activity
     for k in r1.spikes:
         assert torch.equal(r1.spikes[k], r2.spikes[k]), k
@@ -149,7 +149,7 @@ def test_graph_states_the_integer_dynamics_where_they_are_exact(tmp_path):
     path = tmp_path / "if.nir"
     export_nir(net, path, dt=1e-3)
     x = rng.integers(-128, 128, (3, 20, 4))
-    ref = simulate(net, x)
+    ref = execute(net, x)
     model = load(path, dt=1e-3)
     _, rec = model(torch.as_tensor(x / 8.0), record=True)
     assert int(ref.spikes["h"].sum()) > 5
@@ -178,7 +178,7 @@ def test_checkpoint_to_nir_through_the_cli_equals_integer_forward(tmp_path, caps
     back = read_intnet(out)
     x = torch.randn(3, 20, 8, generator=torch.Generator().manual_seed(1))
     ref = integer_forward(model, x)
-    sim = simulate(back, back.quantize_input(x.numpy()))
+    sim = execute(back, back.quantize_input(x.numpy()))
     assert sum(int(s.sum()) for s in sim.spikes.values()) > 0
     assert torch.equal(ref["scores"], sim.scores)
     for name, s in ref["spikes"].items():

@@ -8,13 +8,13 @@ from lmu2neuro.analysis.counting import count_operations
 from lmu2neuro.analysis.traffic import check_traffic_matches
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 
 
 def make_traffic(net: IntNetwork, x_int: np.ndarray, labels=None, model_sha256: str = "0" * 64) -> dict:
     """A traffic dict (docs/CONTRACTS.md) from a reference simulation, built as `simulate` does."""
     x = np.asarray(x_int)
-    r = simulate(net, x)
+    r = execute(net, x)
     samples, steps, _ = x.shape
     nz_in = x != 0
     layers = [{"name": net.input_name, "kind": "input", "neurons": net.input_size, "graded": True,
@@ -70,7 +70,7 @@ def spiking_mlp(seed=0, sizes=(6, 12, 10, 4)) -> IntNetwork:
 
 def by_hand(net, x):
     """NeuroBench totals with explicit loops over samples, steps and connections."""
-    r = simulate(net, x)
+    r = execute(net, x)
     signals = {"input": np.asarray(x)}
     signals.update({k: v.numpy().astype(int) for k, v in r.spikes.items()})
     samples, steps, _ = x.shape
@@ -114,7 +114,7 @@ def test_neurobench_totals_match_hand_count():
     assert tot["footprint_bytes"] == sum(-(-(w * 8 + n * 13) // 8) for w, n in ((72, 12), (120, 10), (40, 4)))
     h1 = c.layer("h1")
     assert h1.macs == pytest.approx(macs) and h1.acs == 0
-    assert c.layer("h2").firing_rate == pytest.approx(int(simulate(net, x).spikes["h2"].sum()) / (3 * 7 * 10))
+    assert c.layer("h2").firing_rate == pytest.approx(int(execute(net, x).spikes["h2"].sum()) / (3 * 7 * 10))
     # the per-frame split adds up to the totals
     for p in c.projections:
         assert sum(p.ops_per_step) == pytest.approx(p.synaptic_ops)

@@ -6,7 +6,7 @@ import torch
 
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 
 
 def pop(name, n, **kw):
@@ -30,7 +30,7 @@ def test_single_neuron_by_hand():
         output="out",
     )
     x = torch.tensor([[[3], [0], [3], [3]]])
-    r = simulate(net, x)
+    r = execute(net, x)
     # v: 1536 > 1280 spike at t0; t1 no input: v = 0; t2 spike; t3 spike
     assert r.spikes["a"][0, :, 0].tolist() == [True, False, True, True]
     # readout integrates 2 << 6 per spike: 3 spikes -> 384
@@ -45,13 +45,13 @@ def test_taps_delay_the_input():
                      [Projection("d", "input", "a", w), Projection("r", "a", "out", np.array([[[2]]]))], "out")
     x = torch.zeros(1, 6, 1, dtype=torch.int64)
     x[0, 1, 0] = 1
-    r = simulate(net, x)
+    r = execute(net, x)
     assert r.spikes["a"][0, :, 0].nonzero().flatten().tolist() == [3]
 
 
 def test_arithmetic_right_shift_floors_negative_sums():
     net = IntNetwork(1, 1.0, [readout(1)], [Projection("d", "input", "out", np.array([[[-2]]]), weight_exp=-2)], "out")
-    r = simulate(net, torch.tensor([[[3]]]))
+    r = execute(net, torch.tensor([[[3]]]))
     # -6 >> 2 = -2 (floor), not -1 (truncation)
     assert r.scores.item() == -2 << 6
 
@@ -60,7 +60,7 @@ def test_current_wrap_is_reported():
     net = IntNetwork(1, 1.0, [pop("a", 1, du=0, vth=fx.VTH_MAX), readout(1)],
                      [Projection("d", "input", "a", np.array([[[254]]]), weight_exp=7),
                       Projection("r", "a", "out", np.array([[[2]]]))], "out")
-    r = simulate(net, torch.full((1, 8, 1), 127, dtype=torch.int64))
+    r = execute(net, torch.full((1, 8, 1), 127, dtype=torch.int64))
     assert r.wrapped["a"] > 0
 
 
@@ -121,6 +121,6 @@ def test_recurrent_projection_by_hand_and_its_validation():
                       Projection("r", "a", "out", np.array([[[2]]]))], "out")
     x = torch.zeros(1, 5, 1, dtype=torch.int64)
     x[0, 0, 0] = 1
-    assert simulate(net, x).spikes["a"][0, :, 0].tolist() == [True] * 5
+    assert execute(net, x).spikes["a"][0, :, 0].tolist() == [True] * 5
     with pytest.raises(IntNetworkError, match="tap 0 must be zero"):
         IntNetwork(1, 1.0, [pop("a", 1), readout(1)], [Projection("self", "a", "a", np.array([[[2]]]))], "out")

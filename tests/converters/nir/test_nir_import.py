@@ -9,7 +9,7 @@ import torch
 from converters.nir.read import read_intnet
 from converters.nir.float_executor import load
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 
 from netgen import PAPER_DATA as DATA
 from netgen import PAPER_SPIKES, needs_paper_data
@@ -22,7 +22,7 @@ def test_lif_norse_in_integers_spikes_where_the_paper_says():
     pop = net.population("1")
     assert (pop.du, pop.dv) == (4095, round(4096 * 1e-4 / 2.5e-3))  # no synaptic state; 4 % leak per step
     assert net.output == "1.count" and net.population("1.count").readout
-    r = simulate(net, x.reshape(1, -1, 1).astype(np.int64))
+    r = execute(net, x.reshape(1, -1, 1).astype(np.int64))
     assert torch.nonzero(r.spikes["1"][0, :, 0]).flatten().tolist() == PAPER_SPIKES
     assert int(r.scores[0, 0]) == 4 * 2 * 64  # the counter integrates 4 spikes of weight 2 (<< 6)
 
@@ -58,7 +58,7 @@ def test_quantized_graph_spikes_like_the_float_graph(tmp_path, delay_steps):
     assert proj.taps == delay_steps + 1 and np.count_nonzero(proj.weights[:delay_steps]) == 0
     x = rng.uniform(0, 3, (8, 60, 3))
     x_int = net.quantize_input(x)
-    r = simulate(net, x_int)
+    r = execute(net, x_int)
     out, rec = load(path, dt=1e-3)(torch.as_tensor(x_int / 32.0), record=True)
     for name, fl in (("lif1", rec["lif1"]["out"]), ("lif2", out)):
         ours, theirs = r.spikes[name].sum(dim=1).double(), fl.sum(dim=1)
@@ -77,7 +77,7 @@ def _write(tmp_path, graph):
 
 
 def test_recurrence_between_neurons_is_named(tmp_path):
-    # a neuron feeding itself lowers to a recurrent projection (tests/test_nir_lowering_thirdparty.py);
+    # a neuron feeding itself lowers to a recurrent projection (tests/converters/nir/test_nir_lowering_thirdparty.py);
     # a loop through two neuron nodes cannot be delivered by Lava within a step: refused by name
     lif = dict(tau=np.full(3, 1e-3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3))
     g = nir.NIRGraph(
@@ -145,7 +145,7 @@ def test_snntorch_export_with_per_neuron_beta_runs_in_integers(tmp_path):
     assert names == ["lif1.0", "lif1.1", "lif1.2", "lif2.0", "lif2.1", "lif2.count"]
     assert net.population("lif1.2").dv == 512 and net.population("lif1.2").meta["neurons"] == [3]
     x_int = torch.randint(0, 64, (4, 40, 4), generator=g)
-    r = simulate(net, x_int)
+    r = execute(net, x_int)
     # snnTorch itself, step by step on the same (quantized) input
     x = x_int.double() / 32.0
     m1, m2 = torch.zeros(4, 6), torch.zeros(4, 3)

@@ -8,7 +8,7 @@ from converters.netx.export import export_netx, netx_problems
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from lmu2neuro.core.executor import simulate
+from lmu2neuro.core.executor import execute
 
 
 def _chain(seed=0):
@@ -106,7 +106,7 @@ def test_netx_in_lava_spikes_like_the_reference(tmp_path):
     path = tmp_path / "chain.net"
     export_netx(net, path)
     x = np.random.default_rng(5).integers(-20, 60, (1, 30, 5))
-    ref = simulate(net, x)
+    ref = execute(net, x)
     assert int(ref.spikes["h1"].sum()) > 20 and int(ref.spikes["h2"].sum()) > 10
     spikes, readout = _run_netx(path, net, x)
     for pop in net.populations:

@@ -57,7 +57,7 @@ def test_blouw_benchmark_counts_by_hand(tmp_path):
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "blouw_kws_check.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "blouw_kws_check.py"
     spec = importlib.util.spec_from_file_location("blouw_kws_check", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

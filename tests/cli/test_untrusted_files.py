@@ -19,7 +19,7 @@ from lmu2neuro.training.checkpoint import FORMAT, load_checkpoint, model_from_ch
 from lmu2neuro.cli import main
 from lmu2neuro.core.errors import UserError
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
 from netgen import random_network  # noqa: E402
 
 
