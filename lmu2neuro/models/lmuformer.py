@@ -81,9 +81,17 @@ def _init_linear(module: nn.Module) -> None:
 
 
 class _Sequence(nn.Module):
-    """What both LMUFormers share: the graph runs the forward, frames are averaged for the logits."""
+    """What both LMUFormers share: the patch embedding's convs, the graph runs the forward, frames
+    are averaged for the logits."""
 
-    cfg: ModelConfig
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, k = cfg.dim, cfg.kernel_size
+        chans = [cfg.input_size] + [d] * cfg.embed_convs
+        self.embed_convs = nn.ModuleList(nn.Conv1d(chans[i], d, k, bias=False) for i in range(cfg.embed_convs))
+        self.embed_bns = nn.ModuleList(nn.BatchNorm1d(d) for _ in range(cfg.embed_convs))
+        self.rpe_conv = nn.Conv1d(d, d, k, bias=False)
 
     def graph(self) -> list[Node]:
         raise NotImplementedError
@@ -106,15 +114,9 @@ class LMUFormer(_Sequence):
     """The non-spiking LMUFormer (ReLU/GELU, BN after the activation in the embedding)."""
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        d, k = cfg.dim, cfg.kernel_size
-        chans = [cfg.input_size] + [d] * cfg.embed_convs
-        self.embed_convs = nn.ModuleList(nn.Conv1d(chans[i], d, k, bias=False) for i in range(cfg.embed_convs))
-        self.embed_bns = nn.ModuleList(nn.BatchNorm1d(d) for _ in range(cfg.embed_convs))
-        self.rpe_conv = nn.Conv1d(d, d, k, bias=False)
+        super().__init__(cfg)
         self.blocks = nn.ModuleList(_ANNBlock(cfg) for _ in range(cfg.depth))
-        self.head = nn.Linear(d, cfg.num_classes)
+        self.head = nn.Linear(cfg.dim, cfg.num_classes)
         _init_linear(self)
 
     def graph(self) -> list[Node]:
@@ -191,16 +193,11 @@ class SpikingLMUFormer(_Sequence):
     """The spiking LMUFormer with membrane shortcut (official ``slmu_rnn_ms_conv1d``)."""
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        d, k = cfg.dim, cfg.kernel_size
-        chans = [cfg.input_size] + [d] * cfg.embed_convs
-        self.embed_convs = nn.ModuleList(nn.Conv1d(chans[i], d, k, bias=False) for i in range(cfg.embed_convs))
-        self.embed_bns = nn.ModuleList(nn.BatchNorm1d(d) for _ in range(cfg.embed_convs))
+        super().__init__(cfg)
+        d = cfg.dim
         self.embed_lifs = nn.ModuleList(
             LoihiLIF(0.0, cfg.beta, cfg.threshold, cfg.surrogate_slope) for _ in range(cfg.embed_convs)
         )
-        self.rpe_conv = nn.Conv1d(d, d, k, bias=False)
         self.blocks = nn.ModuleList(_SpikingBlock(cfg) for _ in range(cfg.depth))
         self.head_bn = nn.BatchNorm1d(d)
         self.head_lif = LoihiLIF(0.0, cfg.beta, cfg.threshold, cfg.surrogate_slope)
