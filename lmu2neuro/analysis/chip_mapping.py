@@ -12,6 +12,7 @@ Then per core, fan-out axons = sum over its neurons of the distinct target cores
 reaches. The input is injected by the host and takes no core. A single neuron that breaks a
 limit on its own cannot be fixed by packing: it is reported as a violation with its layer.
 Chips = the most of ceil(cores / cores per chip) and the per-chip neuron and synapse limits.
+Cores are numbered in packing order and fill tiles (`cores_per_tile`) in that order.
 """
 
 from __future__ import annotations
@@ -58,9 +59,14 @@ class ChipMapping:
     violations: list[Violation] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
+    tiles: int = 0  # tiles holding at least one core (cores are filled tile by tile)
+    # population -> the global core index of each of its neurons (for per-core loads and times)
+    core_of: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("core_of")  # one entry per neuron: the per-core table in the time model says it shorter
+        return d
 
 
 def _limit(profile: Profile, key: str) -> float | None:
@@ -188,5 +194,8 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
         "synaptic memory = nonzero synapses x (weight bits + delay bits), no index overhead",
         "the input is injected by the host and occupies no core",
     ] + profile.assumptions()
+    per_tile = _limit(profile, "cores_per_tile") or 1
     return ChipMapping(profile=profile.name, layers=rows, cores=total_cores, chips=max(chips, 1 if rows else 0),
-                       violations=violations, assumptions=assumptions, unchecked=unchecked)
+                       violations=violations, assumptions=assumptions, unchecked=unchecked,
+                       tiles=math.ceil(total_cores / per_tile),
+                       core_of={k: v.astype(int).tolist() for k, v in core_of.items()})

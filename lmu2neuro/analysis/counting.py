@@ -4,8 +4,9 @@ Definitions follow NeuroBench (Yik et al. 2023/2025) where it has one:
 - Dense: every connection of every projection, every time step (weights incl. zeros, all delay
   taps) = dense-equivalent MACs of the same network run without spikes.
 - Effective MACs / ACs: synaptic operations with a nonzero input and a nonzero weight. A
-  projection counts as ACs only if all its inputs are in {-1, 0, 1} (binary spikes); graded
-  inputs (the analog first layer, a graded LMU memory) count as MACs. Bias is not counted.
+  projection counts as ACs only if all its inputs are binary spikes; graded inputs (the analog
+  first layer, a graded LMU memory) count as MACs, but an input whose every value is 0 or 1
+  (the traffic's `binary` flag on the input layer) is spikes, so ACs. Bias is not counted.
 - Activation sparsity: 1 - spikes / (neurons x steps) over the spiking populations.
 - Footprint: bytes of weights (all taps, incl. zeros) and bias mantissas at their stored widths.
 Beyond NeuroBench, per layer: neuron updates (neurons x steps), spikes sent, firing rate.
@@ -127,8 +128,11 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
     for proj in projs:
         w = np.asarray(proj.weights)
         t = tp[proj.name]
-        # The simulator knows whether the input was all in {-1, 0, 1} (spike input): trust its flag.
+        # The simulator knows whether the input was graded: trust its flag, except for an input of
+        # binary spikes (every value 0 or 1), whose ops NeuroBench counts as ACs.
         graded = bool(t.get("graded", net.is_graded(proj)))
+        if proj.source == net.input_name and inp.get("binary") is True:
+            graded = False
         fo = fan_out(w)
         if proj.source == net.input_name:
             ops_total = float(required_field(t, "synaptic_events", f"projections.{proj.name}", source))

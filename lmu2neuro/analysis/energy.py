@@ -1,12 +1,18 @@
-"""Energy per inference from operation counts and a hardware profile.
+"""Energy and power per inference from operation counts, the time model and a hardware profile.
 
-Dynamic energy of a layer = ACs x E_ac + MACs x E_mac + neuron updates x E_neuron
-+ spikes sent x E_spike. On an event-driven target (neuromorphic, or the 45 nm arithmetic
-reference) the ops are the effective ones (nonzero input, nonzero weight); a conventional
-processor runs every connection every step, so there the ops are the dense-equivalent MACs.
-Static energy = static power x chips x steps x step time, counted only when a step time is set
-(in the profile or by the caller). Every estimate names its profile, the source of each number
-used and what it leaves out.
+Dynamic energy of a layer = ACs x E_ac + MACs x E_mac + neuron updates x E_neuron + spikes sent x
+E_spike; plus, on a mapped chip, messages (one per spike per destination core) x E_message. On an
+event-driven target (neuromorphic, or the 45 nm arithmetic floor) the ops are the effective ones
+(nonzero input, nonzero weight); a conventional processor runs every connection every step, so
+there the ops are the dense-equivalent MACs (and the per-layer table shows those).
+
+Every figure is (estimate, low, high): the ends use the ends of each per-event range. Static
+energy = static power x latency (the modelled step time x steps, or a step time the user gives),
+on two bases for a chip: the chips occupied (what a deployment pays) and pro rata for the cores
+used (what the network's share of a chip costs). With a frame period, the chip stays on for the
+whole T x frame period: that static energy is reported too. Total = dynamic + static (chips
+occupied, or the device); without a static power or a time the total is not given and the
+energy is labelled dynamic only.
 """
 
 from __future__ import annotations
@@ -14,17 +20,32 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from lmu2neuro.analysis.counting import Counts
-from lmu2neuro.analysis.profiles import Profile
+from lmu2neuro.analysis.profiles import Profile, Quantity
+from lmu2neuro.analysis.timing import CoreLoads, TimeEstimate
 
 ALWAYS_LEFT_OUT = [
     "memory traffic beyond what the per-op energy includes (DRAM, off-chip weight loads)",
     "input/output between host and device",
 ]
+ENDS = ("value", "low", "high")
+
+
+def _e(q: Quantity | None, end: str) -> float:
+    if q is None:
+        return 0.0
+    return {"value": q.value, "low": q.lo, "high": q.hi}[end]
+
+
+def rng(t) -> dict:
+    """(estimate, low, high) as a dict for JSON."""
+    return {"estimate": t[0], "low": t[1], "high": t[2]}
 
 
 @dataclass
 class LayerEnergy:
     layer: str
+    op_kind: str  # what `ops` counts: "effective ACs + MACs" or "dense MACs"
+    ops: float
     ac_j: float
     mac_j: float
     neuron_j: float
@@ -40,102 +61,146 @@ class EnergyEstimate:
     profile: str
     profile_path: str | None
     event_driven: bool
-    layers: list[LayerEnergy]
-    dynamic_j: float
-    static_j: float | None
-    step_time_s: float | None
-    chips: int
-    sources: dict[str, str]
+    floor: bool
+    layers: list[LayerEnergy]  # at the estimate
+    dynamic_j: tuple[float, float, float]
+    message_j: tuple[float, float, float] | None  # part of dynamic_j, not in any layer row
+    static_chips_j: tuple[float, float, float] | None  # chips occupied (or the device)
+    static_pro_rata_j: tuple[float, float, float] | None  # share of the cores used
+    static_realtime_j: tuple[float, float, float] | None  # chips occupied over T x frame period
+    static_basis: str | None
+    chips: int | None
+    cores: int | None
+    sources: dict[str, dict]
     leaves_out: list[str]
     assumptions: list[str]
     dynamic_by_frame_j: list[float] = field(default_factory=list)  # cumulative after each frame
 
     @property
-    def total_j(self) -> float:
-        return self.dynamic_j + (self.static_j or 0.0)
+    def total_j(self) -> tuple[float, float, float] | None:
+        if self.static_chips_j is None:
+            return None
+        return tuple(d + s for d, s in zip(self.dynamic_j, self.static_chips_j))
+
+    @property
+    def label(self) -> str:
+        if self.floor:
+            return "compute-only floor (arithmetic only; not a device)"
+        if self.total_j is None:
+            return "dynamic only"
+        return f"dynamic + static ({self.static_basis})"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["layers"] = [dict(asdict(x), dynamic_j=x.dynamic_j) for x in self.layers]
-        d["total_j"] = self.total_j
+        for k in ("dynamic_j", "message_j", "static_chips_j", "static_pro_rata_j", "static_realtime_j"):
+            d[k] = rng(d[k]) if d[k] is not None else None
+        d["total_j"] = rng(self.total_j) if self.total_j is not None else None
+        d["label"] = self.label
         return d
 
 
-def _value(profile: Profile, key: str, used: dict[str, str]) -> float | None:
-    q = getattr(profile.energy, key)
-    if q is None:
-        return None
-    used[f"energy.{key}"] = q.source + (" (assumed)" if q.assumed else "")
-    return q.value
+def estimate_energy(counts: Counts, profile: Profile, time: TimeEstimate | None = None,
+                    loads: CoreLoads | None = None, chips: int | None = None, cores: int | None = None,
+                    frame_period_s: float | None = None) -> EnergyEstimate:
+    """Energy per inference of the counted network on `profile` (see the module docstring).
 
-
-def estimate_energy(counts: Counts, profile: Profile, step_time_s: float | None = None,
-                    chips: int = 1) -> EnergyEstimate:
-    """Energy per inference of the counted network on `profile`.
-
-    `step_time_s` (seconds per time step) overrides the profile's `step_time`; with neither, static
-    energy is left out and says so. `chips` multiplies static power (from chip_mapping for
-    neuromorphic targets; 1 device otherwise).
+    `time` gives the latency static power is charged over; `loads` (from the chip mapping) the
+    messages; `chips` and `cores` the static bases of a neuromorphic target.
     """
-    used: dict[str, str] = {}
+    used: dict[str, dict] = {}
     left = list(ALWAYS_LEFT_OUT)
-    e_ac, e_mac = _value(profile, "ac", used), _value(profile, "mac", used)
-    e_nu, e_sp = _value(profile, "neuron_update", used), _value(profile, "spike_out", used)
+    en = profile.energy
+    for k in type(en).model_fields:
+        q = getattr(en, k)
+        if q is not None:
+            used[f"energy.{k}"] = q.range_sources()
     dense = not profile.skips_zeros
-    if e_ac is None and not dense:
+    if en.ac is None and not dense:
         left.append("binary synaptic operations (ACs): the profile gives no 'energy.ac'")
-    if e_mac is None:
+    if en.mac is None:
         left.append("graded synaptic operations (MACs): the profile gives no 'energy.mac'")
-    if e_nu is None:
+    if en.neuron_update is None:
         left.append("neuron updates: the profile gives no 'energy.neuron_update'")
-    if e_sp is None:
-        left.append("spike transmission: the profile gives no 'energy.spike_out'")
-    elif profile.kind == "neuromorphic":
-        left.append("spike routing between tiles (hops) beyond the within-tile spike energy")
+    if en.spike_out is None:
+        left.append("spike generation: the profile gives no 'energy.spike_out'")
+    if profile.kind == "neuromorphic":
+        if en.message is None:
+            left.append("spike messages between cores: the profile gives no 'energy.message'")
+        elif loads is None:
+            left.append("spike messages between cores: no chip mapping (the profile has no 'chip' section)")
     if dense:
         left.append("nothing is skipped: a conventional processor is assumed to compute every connection every step")
 
-    rows = []
-    for lay in counts.layers:
-        if dense:
-            ac, mac = 0.0, lay.dense_macs * (e_mac or 0.0)
-        else:
-            ac, mac = lay.acs * (e_ac or 0.0), lay.macs * (e_mac or 0.0)
-        rows.append(LayerEnergy(lay.name, ac, mac, lay.neuron_updates * (e_nu or 0.0), lay.spikes * (e_sp or 0.0)))
-
-    # Cumulative dynamic energy after each frame (streaming early exit).
-    per_frame = [0.0] * counts.timesteps
-    for p in counts.projections:
-        for t in range(counts.timesteps):
+    def layer_rows(end: str) -> list[LayerEnergy]:
+        rows = []
+        for lay in counts.layers:
             if dense:
-                per_frame[t] += p.dense_macs / counts.timesteps * (e_mac or 0.0)
+                rows.append(LayerEnergy(lay.name, "dense MACs", lay.dense_macs, 0.0, lay.dense_macs * _e(en.mac, end),
+                                        lay.neuron_updates * _e(en.neuron_update, end), lay.spikes * _e(en.spike_out, end)))
             else:
-                per_frame[t] += p.ops_per_step[t] * ((e_mac if p.graded else e_ac) or 0.0)
+                rows.append(LayerEnergy(lay.name, "effective ACs + MACs", lay.acs + lay.macs, lay.acs * _e(en.ac, end),
+                                        lay.macs * _e(en.mac, end), lay.neuron_updates * _e(en.neuron_update, end),
+                                        lay.spikes * _e(en.spike_out, end)))
+        return rows
+
+    msg = None
+    if loads is not None and en.message is not None:
+        msg = tuple(loads.messages * _e(en.message, end) for end in ENDS)
+    dyn = tuple(sum(r.dynamic_j for r in layer_rows(end)) + (msg[i] if msg else 0.0) for i, end in enumerate(ENDS))
+    rows = layer_rows("value")
+
+    # Cumulative dynamic energy after each frame (streaming early exit), at the estimate.
+    steps = counts.timesteps
+    per_frame = [0.0] * steps
+    for p in counts.projections:
+        for t in range(steps):
+            if dense:
+                per_frame[t] += p.dense_macs / steps * _e(en.mac, "value")
+            else:
+                per_frame[t] += p.ops_per_step[t] * _e(en.mac if p.graded else en.ac, "value")
     for lay in counts.layers:
-        for t in range(counts.timesteps):
-            per_frame[t] += lay.neurons * (e_nu or 0.0) + lay.spikes_per_step[t] * (e_sp or 0.0)
+        for t in range(steps):
+            per_frame[t] += lay.neurons * _e(en.neuron_update, "value") + lay.spikes_per_step[t] * _e(en.spike_out, "value")
+    if msg and steps:
+        per_frame = [v + msg[0] / steps for v in per_frame]
     cumulative, run = [], 0.0
     for v in per_frame:
         run += v
         cumulative.append(run)
 
-    step = step_time_s if step_time_s is not None else (profile.step_time.value if profile.step_time else None)
-    if step_time_s is None and profile.step_time is not None:
-        used["step_time"] = profile.step_time.source
-    elif step_time_s is not None:
-        used["step_time"] = "given by the user"
-    static = None
-    if profile.static_power is None:
+    static_chips = static_pro = static_rt = None
+    basis = None
+    ps = profile.static_power
+    if ps is None:
         left.append("static power: the profile gives no 'static_power'")
-    elif step is None:
-        left.append("static power: no step time given (--step-time or the profile's 'step_time')")
+    elif time is None:
+        left.append("static power: no latency (the profile has no time model and no step time was given)")
     else:
-        used["static_power"] = profile.static_power.source + (" (assumed)" if profile.static_power.assumed else "")
-        static = profile.static_power.value * chips * step * counts.timesteps
+        used["static_power"] = ps.range_sources()
+        lat = time.latency_s
+        p_ends = (ps.value, ps.lo, ps.hi)
+        if profile.static_power_basis == "chip":
+            n = chips or 1
+            static_chips = tuple(p * n * t for p, t in zip(p_ends, lat))
+            basis = f"{n} chip(s) occupied x static power per chip x latency"
+            per_chip = profile.chip.cores_per_chip.value if profile.chip else None
+            if cores is not None and per_chip:
+                share = cores / per_chip
+                static_pro = tuple(p * share * t for p, t in zip(p_ends, lat))
+            if frame_period_s is not None:
+                wall = frame_period_s * time.steps
+                static_rt = tuple(p * n * wall for p in p_ends)
+        else:
+            static_chips = tuple(p * t for p, t in zip(p_ends, lat))
+            basis = "the device's idle power x latency"
+            if frame_period_s is not None:
+                static_rt = tuple(p * frame_period_s * time.steps for p in p_ends)
     return EnergyEstimate(
-        profile=profile.name, profile_path=profile.path, event_driven=not dense, layers=rows,
-        dynamic_j=sum(r.dynamic_j for r in rows), static_j=static, step_time_s=step, chips=chips,
-        sources=used, leaves_out=left, assumptions=profile.assumptions(), dynamic_by_frame_j=cumulative,
+        profile=profile.name, profile_path=profile.path, event_driven=not dense, floor=profile.floor, layers=rows,
+        dynamic_j=dyn, message_j=msg, static_chips_j=static_chips, static_pro_rata_j=static_pro,
+        static_realtime_j=static_rt, static_basis=basis, chips=chips, cores=cores, sources=used,
+        leaves_out=left, assumptions=profile.assumptions(), dynamic_by_frame_j=cumulative,
     )
 
 
@@ -156,5 +221,5 @@ def dense_baseline(counts: Counts, profile: Profile) -> dict:
     sources = {"energy.mac": profile.energy.mac.source}
     if profile.energy.neuron_update is not None:
         sources["energy.neuron_update"] = profile.energy.neuron_update.source
-    return {"profile": profile.name, "dense_macs": dense, "mac_j": mac_j, "activation_j": act_j,
+    return {"profile": profile.name, "floor": profile.floor, "dense_macs": dense, "mac_j": mac_j, "activation_j": act_j,
             "dynamic_j": mac_j + act_j, "sources": sources, "leaves_out": left}

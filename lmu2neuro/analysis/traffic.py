@@ -31,6 +31,8 @@ def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: 
     nonzero_in = np.count_nonzero(x, axis=(0, 1)).astype(np.int64)  # per input channel
     layers = [{
         "name": net.input_name, "kind": "input", "neurons": net.input_size, "graded": True,
+        # every value 0 or 1: spikes, whose synaptic ops NeuroBench counts as ACs
+        "binary": bool(np.isin(x, (0, 1)).all()),
         "nonzero_inputs": int(nonzero_in.sum()),
         "nonzero_inputs_per_step": np.count_nonzero(x, axis=(0, 2)).astype(int).tolist(),
     }]
@@ -97,6 +99,7 @@ class Layer(_Open):
     kind: Literal["input", "lif", "readout"] | None = None
     neurons: int = Field(ge=0)
     graded: bool | None = None
+    binary: bool | None = None  # input layer: every value 0 or 1 (optional; absent = not known)
     nonzero_inputs: Count | None = None
     nonzero_inputs_per_step: list[Count] | None = None
     spikes: Count | None = None

@@ -16,12 +16,14 @@ def register(sub) -> None:
             "Lower a trained checkpoint to the deployed integer network and write it as a standard "
             "NIR graph (readable by any NIR tool; the exact Loihi integers ride along as node "
             "metadata) or, with --format netx, as a lava-dl netx HDF5 file for Loihi 2 (a chain of "
-            "dense CUBA LIF layers only). Example: lmu2neuro export runs/digits/best.pt -o model.nir"
+            "dense CUBA LIF layers only), or with --format sanafe as a SANA-FE network description (YAML) "
+            "to run in the SANA-FE simulator yourself. Example: lmu2neuro export runs/digits/best.pt -o model.nir"
         ),
     )
     p.add_argument("checkpoint", help="checkpoint written by `lmu2neuro train` (.pt)")
     p.add_argument("-o", "--output", required=True, help="file to write (e.g. model.nir or model.net)")
-    p.add_argument("--format", choices=("nir", "netx"), default="nir", help="output format (default: nir)")
+    p.add_argument("--format", choices=("nir", "netx", "sanafe"), default="nir",
+                   help="output format (default: nir); sanafe: a SANA-FE network YAML mapped onto Loihi 1 cores")
     p.add_argument(
         "--dt", type=float, default=None,
         help="seconds per time step for the continuous-time NIR constants (default: the model's, else 1e-4, the NIR paper's convention that snnTorch's importer requires)",

@@ -6,13 +6,15 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser(
         "report",
-        help="energy per inference, chip cores and plots from a traffic.json and its model",
+        help="energy, latency, power, chip cores and plots from a traffic.json and its model",
         description=(
             "Count synaptic operations per layer from TRAFFIC.json (written by `lmu2neuro simulate`) and the "
-            "deployed model, then estimate energy per inference on each hardware profile, map the network "
-            "onto Loihi cores and chips, and write DIR/report.json, report.md, a self-contained report.html "
-            "and PNG plots. Example: `lmu2neuro report runs/traffic.json "
-            "--profile loihi1 --profile loihi2 --profile cpu -o runs/report`."
+            "deployed model, map the network onto each profile's cores and chips, and estimate per inference: "
+            "latency and throughput (time model: slowest core + barrier per step; conventional devices: ops / "
+            "throughput), dynamic and static energy and average power, each as an estimate with its low-high "
+            "range from the profile's sources. Writes DIR/report.json, report.md, a self-contained report.html "
+            "and PNG plots. Example: `lmu2neuro report runs/traffic.json --profile loihi1 --profile loihi2 "
+            "--profile cpu --frame-period 0.01 -o runs/report`."
         ),
     )
     p.add_argument("traffic", metavar="TRAFFIC.json", help="traffic file from `lmu2neuro simulate`")
@@ -23,8 +25,12 @@ def register(sub) -> None:
                    help="hardware profile: a shipped name (see `lmu2neuro profiles`) or a path to your own "
                         "YAML file; repeat for several (default: loihi1, loihi2, cpu)")
     p.add_argument("--step-time", type=float, default=None, metavar="SECONDS",
-                   help="wall time of one time step on the device; adds static energy (static power x chips x "
-                        "steps x step time). Without it only dynamic energy is reported")
+                   help="wall time of one time step on the device, replacing the modelled step time (static "
+                        "energy = static power x chips x steps x step time)")
+    p.add_argument("--frame-period", type=float, default=None, metavar="SECONDS",
+                   help="one input frame arrives every SECONDS (e.g. 0.01 for 10 ms): reports the real-time "
+                        "factor (step time / frame period) and whether each device keeps up, and the static "
+                        "energy of staying on for T x frame period")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.set_defaults(func=run_report)
 
@@ -42,15 +48,40 @@ def run_report(args) -> int:
     from lmu2neuro.core.outdir import output_lock
 
     with output_lock(args.out):
-        rep = make_report(args.traffic, args.model, names, args.out, args.step_time)
+        rep = make_report(args.traffic, args.model, names, args.out, args.step_time, args.frame_period)
     for p in rep["profiles"]:
-        chips = f", {p['cores']} cores on {p['chips']} chip(s)" if p["cores"] is not None else ""
-        static = "" if p["static_j"] is not None else " (dynamic only)"
-        print(f"{p['profile']:>10}: {p['energy_per_inference_j']:.3e} J per inference{static}{chips}")
+        print(format_profile_line(p))
         for v in p["violations"]:
             print(f"{'':>12}limit violated: {v}")
     print(f"wrote {args.out}/report.json, report.md, report.html and plots")
     return 0
+
+
+def _rng(d: dict | None, unit: str) -> str:
+    if d is None:
+        return "n/a"
+    if d["low"] == d["high"]:
+        return f"{d['estimate']:.3g} {unit}"
+    return f"{d['estimate']:.3g} {unit} [{d['low']:.3g}-{d['high']:.3g}]"
+
+
+def format_profile_line(p: dict) -> str:
+    """One profile's summary: energy, latency, power (estimate [low-high]), what the energy is, cores."""
+    e, tm = p["energy"], p["time"]
+    energy = e["total_j"] if e["total_j"] is not None else e["dynamic_j"]
+    parts = [f"{p['profile']:>10}: {_rng(energy, 'J')} per inference ({p['label']})"]
+    if tm:
+        lat = {"estimate": tm["latency_s"][0], "low": tm["latency_s"][1], "high": tm["latency_s"][2]}
+        parts.append(f"latency {_rng(lat, 's')}")
+    if p["power_w"]:
+        parts.append(f"power {_rng(p['power_w'].get('total', p['power_w']['dynamic']), 'W')}")
+    if p["realtime"]:
+        rt = p["realtime"]
+        parts.append(f"real-time factor {_rng(rt['factor'], '')}".rstrip() + (" (keeps up)" if rt["keeps_up"] else
+                     " (keeps up at the estimate only)" if rt["keeps_up_at_estimate"] else " (does NOT keep up)"))
+    if p["cores"] is not None:
+        parts.append(f"{p['cores']} cores on {p['chips']} chip(s)")
+    return "; ".join(parts)
 
 
 def run_profiles(args) -> int:
@@ -61,12 +92,21 @@ def run_profiles(args) -> int:
         print(f"{prof.name} ({prof.kind}): {' '.join(prof.description.split())}")
         for field, q in prof.quantities():
             flag = "  [assumed: " + " ".join((q.why or "").split()) + "]" if q.assumed else ""
-            print(f"  {field} = {q.value:g} {q.unit}\n      source: {q.source}{flag}")
+            rng = f" (range {q.lo:g}-{q.hi:g})" if q.has_range else ""
+            print(f"  {field} = {q.value:g} {q.unit}{rng}, given as {q.given}\n      source: {q.source}{flag}")
+            for end in ("low", "high"):
+                if getattr(q, end) is not None:
+                    print(f"      {end}: {getattr(q, end).source}")
+        for c in prof.calibration:
+            ratio = f"{c.ratio:.3g}x" if c.ratio is not None else "not rebuilt"
+            print(f"  calibration: {c.measurement}, {c.quantity}: {ratio} [{c.benchmark}]")
         return 0
     for name, path in shipped_profiles().items():
         prof = load_profile(name)
         e = prof.energy
         parts = [f"{k} {getattr(e, k).value:.3g} J" for k in ("ac", "mac", "neuron_update") if getattr(e, k)]
+        if prof.floor:
+            parts.append("compute-only floor")
         n_assumed = sum(q.assumed for _, q in prof.quantities())
         print(f"{name:>11}  {prof.kind:<12} {', '.join(parts)}" + (f"  ({n_assumed} assumed)" if n_assumed else ""))
     print("Show one in full: lmu2neuro profiles NAME. Your own: pass a YAML path to --profile.")

@@ -1,7 +1,9 @@
 """A spiking model as an ``IntNetwork`` (Loihi integers), and the model's integer mode.
 
 ``lower(model)`` reads the model's declared graph through ``models.quantize.quantize_graph`` (the
-same quantization its QAT mode trains with) and writes the populations and projections.
+same quantization its QAT mode trains with) and writes the populations and projections. The
+input size, input scale and ``max_len`` come from the LMUFormer's config, or from ``deployment()``
+of a traced model (``models.trace.LoihiModel``: any model built from ``models.layers``).
 ``integer_forward(model, x)`` is the deployed network run by the one integer executor:
 ``core.executor.execute(lower(model), quantize_input(x))``.
 
@@ -45,14 +47,28 @@ from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from lmu2neuro.models.quantize import quantize_graph
 
 
+def deployment(model) -> dict:
+    """What the lowering needs besides the graph: ``input_size``, ``input_scale``, ``max_len`` and
+    the network's ``meta``. A model states them in ``deployment()`` (``models.trace.LoihiModel``);
+    the LMUFormer in its config."""
+    if callable(getattr(model, "deployment", None)) and hasattr(model, "graph"):
+        return model.deployment()
+    cfg = getattr(model, "cfg", None)
+    if not getattr(cfg, "spiking", False) or not hasattr(model, "graph"):
+        if cfg is None:
+            raise UserError(f"model {type(model).__name__}: not a model lmu2neuro can lower; build it from "
+                            "lmu2neuro.models.layers and wrap it in lmu2neuro.models.trace.LoihiModel")
+        raise UserError("model config: only the spiking LMUFormer (spiking: true) can be lowered to Loihi")
+    return {"input_size": cfg.input_size, "input_scale": cfg.input_scale, "max_len": cfg.max_len,
+            "meta": {"model_config": cfg.to_dict()}}
+
+
 @torch.no_grad()
 def lower(model) -> IntNetwork:
     """The spiking model as an IntNetwork (see the module docstring)."""
-    if not getattr(model.cfg, "spiking", False) or not hasattr(model, "graph"):
-        raise UserError("model config: only the spiking LMUFormer (spiking: true) can be lowered to Loihi")
-    cfg = model.cfg
+    dep = deployment(model)
     pops, projs = [], []
-    for qp in quantize_graph(model.graph(), cfg.input_scale, cfg.max_len):
+    for qp in quantize_graph(model.graph(), dep["input_scale"], dep["max_len"]):
         spec = qp.spec
         meta = {"layer": spec.layer}
         if not spec.readout:
@@ -74,8 +90,8 @@ def lower(model) -> IntNetwork:
                 weights=pr.mant.numpy().astype(np.int64), weight_exp=pr.exp, origin=origin,
             ))
     return IntNetwork(
-        input_size=cfg.input_size, input_scale=cfg.input_scale, populations=pops, projections=projs,
-        output="readout", meta={"model_config": cfg.to_dict()},
+        input_size=dep["input_size"], input_scale=float(dep["input_scale"]), populations=pops, projections=projs,
+        output="readout", meta=dep["meta"],
     )
 
 
@@ -86,6 +102,7 @@ def integer_forward(model, x: torch.Tensor) -> dict:
     if not hasattr(model, "check_deployable_input"):
         raise UserError("model config: integer_forward needs the spiking model (spiking: true)")
     model.check_deployable_input(x)
+    x = x.reshape(x.shape[0], x.shape[1], -1)  # frames with a shape (channels, height, width) as vectors
     net = lower(model)
     r = execute(net, fx.quantize_input(x, net.input_scale))
     return {"scores": r.scores, "spikes": r.spikes, "readout_trace": r.readout_trace}

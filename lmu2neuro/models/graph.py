@@ -10,7 +10,11 @@ The same declaration drives
 - deployment: every term states its weights per delay tap (``Term.taps``), which
   ``models.quantize`` folds and quantizes into Loihi integers for QAT and for lowering.
 
-So a new architecture is one models file that builds its modules and returns its graph.
+A term whose sources include its own node is recurrent (snnTorch's RLeaky): it feeds the node its
+output of the step before, so such a node runs frame by frame (``run_recurrent``).
+
+So a new architecture is one models file that builds its modules and returns its graph, or, for a
+model built from ``models.layers``, no file at all: ``models.trace`` finds its graph by tracing.
 The term ops below wrap the model's own modules, so parameters, checkpoints and gradients are the
 modules'; an op only says how to run them and what weights they amount to.
 """
@@ -209,18 +213,18 @@ class Body:
 
 @dataclass(eq=False)
 class Spiking(Body):
-    """Batch norm, the neuron's input factor ``gain`` (SpikingJelly's 1/tau), then a LoihiLIF."""
+    """Batch norm (or none), the neuron's input factor ``gain`` (SpikingJelly's 1/tau), then a LoihiLIF."""
 
-    bn: nn.BatchNorm1d
+    bn: nn.BatchNorm1d | None
     neuron: nn.Module  # lmu2neuro.models.neurons.LoihiLIF
     gain: float
     spiking = True
 
     def run(self, x):
-        return self.neuron(self.gain * bn_time(self.bn, x))
+        return self.neuron(self.gain * (x if self.bn is None else bn_time(self.bn, x)))
 
     def step(self, x, state):
-        drive = self.gain * bn_frame(self.bn, x)
+        drive = self.gain * (x if self.bn is None else bn_frame(self.bn, x))
         spk, state = self.neuron.step(drive, self.neuron.init_state(drive) if state is None else state)
         return spk, state
 
@@ -294,21 +298,55 @@ def annotate(model: nn.Module, nodes: list[Node]) -> list[Node]:
     return nodes
 
 
+def is_recurrent(node: Node, term: Term) -> bool:
+    """A term that feeds a node its own output (snnTorch's RLeaky): it acts one step late."""
+    return node.name in term.sources
+
+
+def run_recurrent(node: Node, total: torch.Tensor) -> torch.Tensor:
+    """A spiking node with recurrent terms over a whole sequence: frame by frame, each recurrent
+    term's ``step`` gets the node's output of the step before (zero at the first step).
+
+    ``total`` (B, T, n) is the sum of the node's other terms. The body runs its ``step`` (batch
+    norm, if any, with running statistics, as in streaming)."""
+    if not node.body.spiking:
+        raise ValueError(f"node '{node.name}': only a spiking node can feed itself back")
+    rec = [t for t in node.terms if is_recurrent(node, t)]
+    prev = torch.zeros_like(total[:, 0])
+    body_state, op_states, out = None, {}, []
+    for t in range(total.shape[1]):
+        x_t = total[:, t]
+        for term in rec:
+            y, op_states[id(term)] = term.op.step([prev], op_states.get(id(term)))
+            x_t = x_t + y
+        prev, body_state = node.body.step(x_t, body_state)
+        out.append(prev)
+    return torch.stack(out, dim=1)
+
+
 def run(nodes: list[Node], x: torch.Tensor, spikes: dict | None = None) -> torch.Tensor:
     """The float forward over whole sequences: x (B, T, F) -> the last node's output (B, T, C).
 
     ``spikes`` collects each spiking node's output. Terms shared by several nodes run once, and a
     node sums its terms in the declared order (so a residual stream adds up as the model wrote it).
+    A node with recurrent terms (``is_recurrent``) runs frame by frame (``run_recurrent``).
     """
     values = {INPUT: x}
     done: dict[int, torch.Tensor] = {}
     for node in nodes:
         total = None
+        recurrent = False
         for term in node.terms:
+            if is_recurrent(node, term):
+                recurrent = True
+                continue
             if id(term) not in done:
                 done[id(term)] = term.op.run([values[s] for s in term.sources])
             total = done[id(term)] if total is None else total + done[id(term)]
-        values[node.name] = node.body.run(total)
+        if recurrent:
+            values[node.name] = run_recurrent(node, total)
+        else:
+            values[node.name] = node.body.run(total)
         if spikes is not None and node.body.spiking:
             spikes[node.name] = values[node.name]
     return values[nodes[-1].name]
@@ -320,6 +358,7 @@ class StreamState:
     def __init__(self, nodes: list[Node]):
         self.nodes = nodes
         self.state: dict[int, object] = {}
+        self.last: dict[str, torch.Tensor] = {}  # each node's output of the frame before
 
     def step(self, x_t: torch.Tensor, spikes: dict | None = None) -> torch.Tensor:
         values = {INPUT: x_t}
@@ -327,11 +366,20 @@ class StreamState:
         for node in self.nodes:
             total = None
             for term in node.terms:
+                if is_recurrent(node, term):
+                    continue
                 if id(term) not in done:
                     done[id(term)], self.state[id(term)] = term.op.step(
                         [values[s] for s in term.sources], self.state.get(id(term)))
                 total = done[id(term)] if total is None else total + done[id(term)]
+            for term in node.terms:  # the node's own output of the frame before
+                if is_recurrent(node, term):
+                    prev = self.last.get(node.name)
+                    y, self.state[id(term)] = term.op.step([torch.zeros_like(total) if prev is None else prev],
+                                                           self.state.get(id(term)))
+                    total = total + y
             values[node.name], self.state[id(node)] = node.body.step(total, self.state.get(id(node)))
+            self.last[node.name] = values[node.name]
             if spikes is not None and node.body.spiking:
                 spikes[node.name] = values[node.name]
         return values[self.nodes[-1].name]

@@ -17,6 +17,8 @@ is the float ``v > theta``. vth is 1024 (2**17 / vth = 128x headroom for the 24-
 voltage), raised (up to 8192) when a projection's weights are too small for the lowest weight
 exponent -8 to keep 8 mantissa bits, and lowered when a weight or the bias would not fit Loihi's
 ranges; if no vth >= 1 fits, ``IntNetworkError`` names the population, the value and the limit.
+A population fed back its own spikes (a recurrent projection, taps [0, W, ...]) is scanned step by
+step in QAT (``_scan_recurrent``), as the executor does.
 The readout (the head) is a population (du = 4095, dv = 0, vth = VTH_MAX) that integrates its
 input, scaled by K chosen so that ``max_len`` steps of the largest possible input cannot reach the
 threshold; argmax of its last voltage is argmax of the mean logits.
@@ -115,7 +117,9 @@ def population_specs(nodes: list[Node]) -> list[PopSpec]:
                                         {**origin, "layer": node.term_layers.get(id(term), "")}))
         size = synapses[0].weight.shape[1]
         if node.body.spiking:
-            scale, shift = bn_fold(node.body.bn)
+            bn = node.body.bn
+            dev = synapses[0].weight.device
+            scale, shift = (torch.ones(size, device=dev), torch.zeros(size, device=dev)) if bn is None else bn_fold(bn)
             specs.append(PopSpec(node.name, size, synapses, scale, shift, node.body.neuron, node.body.gain, node.layer))
         else:
             specs.append(PopSpec(node.name, size, synapses, torch.ones(size), torch.zeros(size), None, 1.0,
@@ -234,15 +238,42 @@ def run_qat(nodes: list[Node], x: torch.Tensor, input_scale: float, max_len: int
     frame = None
     for qp in quantize_graph(nodes, input_scale, max_len, quantized=quantized):
         acc = 0.0
+        recurrent = []
         for pr in qp.projs:
-            acc = acc + tap_sum(signals[pr.synapse.source], pr.w_q)
+            if pr.synapse.source == qp.spec.name:
+                recurrent.append(pr)
+            else:
+                acc = acc + tap_sum(signals[pr.synapse.source], pr.w_q)
         # Integer current a -> voltage a * 64 units; bias already in voltage units.
-        drive = (acc * 64.0 + qp.bias_q) * qp.volt_unit
-        if qp.spec.readout:
-            frame = drive
+        if qp.spec.readout and not recurrent:
+            frame = (acc * 64.0 + qp.bias_q) * qp.volt_unit
+            continue
+        if recurrent:
+            signals[qp.spec.name] = _scan_recurrent(qp, acc, recurrent, x)
         else:
-            signals[qp.spec.name] = qp.spec.neuron(drive)
-            if spikes is not None:
-                spikes[qp.spec.name] = signals[qp.spec.name]
+            signals[qp.spec.name] = qp.spec.neuron((acc * 64.0 + qp.bias_q) * qp.volt_unit)
+        if spikes is not None:
+            spikes[qp.spec.name] = signals[qp.spec.name]
     assert frame is not None
     return frame
+
+
+def _scan_recurrent(qp: QuantPop, acc, recurrent: list[QuantProj], x: torch.Tensor) -> torch.Tensor:
+    """A population fed back its own spikes (tap j acts j steps late, tap 0 is zero), step by step
+    with the neuron's ``step``: the float twin of the executor's recurrent loop."""
+    if qp.spec.readout:
+        raise IntNetworkError(f"population '{qp.spec.name}': a readout cannot feed itself back")
+    steps, n = x.shape[1], qp.spec.size
+    if not isinstance(acc, torch.Tensor):
+        acc = x.new_zeros(x.shape[0], steps, n)
+    neuron = qp.spec.neuron
+    state = neuron.init_state(acc[:, 0])
+    out: list[torch.Tensor] = []
+    for t in range(steps):
+        a_t = acc[:, t]
+        for pr in recurrent:
+            for j in range(1, min(pr.w_q.shape[0], t + 1)):
+                a_t = a_t + out[t - j] @ pr.w_q[j].T
+        spk, state = neuron.step((a_t * 64.0 + qp.bias_q) * qp.volt_unit, state)
+        out.append(spk)
+    return torch.stack(out, dim=1)

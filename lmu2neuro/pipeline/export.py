@@ -7,7 +7,7 @@ import os
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, IntNetworkError
 
-FORMATS = ("nir", "netx")
+FORMATS = ("nir", "netx", "sanafe")
 
 
 def network_from_checkpoint(path: str | os.PathLike) -> IntNetwork:
@@ -29,7 +29,8 @@ def network_from_checkpoint(path: str | os.PathLike) -> IntNetwork:
 def export(checkpoint: str | os.PathLike, output: str | os.PathLike, format: str = "nir",
            dt: float | None = None) -> IntNetwork:
     """Write a trained checkpoint's deployed network to `output` as NIR (any NIR tool reads it; the
-    exact integers ride along as metadata) or lava-dl netx HDF5; returns the IntNetwork written."""
+    exact integers ride along as metadata), lava-dl netx HDF5 or a SANA-FE network YAML; returns the
+    IntNetwork written."""
     if format not in FORMATS:
         raise UserError(f"format {format!r}: expected one of {', '.join(FORMATS)}")
     net = network_from_checkpoint(checkpoint)
@@ -37,8 +38,17 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike, format: str
         from converters.nir.export import export_nir
 
         export_nir(net, output, dt=dt)
-    else:
+    elif format == "netx":
         from converters.netx.export import export_netx
 
         export_netx(net, output)
+    else:
+        # laid out on Loihi 1 cores as lmu2neuro's report maps it, so SANA-FE's figures compare with ours
+        from converters.sanafe.export import export_sanafe
+        from lmu2neuro.analysis.chip_mapping import map_to_chip
+        from lmu2neuro.analysis.profiles import load_profile
+
+        prof = load_profile("loihi1")
+        export_sanafe(net, output, core_of=map_to_chip(net, prof).core_of,
+                      cores_per_tile=int(prof.chip.cores_per_tile.value))
     return net

@@ -16,9 +16,9 @@ from pathlib import Path
 from lmu2neuro.core import atomic, guards
 from lmu2neuro.core.guards import sha256_of
 from lmu2neuro.reports import plots
-from lmu2neuro.analysis.chip_mapping import map_to_chip
 from lmu2neuro.analysis.counting import count_operations
-from lmu2neuro.analysis.energy import dense_baseline, estimate_energy
+from lmu2neuro.analysis.energy import dense_baseline
+from lmu2neuro.analysis.plan import plan_profile
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
 from lmu2neuro.analysis.profiles import Profile, load_profile
@@ -40,45 +40,67 @@ def check_model_hash(traffic: dict, model_path: str | os.PathLike, traffic_path:
     return digest
 
 
+def _calibration(prof: Profile) -> list[dict]:
+    return [{"measurement": c.measurement, "quantity": c.quantity, "reference": c.reference.value,
+             "reference_source": c.reference.source, "estimate": c.estimate.value if c.estimate else None,
+             "unit": c.reference.unit.split(" ")[0], "ratio": c.ratio, "benchmark": c.benchmark, "reasons": c.reasons}
+            for c in prof.calibration]
+
+
 def build_report(traffic: dict, net: IntNetwork, profiles: list[Profile], step_time_s: float | None = None,
-                 traffic_source: str = "traffic", model_path: str | None = None) -> dict:
-    """Counts, energy per profile (per layer), chip mapping and the dense baseline, as one dict."""
+                 traffic_source: str = "traffic", model_path: str | None = None,
+                 frame_period_s: float | None = None) -> dict:
+    """Counts, and per profile: chip mapping, time, energy, power (each with its range), as one dict."""
     if step_time_s is not None and not (step_time_s > 0 and math.isfinite(step_time_s)):
         raise UserError(f"--step-time: expected a positive, finite number of seconds, got {step_time_s}")
+    if frame_period_s is not None and not (frame_period_s > 0 and math.isfinite(frame_period_s)):
+        raise UserError(f"--frame-period: expected a positive, finite number of seconds, got {frame_period_s}")
     counts = count_operations(traffic, net, traffic_source)
     entries = []
     for prof in profiles:
-        mapping = map_to_chip(net, prof) if prof.chip is not None else None
-        chips = mapping.chips if mapping else 1
-        est = estimate_energy(counts, prof, step_time_s=step_time_s, chips=chips)
+        plan = plan_profile(counts, net, traffic, prof, step_time_s=step_time_s, frame_period_s=frame_period_s)
+        mapping, est, tm = plan["mapping"], plan["energy"], plan["time"]
+        e = est.to_dict()
         rows = []
         cores = {c.layer: c.cores for c in mapping.layers} if mapping else {}
         for lay, le in zip(counts.layers, est.layers):
             rows.append({"layer": lay.name, "neurons": lay.neurons, "firing_rate": lay.firing_rate,
-                         "acs": lay.acs, "macs": lay.macs, "dense_macs": lay.dense_macs,
-                         "neuron_updates": lay.neuron_updates, "spikes": lay.spikes,
+                         "op_kind": le.op_kind, "ops": le.ops,
+                         "acs": lay.acs if est.event_driven else None, "macs": lay.macs if est.event_driven else None,
+                         "dense_macs": lay.dense_macs, "neuron_updates": lay.neuron_updates, "spikes": lay.spikes,
                          "energy_j": le.dynamic_j, "ac_j": le.ac_j, "mac_j": le.mac_j,
                          "neuron_j": le.neuron_j, "spike_j": le.spike_j, "cores": cores.get(lay.name)})
+        total = est.total_j
         entries.append({
-            "profile": prof.name, "profile_path": prof.path, "kind": prof.kind, "description": " ".join(prof.description.split()),
-            "energy_per_inference_j": est.total_j, "dynamic_j": est.dynamic_j, "static_j": est.static_j,
-            "step_time_s": est.step_time_s, "event_driven": est.event_driven, "layers": rows,
+            "profile": prof.name, "profile_path": prof.path, "kind": prof.kind, "floor": prof.floor,
+            "description": " ".join(prof.description.split()), "label": est.label,
+            "energy_per_inference_j": total[0] if total else est.dynamic_j[0],
+            "dynamic_j": est.dynamic_j[0], "static_j": est.static_chips_j[0] if est.static_chips_j else None,
+            "energy": e, "time": tm.to_dict() if tm else None, "power_w": plan["power_w"], "realtime": plan["realtime"],
+            "step_time_s": tm.step_time_s[0] if tm else None, "event_driven": est.event_driven, "layers": rows,
+            "message_j": est.message_j[0] if est.message_j else None,
             "dynamic_by_frame_j": est.dynamic_by_frame_j,
             "cores": mapping.cores if mapping else None, "chips": mapping.chips if mapping else None,
+            "tiles": mapping.tiles if mapping else None,
             "chip_mapping": mapping.to_dict() if mapping else None,
             "violations": [v.message for v in mapping.violations] if mapping else [],
-            "sources": est.sources, "leaves_out": est.leaves_out,
+            "sources": est.sources, "leaves_out": est.leaves_out + (tm.leaves_out if tm else
+                                                                     ["latency: the profile has no time model or throughput"]),
             "assumptions": est.assumptions + (mapping.assumptions[:3] if mapping else []),
+            "calibration": _calibration(prof),
         })
     baseline = [dense_baseline(counts, load_profile(n)) for n in BASELINE_PROFILES]
     return {
         "schema": SCHEMA, "traffic": traffic_source, "model": model_path,
         "model_sha256": traffic.get("model_sha256"), "backend": traffic.get("backend"),
         "samples": counts.samples, "timesteps": counts.timesteps, "dt": traffic.get("dt"),
+        "frame_period_s": frame_period_s,
         "accuracy": traffic.get("accuracy"), "accuracy_by_frame": traffic.get("accuracy_by_frame"),
         "counts": counts.to_dict(), "profiles": entries, "dense_baseline": baseline,
-        "note": ("Energies are per inference (one sample of `timesteps` frames), averaged over the traffic's "
-                 "samples. Dynamic energy only unless a step time is given; see each profile's leaves_out."),
+        "note": ("Per inference (one sample of `timesteps` frames), averaged over the traffic's samples. Every figure "
+                 "is an estimate with its [low-high] range from the profile's sources. Total = dynamic + static over "
+                 "the latency, on the basis named; 'dynamic only' where a profile has no static power or no time; "
+                 "a compute-only floor counts arithmetic only. See each profile's leaves_out."),
     }
 
 
@@ -94,6 +116,15 @@ def _fmt(x, unit="") -> str:
     return f"{x:.3g}{unit}"
 
 
+def _r(d: dict | None) -> str:
+    """'estimate [low-high]' of a range dict, or n/a."""
+    if d is None:
+        return "n/a"
+    if d["low"] == d["high"]:
+        return f"{d['estimate']:.3g}"
+    return f"{d['estimate']:.3g} [{d['low']:.3g}-{d['high']:.3g}]"
+
+
 def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
     """(title, header, rows, caption) shared by the Markdown and HTML writers."""
     t = rep["counts"]["totals"]
@@ -102,23 +133,82 @@ def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
             [[_fmt(t["dense"]), _fmt(t["effective_macs"]), _fmt(t["effective_acs"]), _fmt(t["neuron_updates"]),
               _fmt(t["spikes"]), _fmt(t["activation_sparsity"]), _fmt(t["footprint_bytes"])]],
             "Dense counts every connection every step; effective ops have a nonzero input and weight; "
-            "graded inputs are MACs, binary spikes ACs; bias not counted.")]
-    out.append(("Energy per inference by profile",
-                ["profile", "dynamic (J)", "static (J)", "total (J)", "cores", "chips", "limit violations"],
-                [[p["profile"], _fmt(p["dynamic_j"]), _fmt(p["static_j"]), _fmt(p["energy_per_inference_j"]),
-                  _fmt(p["cores"]), _fmt(p["chips"]), str(len(p["violations"]))] for p in rep["profiles"]],
-                "Static energy only when a step time is known (n/a otherwise). Sources and omissions per profile below."))
+            "graded inputs are MACs, binary spikes (an input of only 0 and 1 included) ACs; bias not counted.")]
+    rows = []
+    for p in rep["profiles"]:
+        e, tm = p["energy"], p["time"]
+        rows.append([p["profile"], p["label"], _r(e["dynamic_j"]), _r(e["static_chips_j"]), _r(e["total_j"]),
+                     _r(tm and {"estimate": tm["latency_s"][0], "low": tm["latency_s"][1], "high": tm["latency_s"][2]}),
+                     _r(tm and {"estimate": tm["throughput_per_s"][0], "low": tm["throughput_per_s"][2],
+                                "high": tm["throughput_per_s"][1]}),
+                     _r(p["power_w"] and p["power_w"].get("total", p["power_w"]["dynamic"])),
+                     _fmt(p["cores"]), _fmt(p["chips"]), str(len(p["violations"]))])
+    out.append(("Energy, latency and power per inference by profile: estimate [low-high]",
+                ["profile", "what the energy is", "dynamic (J)", "static (J)", "total (J)", "latency (s)",
+                 "inferences/s", "power (W)", "cores", "chips", "limit violations"], rows,
+                "Static = static power x latency on the basis in 'what the energy is' (n/a: no static power or no "
+                "latency, and the total is then not given). Power = total (or dynamic, for dynamic only) / latency. "
+                "Latency of a neuromorphic profile from its time model (slowest core + barrier per step), of a "
+                "conventional one from dense MACs / the device's throughput, both estimates; inferences/s one at a "
+                "time. A compute-only floor has no time."))
+    rows = []
+    for p in rep["profiles"]:
+        e = p["energy"]
+        if e["static_chips_j"] is None:
+            continue
+        rows.append([p["profile"], e["static_basis"], _r(e["static_chips_j"]), _r(e["static_pro_rata_j"]),
+                     _r(e["static_realtime_j"])])
+    if rows:
+        out.append(("Static energy per inference on each basis", ["profile", "basis of the total", "chips occupied (J)",
+                    "pro rata for the cores used (J)", "over T x frame period (J)"], rows,
+                    "Chips occupied: what a deployment pays. Pro rata: the network's share of a chip (cores used / "
+                    "cores per chip). Over T x frame period: the chips stay on between frames when fed in real time "
+                    "(--frame-period)."))
+    if rep.get("frame_period_s"):
+        rows = [[p["profile"], _r(p["realtime"]["factor"]) if p["realtime"] else "n/a",
+                 ("yes" if p["realtime"]["keeps_up"] else ("at the estimate only" if p["realtime"]["keeps_up_at_estimate"]
+                                                          else "no")) if p["realtime"] else "n/a"]
+                for p in rep["profiles"]]
+        out.append((f"Real time: one frame every {rep['frame_period_s']:g} s", ["profile", "real-time factor (step time / "
+                    "frame period)", "keeps up"], rows,
+                    "Below 1 the device finishes a step before the next frame arrives; 'yes' only when the high end "
+                    "of the step time does."))
     out.append(("Dense non-spiking baseline (same network, every connection every step)",
                 ["profile", "dense MACs", "energy (J)", "source"],
-                [[b["profile"], _fmt(b["dense_macs"]), _fmt(b["dynamic_j"]), b["sources"]["energy.mac"]] for b in rep["dense_baseline"]],
+                [[b["profile"] + (" (compute-only floor)" if b.get("floor") else ""), _fmt(b["dense_macs"]),
+                  _fmt(b["dynamic_j"]), b["sources"]["energy.mac"]] for b in rep["dense_baseline"]],
                 "Leaves out memory traffic, I/O and static power."))
     for p in rep["profiles"]:
-        out.append((f"Per layer on {p['profile']}",
-                    ["layer", "neurons", "firing rate", "ACs", "MACs", "dense MACs", "energy (J)", "cores"],
-                    [[r["layer"], str(r["neurons"]), f"{100 * r['firing_rate']:.2f}%", _fmt(r["acs"]), _fmt(r["macs"]),
-                      _fmt(r["dense_macs"]), _fmt(r["energy_j"]), _fmt(r["cores"])] for r in p["layers"]],
-                    "Sources: " + "; ".join(f"{k}: {v}" for k, v in p["sources"].items())
-                    + ". Leaves out: " + "; ".join(p["leaves_out"]) + "."))
+        kind = p["layers"][0]["op_kind"] if p["layers"] else "ops"
+        rows = [[r["layer"], str(r["neurons"]), f"{100 * r['firing_rate']:.2f}%", _fmt(r["ops"]), _fmt(r["ac_j"] + r["mac_j"]),
+                 _fmt(r["neuron_j"]), _fmt(r["spike_j"]), _fmt(r["energy_j"]), _fmt(r["cores"])] for r in p["layers"]]
+        if p["message_j"]:
+            rows.append(["(messages between cores)", "", "", "", "", "", "", _fmt(p["message_j"]), ""])
+        srcs = "; ".join(f"{k}: {v['value']}" for k, v in p["sources"].items())
+        out.append((f"Per layer on {p['profile']} ({p['label']})",
+                    ["layer", "neurons", "firing rate", kind, "synaptic energy (J)", "neuron energy (J)",
+                     "spike energy (J)", "dynamic energy (J)", "cores"], rows,
+                    f"Synaptic energy = the '{kind}' column x the per-op energy. Sources: {srcs}. "
+                    "Leaves out: " + "; ".join(p["leaves_out"]) + "."))
+        tm = p["time"]
+        if tm and tm.get("per_core"):
+            top = sorted(tm["per_core"], key=lambda c: -c["mean_busy_s"])[:8]
+            out.append((f"Busiest cores on {p['profile']}", ["core", "layer", "neurons", "mean busy time per step (s)"],
+                        [[str(c["core"]), c["layer"], str(c["neurons"]), _fmt(c["mean_busy_s"])] for c in top],
+                        f"Step time = the slowest core + barrier ({_fmt(tm['barrier_s'][0])} s for {tm['tiles']} tile(s)); "
+                        "a badly balanced mapping shows here as one core far busier than the rest."))
+    return out
+
+
+def _calibration_lines(p: dict) -> list[str]:
+    out = []
+    for c in p["calibration"]:
+        if c["ratio"] is None:
+            out.append(f"{c['measurement']}: {c['quantity']} {c['reference']:.3g} {c['unit']} measured; not rebuilt "
+                       f"({'; '.join(c['reasons'])}) [{c['benchmark']}]")
+        else:
+            out.append(f"{c['measurement']}: {c['quantity']} estimate {c['estimate']:.3g} {c['unit']} vs "
+                       f"{c['reference']:.3g} {c['unit']} = {c['ratio']:.3g}x ({'; '.join(c['reasons'])}) [{c['benchmark']}]")
     return out
 
 
@@ -134,10 +224,12 @@ def render_figures(rep: dict, traffic: dict) -> dict[str, bytes]:
     """PNG bytes of every report figure, by file name."""
     profiles = rep["profiles"]
     names = [r["layer"] for r in profiles[0]["layers"]] if profiles else [x["name"] for x in rep["counts"]["layers"]]
-    srcs = "; ".join(f"{p['profile']}: {p['sources'].get('energy.ac', p['sources'].get('energy.mac', 'n/a'))}" for p in profiles)
+    srcs = "; ".join(f"{p['profile']}: {p['sources'].get('energy.ac', p['sources'].get('energy.mac', {})).get('value', 'n/a')}"
+                     for p in profiles)
     figs = {"energy_per_layer.png": plots.layer_energy(
         names, {p["profile"]: [r["energy_j"] for r in p["layers"]] for p in profiles},
-        f"Dynamic only; leaves out memory traffic and I/O. Per-op sources: {srcs}")}
+        f"Dynamic energy at the estimate (messages between cores not per layer); leaves out memory traffic and I/O. "
+        f"Per-op sources: {srcs}")}
     spiking = [x for x in rep["counts"]["layers"] if x["kind"] != "readout"]
     figs["firing_rate.png"] = plots.firing_rates(
         [x["name"] for x in spiking], [x["firing_rate"] for x in spiking],
@@ -166,6 +258,10 @@ def to_markdown(rep: dict, figures: list[str]) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines += ["", caption, ""]
     for p in rep["profiles"]:
+        lines += [f"### {p['profile']}: calibration", ""]
+        cal = _calibration_lines(p)
+        lines += [f"- {c}" for c in cal] or ["- not checked against any measurement yet"]
+        lines.append("")
         if p["violations"] or p["assumptions"]:
             lines += [f"### {p['profile']}: limits and assumptions", ""]
             lines += [f"- limit violated: {v}" for v in p["violations"]]
@@ -192,6 +288,8 @@ def to_html(rep: dict, figures: dict[str, bytes]) -> str:
         parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
         parts.append(f"</table><p class='cap'>{e(caption)}</p>")
     for p in rep["profiles"]:
+        cal = [f"<li>{e(c)}</li>" for c in _calibration_lines(p)] or ["<li>not checked against any measurement yet</li>"]
+        parts.append(f"<h3>{e(p['profile'])}: calibration</h3><ul>{''.join(cal)}</ul>")
         items = [f"<li>limit violated: {e(v)}</li>" for v in p["violations"]]
         items += [f"<li>assumed: {e(a)}</li>" for a in p["assumptions"]]
         if items:
@@ -221,13 +319,16 @@ def write_report(rep: dict, traffic: dict, out_dir: str | os.PathLike) -> list[P
 
 
 def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike | None, profile_names: list[str],
-                out_dir: str | os.PathLike, step_time_s: float | None = None) -> dict:
+                out_dir: str | os.PathLike, step_time_s: float | None = None, frame_period_s: float | None = None) -> dict:
     """Everything `lmu2neuro report` does: check inputs, compute, write; returns the report dict.
 
     ``model_path`` None: the model the traffic names (its sha256 is checked all the same).
     """
     if not profile_names:
         raise UserError("--profile: give at least one profile name or YAML path (see `lmu2neuro profiles`)")
+    for flag, v in (("--step-time", step_time_s), ("--frame-period", frame_period_s)):
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise UserError(f"{flag}: expected a positive, finite number of seconds, got {v}")
     profiles = [load_profile(n) for n in profile_names]  # bad profiles fail before any heavy work
     traffic = load_traffic(traffic_path)
     if model_path is None:
@@ -243,6 +344,6 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
 
     # at the dt it was simulated with: another tool's graph is quantized for it
     net = read_intnet(model_path, dt=traffic.get("dt"))
-    rep = build_report(traffic, net, profiles, step_time_s, str(traffic_path), str(model_path))
+    rep = build_report(traffic, net, profiles, step_time_s, str(traffic_path), str(model_path), frame_period_s)
     write_report(rep, traffic, out_dir)
     return rep

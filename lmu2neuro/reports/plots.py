@@ -59,24 +59,33 @@ def firing_rates(layers: list[str], rates: list[float], caption: str) -> bytes:
 
 
 def raster(layer_events: dict[str, list], sizes: dict[str, int], steps: int, sample: int, caption: str) -> bytes:
-    """Spike raster of one sample: time step on x, neurons of each layer stacked on y."""
+    """Spike raster of one sample: time step on x, neurons of each layer stacked on y.
+
+    Every layer gets a band of at least 1/15 of the height (its neurons spread over it), so a
+    layer of a few neurons next to one of thousands is still visible and its label readable.
+    """
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    offset = 0
+    total = sum(sizes[name] for name in layer_events) or 1
+    min_band = total / 15
+    offset = 0.0
     ticks, labels = [], []
     for k, (name, ev) in enumerate(layer_events.items()):
         ev = np.asarray(ev, dtype=float).reshape(-1, 2)
-        ax.scatter(ev[:, 0], ev[:, 1] + offset, s=4, marker="|", color=f"C{k % 10}", label=name)
-        ticks.append(offset + sizes[name] / 2)
-        labels.append(f"{name} ({len(ev)})")
-        offset += sizes[name]
+        n = max(sizes[name], 1)
+        band = max(float(n), min_band)
+        scale = band / n
+        ax.scatter(ev[:, 0], offset + (ev[:, 1] + 0.5) * scale - 0.5, s=4, marker="|", color=f"C{k % 10}", label=name)
+        ticks.append(offset + band / 2 - 0.5)
+        labels.append(f"{name} ({sizes[name]} n, {len(ev)} spikes)")
+        offset += band
         ax.axhline(offset - 0.5, color="0.8", lw=0.5)
     if not any(len(ev) for ev in layer_events.values()):
         ax.text(0.5, 0.5, "no spikes in this sample", transform=ax.transAxes, ha="center", color="0.4")
     ax.set_xlim(-0.5, steps - 0.5)
     ax.set_ylim(-0.5, max(offset, 1) - 0.5)
-    ax.set_yticks(ticks, labels)
+    ax.set_yticks(ticks, labels, fontsize=8)
     ax.set_xlabel("time step (frame)")
-    ax.set_ylabel("neuron, stacked by layer (spike count)")
+    ax.set_ylabel("neurons, one band per layer")
     ax.set_title(f"Spike raster, sample {sample}")
     fig.text(0.01, -0.02, caption, fontsize=7, wrap=True, ha="left", va="top")
     return _png(fig)

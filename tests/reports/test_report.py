@@ -38,12 +38,12 @@ def test_report_writes_json_md_html_and_plots(case, capsys):
     assert (l1["profile"], cpu["profile"]) == ("loihi1", "cpu")
     # static = 104 mW x 1 chip x 8 steps x 1 ms; dynamic = sum of the per-layer rows
     assert l1["static_j"] == pytest.approx(0.104 * 8e-3)
-    assert l1["dynamic_j"] == pytest.approx(sum(r["energy_j"] for r in l1["layers"]))
+    assert l1["dynamic_j"] == pytest.approx(sum(r["energy_j"] for r in l1["layers"]) + l1["message_j"])
     assert l1["energy_per_inference_j"] == pytest.approx(l1["dynamic_j"] + l1["static_j"])
     assert l1["cores"] == 3 and l1["chips"] == 1 and cpu["cores"] is None
     assert [r["layer"] for r in l1["layers"]] == ["h1", "h2", "out"]
     assert rep["accuracy_by_frame"] == traffic["accuracy_by_frame"]
-    assert any("Davies" in s for s in l1["sources"].values())
+    assert any("Davies" in s.get("low", "") for s in l1["sources"].values())
     assert {b["profile"] for b in rep["dense_baseline"]} == {"cpu", "gpu", "mac45nm"}
     for name in ("energy_per_layer.png", "firing_rate.png", "raster.png", "streaming.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -51,8 +51,42 @@ def test_report_writes_json_md_html_and_plots(case, capsys):
     assert html.count("data:image/png;base64,") == 4 and "src='energy_per_layer.png'" not in html
     md = (out / "report.md").read_text()
     assert "| loihi1 |" in md and "Effective ACs" in md
+    assert "### loihi1: calibration" in md and "Blouw" in md and "x [benchmarks/blouw_kws_check.py]" not in md
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert "loihi1" in capsys.readouterr().out
+    # the per-layer table of a conventional target shows the dense MACs it charges
+    for r in cpu["layers"]:
+        assert r["op_kind"] == "dense MACs" and r["ops"] == r["dense_macs"]
+        assert r["ac_j"] + r["mac_j"] == pytest.approx(r["ops"] * 8.6e-9)
+    assert cpu["time"]["basis"] == l1["time"]["basis"] == "given by the user (--step-time)"
+
+
+def test_modelled_time_frame_period_labels_and_ranges(case, capsys):
+    d, model, traffic = case
+    out = d / "out2"
+    rc = main(["report", str(d / "traffic.json"), "--model", str(model), "--profile", "loihi1", "--profile", "loihi2",
+               "--profile", "spinnaker2", "--profile", "mac45nm", "--frame-period", "0.01", "-o", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    rep = json.loads((out / "report.json").read_text())
+    l1, l2, sp2, floor = rep["profiles"]
+    # static over the modelled latency: total = dynamic + static, both bases named
+    assert l1["time"]["latency_s"][0] > 0 and l1["static_j"] == pytest.approx(0.104 * 1 * l1["time"]["latency_s"][0])
+    assert l1["energy"]["static_pro_rata_j"]["estimate"] == pytest.approx(0.104 * 3 / 128 * l1["time"]["latency_s"][0])
+    assert l1["energy"]["static_realtime_j"]["estimate"] == pytest.approx(0.104 * 8 * 0.01)
+    assert l1["label"].startswith("dynamic + static (1 chip(s) occupied")
+    assert l1["realtime"]["keeps_up"] and l1["realtime"]["factor"]["estimate"] < 1
+    e = l1["energy"]
+    assert e["dynamic_j"]["low"] < e["dynamic_j"]["estimate"] <= e["dynamic_j"]["high"]
+    assert e["total_j"]["estimate"] == pytest.approx(e["dynamic_j"]["estimate"] + e["static_chips_j"]["estimate"])
+    # the per-layer rows and the messages add up to the dynamic energy
+    assert sum(r["energy_j"] for r in l1["layers"]) + l1["message_j"] == pytest.approx(l1["dynamic_j"])
+    assert sp2["label"] == "dynamic only" and sp2["energy"]["total_j"] is None and sp2["time"] is None
+    assert floor["label"].startswith("compute-only floor") and floor["power_w"] is None
+    md = (out / "report.md").read_text()
+    assert "Real time: one frame every 0.01 s" in md and "pro rata for the cores used" in md
+    assert "compute-only floor" in md and "Busiest cores on loihi1" in md
+    assert "(keeps up)" in printed and "latency" in printed and "[" in printed
 
 
 def run_err(args, capsys):
@@ -68,9 +102,10 @@ def test_bad_inputs_are_one_line_errors(case, capsys, tmp_path):
     assert "unknown profile 'loihi9': expected one of" in run_err(base + ["--profile", "loihi9"], capsys)
     assert "--step-time: expected a positive, finite number" in run_err(base + ["--step-time=-1e-3"], capsys)
     assert "--step-time: expected a positive, finite number" in run_err(base + ["--step-time=inf"], capsys)
+    assert "--frame-period: expected a positive, finite number" in run_err(base + ["--frame-period=0"], capsys)
     bad = tmp_path / "neg.yaml"
-    bad.write_text(shipped_profiles()["loihi1"].read_text().replace("value: 23.6e-12", "value: -23.6e-12"))
-    assert "neg.yaml: field 'energy.ac.value': got -2.36e-11, expected a number >= 0" in run_err(base + ["--profile", str(bad)], capsys)
+    bad.write_text(shipped_profiles()["loihi1"].read_text().replace("value: 35.5\n", "value: -35.5\n", 1))
+    assert "neg.yaml: field 'energy.ac.value': got -35.5, expected a number >= 0" in run_err(base + ["--profile", str(bad)], capsys)
     # traffic recorded from another model file
     other = tmp_path / "other.nir"
     export_nir(spiking_mlp(seed=9), other, dt=1e-3)

@@ -1,0 +1,1 @@
+"""SANA-FE network descriptions (YAML) written from the integer network."""

@@ -1,0 +1,378 @@
+"""Loihi layers for any PyTorch model, in the style of snnTorch.
+
+Build a network from these, wrap it in ``lmu2neuro.models.trace.LoihiModel`` and it trains in
+float, trains quantization-aware (QAT), lowers to the deployed integer network
+(``lmu2neuro.deploy.lower``), exports to NIR and runs in Lava bit-exactly, with no plan written
+per architecture: the wrapper traces the model (``models.trace``).
+
+Tensors are whole sequences, time second: ``(batch, time, *frame)``. Every layer but the neurons
+acts on each frame alone, as snnTorch's layers act on each step; the neurons scan time.
+
+Neurons (Loihi CUBA LIF, ``models.neurons.LoihiLIF`` underneath; reset to zero in the same step,
+spike when ``v > threshold``, as Loihi 1 and 2 do):
+
+- ``Leaky(beta)``: snnTorch's ``Leaky``: ``v = beta v + x``. Called on a whole sequence
+  ``spk = lif(x)``; one step as snnTorch: ``spk, mem = lif(x_t, mem)`` with ``mem = lif.init_leaky()``.
+- ``Synaptic(alpha, beta)``: snnTorch's ``Synaptic``: ``syn = alpha syn + x``, ``v = beta v + syn``;
+  one step: ``spk, syn, mem = lif(x_t, syn, mem)``.
+- ``RLeaky(beta, linear_features=n)``: snnTorch's ``RLeaky``: the layer's own spikes come back
+  through ``recurrent`` (a Linear, a same-padded Conv2d, or one weight per neuron ``V``) one step
+  late; one step: ``spk, mem = lif(x_t, spk, mem)``.
+
+Differences from snnTorch, on purpose (they are what Loihi computes): the reset is to zero and
+happens in the step that spikes (snnTorch defaults to subtract reset, one step late); ``beta`` and
+``alpha`` are one value per layer, rounded to Loihi's 12-bit decays in QAT; the surrogate
+gradient defaults to a sigmoid of slope 4. Subtract reset (a Loihi 2 option) is not here yet:
+``reset_mechanism="subtract"`` is refused with a UserError.
+
+Per-frame layers (linear, so the tracer composes everything between two neuron layers into one
+synaptic projection): ``Linear``, ``Conv1d`` (frames ``(C, L)``), ``Conv2d`` (frames
+``(C, H, W)``), ``SumPool1d``/``SumPool2d``, ``AvgPool1d``/``AvgPool2d``, ``Flatten`` (each frame
+to a vector). ``InputQuantizer`` turns float input into Loihi's 8-bit graded input,
+``clip(round(x * scale), -128, 127)`` (``core.fixed_point.quantize_input``), with a scale set,
+calibrated from data (``calibrate``) or learned (``learn=True``); its forward gives the
+dequantized value with a straight-through gradient, so the float model sees what the chip sees.
+
+Where quantization happens: weights, biases and thresholds are quantized per population (they
+depend on the neuron that consumes them: its threshold sets the integer scale), so the wrapper's
+QAT forward runs the traced graph through ``models.quantize.run_qat`` (``fake_quantize_*``, the
+core's rules with straight-through gradients); the layers' own forward is the float model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.models.neurons import LoihiLIF
+from lmu2neuro.models.quantize import fake_quantize_input
+
+RESETS = ("zero",)
+
+
+def _check_reset(layer: str, reset_mechanism: str) -> None:
+    if reset_mechanism == "subtract":
+        raise UserError(f"{layer}: reset_mechanism='subtract' is not supported yet (a Loihi 2 option, planned); "
+                        "use reset_mechanism='zero', which Loihi 1 and 2 both run")
+    if reset_mechanism not in RESETS:
+        raise UserError(f"{layer}: reset_mechanism={reset_mechanism!r}: expected 'zero'")
+
+
+def _state(state: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """snnTorch's convention: a state of another shape (``init_leaky()``'s empty tensor) is zero."""
+    if state is None or state.shape != like.shape:
+        return torch.zeros_like(like)
+    return state
+
+
+def _whole_sequence(layer: str, x: torch.Tensor, one_step: str) -> None:
+    if x.ndim < 3:
+        raise UserError(f"{layer}: input of shape {tuple(x.shape)} without a state: a whole sequence is "
+                        f"(batch, time, features...); for one step pass the state as snnTorch does: {one_step}")
+
+
+class SigmoidSurrogate(torch.autograd.Function):
+    """snnTorch's sigmoid surrogate (spike = x > 0; gradient ``k e / (1 + e)^2``, ``e = exp(-k x)``),
+    written as ``k sig(k x) sig(-k x)``: the same function, but finite where ``exp(-k x)``
+    overflows (x < -88 / k in float32), where snnTorch's form gives inf / inf = NaN. Stepping
+    neurons (RLeaky, QAT's recurrent scan) meet such voltages once inhibition is learned."""
+
+    @staticmethod
+    def forward(ctx, x, slope):  # noqa: D401
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        kx = ctx.slope * x
+        # sig(kx) sig(-kx) = sig (1 - sig) without the cancellation of 1 - sig where sig is near 1
+        return grad * ctx.slope * torch.sigmoid(kx) * torch.sigmoid(-kx), None
+
+
+def sigmoid(slope: float = 4.0):
+    """The spike function with ``SigmoidSurrogate``'s gradient, as ``snntorch.surrogate.sigmoid``
+    builds it (the neurons' fused scan recognises the sigmoid family by this name)."""
+
+    def inner(x):
+        return SigmoidSurrogate.apply(x, slope)
+
+    return inner
+
+
+class _Neuron(LoihiLIF):
+    """A LoihiLIF with snnTorch's constructor arguments and call conventions."""
+
+    def __init__(self, alpha: float, beta: float, threshold: float, spike_grad, reset_mechanism: str, slope: float):
+        _check_reset(type(self).__name__, reset_mechanism)
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise UserError(f"{type(self).__name__}: {name}={value}: expected a keep factor in [0, 1]")
+        if not float(threshold) > 0:
+            raise UserError(f"{type(self).__name__}: threshold={threshold}: expected a positive number")
+        super().__init__(alpha=float(alpha), beta=float(beta), threshold=float(threshold), slope=slope)
+        self.spike_grad = sigmoid(float(slope)) if spike_grad is None else spike_grad
+
+    def extra_repr(self) -> str:
+        return f"alpha={float(self.alpha):g}, beta={float(self.beta):g}, threshold={float(self.threshold):g}"
+
+
+class Leaky(_Neuron):
+    """snnTorch's ``Leaky`` on Loihi: ``v = beta v + x``, spike when ``v > threshold``, reset to zero.
+
+    ``lif(x)`` with x (batch, time, ...) -> spikes of the same shape; ``spk, mem = lif(x_t, mem)``
+    steps once (``mem = lif.init_leaky()`` to start)."""
+
+    def __init__(self, beta: float, threshold: float = 1.0, spike_grad=None, reset_mechanism: str = "zero",
+                 slope: float = 4.0):
+        super().__init__(0.0, beta, threshold, spike_grad, reset_mechanism, slope)
+
+    def init_leaky(self) -> torch.Tensor:
+        return torch.zeros(0)
+
+    def forward(self, input_: torch.Tensor, mem: torch.Tensor | None = None):  # type: ignore[override]
+        if mem is None:
+            _whole_sequence(type(self).__name__, input_, "spk, mem = lif(x_t, mem)")
+            return super().forward(input_)
+        spk, (_, v) = self.step(input_, (torch.zeros_like(input_), _state(mem, input_)))
+        return spk, v
+
+
+class Synaptic(_Neuron):
+    """snnTorch's ``Synaptic`` on Loihi: ``syn = alpha syn + x``, ``v = beta v + syn``, reset to zero
+    (the current ``syn`` is never reset, as on Loihi).
+
+    ``lif(x)`` -> spikes; ``spk, syn, mem = lif(x_t, syn, mem)`` steps once."""
+
+    def __init__(self, alpha: float, beta: float, threshold: float = 1.0, spike_grad=None,
+                 reset_mechanism: str = "zero", slope: float = 4.0):
+        super().__init__(alpha, beta, threshold, spike_grad, reset_mechanism, slope)
+
+    def init_synaptic(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        return torch.zeros(0), torch.zeros(0)
+
+    def forward(self, input_: torch.Tensor, syn: torch.Tensor | None = None,  # type: ignore[override]
+                mem: torch.Tensor | None = None):
+        if syn is None and mem is None:
+            _whole_sequence(type(self).__name__, input_, "spk, syn, mem = lif(x_t, syn, mem)")
+            return super().forward(input_)
+        spk, (u, v) = self.step(input_, (_state(syn, input_), _state(mem, input_)))
+        return spk, u, v
+
+
+class OneToOne(nn.Module):
+    """Each neuron's own spike back to itself with weight ``V`` (one value, or one per neuron)."""
+
+    def __init__(self, V, learn: bool = True):
+        super().__init__()
+        self.V = nn.Parameter(torch.as_tensor(V, dtype=torch.float32).clone(), requires_grad=learn)
+
+    def forward(self, spk: torch.Tensor) -> torch.Tensor:
+        return spk * self.V
+
+
+class RLeaky(Leaky):
+    """snnTorch's ``RLeaky`` on Loihi: ``v = beta v + x + recurrent(spk of the step before)``.
+
+    ``recurrent`` is ``nn.Linear(linear_features, linear_features)`` (all-to-all), an ``nn.Conv2d``
+    over ``conv2d_channels`` with a same-padded ``kernel_size`` (frames (C, H, W)), or with
+    ``all_to_all=False`` one weight ``V`` per neuron, as snnTorch builds them (same parameter
+    names). ``lif(x)`` -> spikes; ``spk, mem = lif(x_t, spk, mem)`` steps once."""
+
+    def __init__(self, beta: float, V=1.0, all_to_all: bool = True, linear_features: int | None = None,
+                 conv2d_channels: int | None = None, kernel_size: int | None = None, threshold: float = 1.0,
+                 spike_grad=None, learn_recurrent: bool = True, reset_mechanism: str = "zero", slope: float = 4.0):
+        super().__init__(beta, threshold, spike_grad, reset_mechanism, slope)
+        if not all_to_all:
+            self.recurrent = OneToOne(V, learn_recurrent)
+        elif linear_features:
+            self.recurrent = nn.Linear(int(linear_features), int(linear_features))
+        elif conv2d_channels and kernel_size:
+            k = int(kernel_size)
+            if k % 2 == 0:
+                raise UserError(f"RLeaky: kernel_size={k}: expected an odd size (same padding keeps the frame shape)")
+            self.recurrent = nn.Conv2d(int(conv2d_channels), int(conv2d_channels), k, padding=k // 2)
+        else:
+            raise UserError("RLeaky: give linear_features=N (all-to-all Linear), conv2d_channels and kernel_size "
+                            "(Conv2d), or all_to_all=False (one weight V per neuron)")
+        if not learn_recurrent:
+            for p in self.recurrent.parameters():
+                p.requires_grad_(False)
+
+    def init_rleaky(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(0), torch.zeros(0)
+
+    def forward(self, input_: torch.Tensor, spk: torch.Tensor | None = None,  # type: ignore[override]
+                mem: torch.Tensor | None = None):
+        if spk is None and mem is None:
+            _whole_sequence("RLeaky", input_, "spk, mem = lif(x_t, spk, mem)")
+            state = self.init_state(input_[:, 0])
+            prev = torch.zeros_like(input_[:, 0])
+            out = []
+            for t in range(input_.shape[1]):
+                prev, state = self.step(input_[:, t] + self.recurrent(prev), state)
+                out.append(prev)
+            return torch.stack(out, dim=1)
+        drive = input_ + self.recurrent(_state(spk, input_))
+        s, (_, v) = self.step(drive, (torch.zeros_like(input_), _state(mem, input_)))
+        return s, v
+
+
+NEURONS = (LoihiLIF,)  # every Loihi neuron layer, the plain LoihiLIF included
+
+
+# -- per-frame linear layers ----------------------------------------------------------------------------
+def _per_frame(layer: str, fn, x: torch.Tensor, frame_dims: int) -> torch.Tensor:
+    """``fn`` on every frame of x (batch, time, *frame), frames stacked along the batch."""
+    if x.ndim != frame_dims + 2:
+        raise UserError(f"{layer}: input of shape {tuple(x.shape)}; expected (batch, time, "
+                        f"{', '.join(['C', 'L'] if frame_dims == 2 else ['C', 'H', 'W'])})")
+    y = fn(x.flatten(0, 1))
+    return y.unflatten(0, x.shape[:2])
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` on every frame (its last dimension), quantized per consuming population in QAT."""
+
+
+class Conv1d(nn.Conv1d):
+    """``nn.Conv1d`` on every frame: x (batch, time, C, L) -> (batch, time, C', L')."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return _per_frame("Conv1d", super().forward, x, 2)
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` on every frame: x (batch, time, C, H, W) -> (batch, time, C', H', W')."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return _per_frame("Conv2d", super().forward, x, 3)
+
+
+class _Pool(nn.Module):
+    dims = 2
+    mean = False
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        k = (kernel_size,) * self.dims if isinstance(kernel_size, int) else tuple(kernel_size)
+        s = k if stride is None else ((stride,) * self.dims if isinstance(stride, int) else tuple(stride))
+        if len(k) != self.dims or len(s) != self.dims or min(k + s) < 1:
+            raise UserError(f"{type(self).__name__}: kernel_size={kernel_size}, stride={stride}: expected "
+                            f"{self.dims} positive sizes")
+        self.kernel_size, self.stride = k, s
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        # avg_pool2d with divisor 1 adds the window exactly in order (a 1-d pool is a 1 x k window)
+        k, s = ((1,) + self.kernel_size, (1,) + self.stride) if self.dims == 1 else (self.kernel_size, self.stride)
+        y = x.unsqueeze(-2) if self.dims == 1 else x
+        y = F.avg_pool2d(y, k, s, divisor_override=None if self.mean else 1)
+        return y.squeeze(-2) if self.dims == 1 else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _per_frame(type(self).__name__, self._pool, x, self.dims + 1)
+
+
+class SumPool1d(_Pool):
+    """Sum over windows of every frame (C, L) (NIR's SumPool; no divide, so spikes stay integers)."""
+
+    dims = 1
+
+
+class SumPool2d(_Pool):
+    """Sum over windows of every frame (C, H, W)."""
+
+
+class AvgPool1d(_Pool):
+    """Mean over windows of every frame (C, L)."""
+
+    dims, mean = 1, True
+
+
+class AvgPool2d(_Pool):
+    """Mean over windows of every frame (C, H, W)."""
+
+    mean = True
+
+
+class Flatten(nn.Module):
+    """Every frame to a vector: (batch, time, *frame) -> (batch, time, prod(frame)). (``nn.Flatten``
+    would fold time into the features.)"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim < 3:
+            raise UserError(f"Flatten: input of shape {tuple(x.shape)}; expected (batch, time, *frame)")
+        return x.flatten(2)
+
+
+LINEAR_LAYERS = (Linear, Conv1d, Conv2d, _Pool, Flatten)
+
+
+# -- the input --------------------------------------------------------------------------------------
+class InputQuantizer(nn.Module):
+    """Float input -> Loihi's 8-bit graded input: ``q = clip(round(x * scale), -128, 127)``
+    (``core.fixed_point.quantize_input``); the forward returns ``q / scale`` with a straight-through
+    gradient (and, with ``learn=True``, the gradient of the rounding and clipping error for the
+    scale, as in learned step-size quantization).
+
+    ``scale``: a number, or None to calibrate: ``calibrate(x)`` sets ``127 / (the percentile of |x|)``
+    (default the maximum), so that the largest input uses the whole 8-bit range. It must be the
+    first thing the model does to its input (the tracer checks); the deployed network quantizes its
+    input with the same scale.
+    """
+
+    def __init__(self, scale: float | None = None, learn: bool = False, percentile: float = 100.0):
+        super().__init__()
+        if scale is not None and not (math.isfinite(float(scale)) and float(scale) > 0):
+            raise UserError(f"InputQuantizer: scale={scale}: expected a positive, finite number")
+        if not 0.0 < float(percentile) <= 100.0:
+            raise UserError(f"InputQuantizer: percentile={percentile}: expected a number in (0, 100]")
+        self.percentile = float(percentile)
+        # NaN marks "not calibrated yet"; a parameter either way, so the scale travels in the state dict
+        value = float(scale) if scale is not None else math.nan
+        self.scale_param = nn.Parameter(torch.tensor(value, dtype=torch.float32), requires_grad=bool(learn))
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(torch.isfinite(self.scale_param.detach()))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """The scale as a tensor (differentiable when learned)."""
+        if not self.calibrated:
+            raise UserError("InputQuantizer: no scale yet: pass scale= or call calibrate(x) with training inputs "
+                            "(LoihiModel.calibrate does it for the model)")
+        if not float(self.scale_param.detach()) > 0:
+            raise UserError(f"InputQuantizer: the learned scale became {float(self.scale_param.detach()):.4g}; "
+                            "expected a positive number (lower the learning rate, or calibrate and keep it fixed)")
+        return self.scale_param
+
+    @torch.no_grad()
+    def calibrate(self, x) -> float:
+        """Set the scale from data: 127 / percentile(|x|); returns the scale."""
+        x = torch.as_tensor(x, dtype=torch.float64)
+        if x.numel() == 0 or not bool(torch.isfinite(x).all()):
+            raise UserError("InputQuantizer.calibrate: expected a non-empty array of finite numbers")
+        a = x.abs().flatten()
+        peak = float(a.max()) if self.percentile >= 100.0 else float(torch.quantile(a, self.percentile / 100.0))
+        if peak <= 0:
+            raise UserError("InputQuantizer.calibrate: every input is zero; no scale can be calibrated from it")
+        self.scale_param.fill_(fx.INPUT_MAX / peak)
+        return float(self.scale_param)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.scale
+        return fake_quantize_input(x, s) / s
+
+    def extra_repr(self) -> str:
+        state = f"scale={float(self.scale_param.detach()):.6g}" if self.calibrated else "scale=None (calibrate first)"
+        return f"{state}, learn={self.scale_param.requires_grad}"
