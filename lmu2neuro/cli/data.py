@@ -32,11 +32,11 @@ def register(sub) -> None:
         description=(
             "Load a dataset the way `lmu2neuro train` does and print its split sizes, time steps, "
             "features per step and class names, so a folder can be checked before training. "
-            "NAME is digits (built in), mnist, speechcommands or synth-kws."
+            "NAME is digits (built in), mnist1d (generated here), mnist, speechcommands or synth-kws."
         ),
     )
-    q.add_argument("name", metavar="NAME", help="digits | mnist | speechcommands | synth-kws")
-    q.add_argument("--data-root", metavar="DIR", help="dataset folder (not for digits)")
+    q.add_argument("name", metavar="NAME", help="digits | mnist1d | mnist | speechcommands | synth-kws")
+    q.add_argument("--data-root", metavar="DIR", help="dataset folder (not for digits or mnist1d)")
     q.set_defaults(func=run_info)
 
 

@@ -23,6 +23,14 @@ def _digits(root=None, **options):
     return load_digits_splits(**options)
 
 
+def _mnist1d(root=None, **options):
+    from lmu2neuro.datasets.mnist1d import load_mnist1d_splits
+
+    if root is not None:
+        raise UserError("dataset 'mnist1d' is generated here by the mnist1d package: drop --data-root")
+    return load_mnist1d_splits(**options)
+
+
 def _mnist(root=None, **options):
     from lmu2neuro.datasets.mnist import load_mnist_splits
 
@@ -51,6 +59,7 @@ def _need_root(name: str, root, hint: str = "") -> str:
 
 LOADERS: dict[str, Callable[..., DatasetSplits]] = {
     "digits": _digits,
+    "mnist1d": _mnist1d,
     "mnist": _mnist,
     "speechcommands": _speechcommands,
     "synth-kws": _synth_kws,
@@ -59,10 +68,10 @@ DATASET_NAMES = tuple(LOADERS)
 
 
 def get_dataset(name: str, root=None, **options) -> DatasetSplits:
-    """Load dataset `name` ("digits", "mnist", "speechcommands", "synth-kws") from local files.
+    """Load dataset `name` ("digits", "mnist1d", "mnist", "speechcommands", "synth-kws") from local files.
 
-    `root` is the dataset folder (not used by the built-in "digits"); `options` are passed to
-    the loader (e.g. `repeat=` for digits, `permuted=` for mnist, `words=`, `n_mels=`,
+    `root` is the dataset folder (not used by the built-in "digits" and the generated "mnist1d");
+    `options` are passed to the loader (e.g. `repeat=` for digits and mnist1d, `permuted=` for mnist, `words=`, `n_mels=`,
     `target_length=` for the speech sets). Raises `UserError` for an unknown name or bad files.
     """
     try:

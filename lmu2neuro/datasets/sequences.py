@@ -19,6 +19,8 @@ class DatasetSplits:
     num_classes: int
     timesteps: int
     class_names: list[str] = field(default_factory=list)
+    # spectrogram frames of speech: the paper's recipe adds SpecAugment, noise and a time roll
+    speech: bool = False
 
 
 class TensorSequences(Dataset):

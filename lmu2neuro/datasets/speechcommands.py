@@ -117,4 +117,5 @@ def load_speechcommands_splits(root, words=None, n_mels: int = 128, target_lengt
         num_classes=len(present),
         timesteps=target_length,
         class_names=present,
+        speech=True,
     )

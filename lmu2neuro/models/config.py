@@ -37,6 +37,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         input_size=8, num_classes=10, dim=32, depth=1, memory_order=16, theta=16.0, max_len=32,
         kernel_size=3, embed_convs=2, mlp_ratio=2, causal=True,
     ),
+    # MNIST-1D (dataset mnist1d): 40 steps of one graded value (unit standard deviation; the
+    # input scale maps +-4 standard deviations onto the 8-bit payload). The memory window covers
+    # the whole sequence.
+    "mnist1d-small": dict(
+        input_size=1, num_classes=10, dim=64, depth=1, memory_order=32, theta=40.0, max_len=40,
+        kernel_size=3, embed_convs=2, mlp_ratio=2, causal=True, input_scale=32.0,
+    ),
     # Sequential / permuted MNIST: 784 steps of one pixel in [0, 1] (theta = 784 as the paper's
     # psMNIST setting, much narrower). Slow on a CPU: every step is a neuron update.
     "mnist-small": dict(

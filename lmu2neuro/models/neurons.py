@@ -10,6 +10,13 @@ step late by default), which is why the step is written here. In QAT mode alpha 
 fake-quantized to Lava's 12-bit decays (straight-through); weights, biases and thresholds are
 quantized by ``lmu2neuro.models.quantize``. The integer mode is not here: the deployed integers
 run in the one integer executor (``lmu2neuro.core.executor``).
+
+A whole sequence (``forward``) runs as one fused scan (``LIFScan``, a custom autograd function):
+the forward does exactly the float operations of ``step`` in the same order, so its spikes are
+bit-identical to stepping (``scan_steps``), but it keeps no autograd graph per step; the backward
+runs the reverse recurrence by hand, with the surrogate factors of every step computed at once.
+On CPU this makes a spiking epoch cost about what the convolutions around the neurons cost
+(benchmarks/spiking_speed.py measures it against stepping and against the non-spiking model).
 """
 
 from __future__ import annotations
@@ -84,10 +91,127 @@ class LoihiLIF(Synaptic):
     def forward(  # type: ignore[override]  (a whole sequence, not snnTorch's one step)
         self, current: torch.Tensor, bias: torch.Tensor | float = 0.0
     ) -> torch.Tensor:
-        """A whole sequence: current (B, T, n) -> spikes (B, T, n), every sample from zero state."""
+        """A whole sequence: current (B, T, n) -> spikes (B, T, n), every sample from zero state.
+
+        The fused scan (``LIFScan``); the same spikes as ``scan_steps``, bit for bit."""
+        if not self._fusable(current, bias):
+            return self.scan_steps(current, bias)
+        alpha, beta = self._keeps()
+        if not isinstance(bias, torch.Tensor):
+            bias = None if bias == 0 else torch.as_tensor(bias, dtype=current.dtype, device=current.device)
+        return LIFScan.apply(current, bias, alpha.to(current.device), beta.to(current.device),
+                             self.threshold, self.slope)
+
+    def scan_steps(self, current: torch.Tensor, bias: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """The sequence as a loop of ``step``: the definition ``forward`` is checked against."""
         state = self.init_state(current[:, 0])
         out = []
         for t in range(current.shape[1]):
             spk, state = self.step(current[:, t], state, bias)
             out.append(spk)
         return torch.stack(out, dim=1)
+
+    def _fusable(self, current: torch.Tensor, bias) -> bool:
+        # The fused scan covers the neuron as LoihiLIF builds it: fixed decays and threshold, a
+        # 0/1 spike, no state quantizer. Anything else a user set on the snnTorch base steps.
+        if current.ndim < 2 or current.shape[1] == 0 or not current.is_floating_point():
+            return False
+        fixed = all(not (isinstance(getattr(self, k), torch.Tensor) and getattr(self, k).requires_grad)
+                    for k in ("alpha", "beta", "threshold", "graded_spikes_factor"))
+        unit_spike = float(self.graded_spikes_factor) == 1.0
+        return fixed and unit_spike and not self.state_quant and self.spike_grad.__qualname__.startswith("sigmoid")
+
+
+def _dense_strides(t: torch.Tensor) -> tuple[int, ...]:
+    """t's strides if they lay its elements out densely without overlap (any dimension order),
+    else the contiguous strides (an expanded or sliced input must not shape its gradient)."""
+    order = sorted(range(t.ndim), key=lambda d: t.stride(d))
+    expect = 1
+    for d in order:
+        if t.shape[d] != 1 and t.stride(d) != expect:
+            return torch.empty(t.shape, device="meta").stride()
+        expect *= t.shape[d]
+    return t.stride()
+
+
+class LIFScan(torch.autograd.Function):
+    """The LIF recurrence over a whole sequence with a hand-written backward.
+
+    Forward, the float operations of ``LoihiLIF.step`` per step t, in its order:
+    ``u = alpha u + I_t``; ``w = beta v + u (+ bias)``; spike where ``w - threshold > 0``;
+    ``v = w (1 - spike)``. Two exact rewrites make it cheap: the current u does not depend on
+    the voltage, so it is its own pass first (with alpha = 0, every LMUFormer neuron, u is the
+    input itself: ``0 u + I = I`` for finite values, so that pass only runs when an input is not
+    finite); and with a finite threshold ``w - threshold > 0`` is ``w > threshold`` and
+    ``1 - spike`` is ``w <= threshold`` (both false for NaN, where v stays NaN either way). That
+    leaves four element-wise operations per step in the voltage loop, each writing in place.
+
+    Backward: with ``g_s`` the gradient of the spikes and ``sig'`` snnTorch's sigmoid surrogate,
+    ``g_w(t) = g_s(t) sig'(w(t) - threshold) + beta keep(t) g_w(t+1)`` (the voltage carries into
+    the next step unless it was reset; the reset is detached as in ``step``), and the current's
+    gradient ``g_I(t) = g_w(t) + alpha g_I(t+1)``. The surrogate of every step is one vectorised
+    expression, so the loop is one fused multiply-add per step (one more with alpha not 0).
+    """
+
+    @staticmethod
+    def forward(ctx, current, bias, alpha, beta, threshold, slope):  # noqa: D401
+        dtype = current.dtype
+        a, b = alpha.to(dtype), beta.to(dtype)
+        # w holds u_t first and becomes the voltage before the reset, (T, B, ...) contiguous so that
+        # every step is one block (one transposing copy costs less than forty strided reads)
+        w = current.transpose(0, 1).clone(memory_format=torch.contiguous_format)
+        decaying = bool(a != 0)
+        # a sum is cheaper than an isfinite pass; a sum that overflows only takes the exact loop
+        if decaying or not bool(torch.isfinite(w.sum())):
+            u = torch.zeros_like(w[0])
+            for t in range(w.shape[0]):  # u_t = alpha u_{t-1} + I_t, in place over the inputs
+                torch.mul(a, u, out=u)
+                u.add_(w[t])
+                w[t].copy_(u)
+        keep = torch.empty_like(w)
+        v = torch.zeros_like(w[0])
+        decayed = torch.empty_like(w[0])
+        for t in range(w.shape[0]):
+            torch.mul(b, v, out=decayed)
+            w[t].add_(decayed)  # u + beta v = beta v + u, the same rounding
+            if bias is not None:
+                w[t].add_(bias)
+            torch.le(w[t], threshold, out=keep[t])
+            torch.mul(w[t], keep[t], out=v)
+        ctx.save_for_backward(w, keep, a, b, threshold)
+        ctx.slope = slope
+        ctx.in_shape, ctx.in_strides = current.shape, _dense_strides(current)
+        ctx.bias_shape = None if bias is None else bias.shape
+        ctx.bias_grad = bias is not None and bias.requires_grad
+        # straight into floats (ten times faster than bool.to()), laid out (B, T, ...) as a stack
+        # of steps would be: what the synapses downstream are fastest on
+        spikes = torch.empty(current.shape, dtype=dtype, device=current.device)
+        torch.gt(w.transpose(0, 1), threshold, out=spikes)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        w, keep, a, b, threshold = ctx.saved_tensors
+        slope = ctx.slope
+        # snnTorch's sigmoid surrogate, slope e / (1 + e)^2 with e = exp(-slope x), x = w - threshold,
+        # for every step at once, written as slope sig(slope x) (1 - sig(slope x)): fewer passes over
+        # the data, and no inf / inf = NaN where e overflows (x < -88 / slope in float32)
+        sig = torch.sub(w, threshold).mul_(slope).sigmoid_()
+        g = torch.empty_like(w)
+        torch.mul(grad_out.transpose(0, 1), slope, out=g)  # into the (T, B, ...) layout of w
+        g = torch.ops.aten.sigmoid_backward(g, sig)
+        carry = keep * b  # beta keep(t)
+        # the result goes straight into the input's own memory layout (batch norm's backward before
+        # the neuron is several times slower on a gradient laid out otherwise, and a transposing
+        # copy at the end would cost more than these strided writes)
+        grad_in = torch.empty_strided(ctx.in_shape, ctx.in_strides, dtype=g.dtype, device=g.device)
+        steps = g.shape[0]
+        grad_in[:, steps - 1] = g[steps - 1]
+        for t in range(steps - 2, -1, -1):  # g_w(t) = g_s(t) sig' + beta keep(t) g_w(t+1)
+            torch.addcmul(g[t], grad_in[:, t + 1], carry[t], out=grad_in[:, t])
+        grad_bias = grad_in.sum(1).sum_to_size(ctx.bias_shape) if ctx.bias_grad else None
+        if bool(a != 0):
+            alpha = float(a)
+            for t in range(steps - 2, -1, -1):
+                grad_in[:, t].add_(grad_in[:, t + 1], alpha=alpha)  # g_I(t) = g_w(t) + alpha g_I(t+1)
+        return grad_in.to(grad_out.dtype), grad_bias, None, None, None, None

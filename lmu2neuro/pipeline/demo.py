@@ -6,11 +6,8 @@ the reference and the QAT model in integer mode agree -> energy and chip report.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 REPORT_PROFILES = ["loihi1", "loihi2", "spinnaker2", "cpu", "gpu", "jetson", "mac45nm"]
 
@@ -19,8 +16,11 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def run_demo(out_dir, *, epochs: int = 20, samples: int = 60, seed: int = 0, progress: bool = True) -> dict:
-    """Run every stage into out_dir; returns a summary dict (also written as out_dir/demo.json)."""
+def run_demo(out_dir, *, epochs: int | None = None, samples: int = 60, seed: int = 0, progress: bool = True) -> dict:
+    """Run every stage into out_dir; returns a summary dict (also written as out_dir/demo.json).
+
+    The training is the documented digits run (``training.examples.EXAMPLES["digits"]``, the
+    README's and `train --help`'s command); ``epochs`` shortens it (tests)."""
     from converters.nir.export import export_nir
     from converters.nir.read import read_intnet
     from lmu2neuro.core.atomic import write_json
@@ -32,12 +32,16 @@ def run_demo(out_dir, *, epochs: int = 20, samples: int = 60, seed: int = 0, pro
     from lmu2neuro.core.measurement import agreement, measure_spikes
     from lmu2neuro.training.recipe import TrainConfig, train
 
+    from lmu2neuro.training.examples import EXAMPLES
+
     out = Path(out_dir)
     times = {}
     t0 = time.perf_counter()
-    _say(f"[1/5] training a Spiking LMUFormer with Loihi QAT on digits ({epochs} epochs) -> {out / 'train'}")
-    cfg = TrainConfig(dataset="digits", out=str(out / "train"), preset="digits-small", overrides={"dim": 64},
-                      qat=True, epochs=epochs, lr=1e-2, seed=seed, overwrite=True, progress=progress, threads=1)
+    recipe = dict(EXAMPLES["digits"])
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    _say(f"[1/5] training a Spiking LMUFormer with Loihi QAT on digits ({recipe['epochs']} epochs) -> {out / 'train'}")
+    cfg = TrainConfig(out=str(out / "train"), seed=seed, overwrite=True, progress=progress, threads=1, **recipe)
     metrics = train(cfg)
     times["train_s"] = time.perf_counter() - t0
     test = metrics.get("test", {})

@@ -1,17 +1,27 @@
-"""Training: the LMUFormer recipe (REFERENCE 1.2) scaled down to small data and few CPU epochs.
+"""Training: two recipes, seeded and resumable, on one device or several processes.
 
-Recipe and why:
-- Adam, lr 2.5e-3, betas (0.95, 0.999), learning rate x0.85 every `lr_step` epochs (default
-  epochs // 10, so a run decays ten times as the 200-epoch reference run decays twenty times).
-- Cross-entropy on the logits (the reference uses BCE on mixup labels; without mixup, which only
-  pays off over hundreds of epochs, cross-entropy is the plain equivalent and converges faster).
-- QAT: the first `qat_warmup` epochs train in float (default: half the epochs), the rest with
-  the model's fake quantization (`model.set_qat(True)`), so the deployed integer network is what
-  was optimised last. Only epochs in the final mode compete for best.pt.
-- Reproducible: seeded initialisation, per-epoch shuffling from a generator seeded with
-  seed + epoch, deterministic torch algorithms. last.pt stores optimizer, scheduler and RNG
-  states after every epoch, so a run that is killed (even mid-epoch) and resumed with
-  `resume=True` repeats the lost epoch exactly and ends with the metrics of an uninterrupted run.
+Recipes (``RECIPES``; ``--recipe``):
+- ``plain`` (the default, for small data and few CPU epochs): Adam, lr 2.5e-3, betas (0.95, 0.999),
+  learning rate x0.85 every `lr_step` epochs (default epochs // 10, so a run decays ten times as
+  the 200-epoch reference run decays twenty times), batch 64, cross-entropy, no augmentation.
+- ``paper`` (the LMUFormer paper's Speech Commands recipe, REFERENCE 1.2): the same Adam, x0.85
+  every 10 epochs, batch 128, binary cross-entropy on mixup label weights (mixup on 60 % of the
+  samples), and for speech SpecAugment masks (48 of 128), noise and a time roll
+  (``training.augment`` says exactly what and where it departs from the official loader); QAT
+  after the float phase for spiking models.
+QAT: the first `qat_warmup` epochs train in float (default: half the epochs), the rest with the
+model's fake quantization (``model.set_qat(True)``), so the deployed integer network is what was
+optimised last. Only epochs in the final mode compete for best.pt.
+
+Reproducible: seeded initialisation, per-epoch shuffling from a generator seeded with seed + epoch,
+augmentation draws seeded by (seed, epoch, batch), deterministic torch algorithms. last.pt stores
+optimizer, scheduler and RNG states after every epoch, so a run that is killed (even mid-epoch)
+and resumed with ``resume=True`` repeats the lost epoch exactly and ends with the metrics of an
+uninterrupted run, on any device and with any number of processes.
+
+Devices and processes (``training.distributed``): ``device`` is cpu or cuda; under ``torchrun``
+every process takes its share of each global batch and the model runs in DistributedDataParallel
+with batch norm over the global batch, so N processes give the metrics of one; only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -28,21 +38,46 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from lmu2neuro.core.atomic import write_json
-from lmu2neuro.training.checkpoint import load_checkpoint, save_checkpoint
+from lmu2neuro.core.errors import UserError
 from lmu2neuro.datasets import get_dataset
 from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
-from lmu2neuro.core.errors import UserError
 from lmu2neuro.deploy.lowering import integer_forward
+from lmu2neuro.training.augment import Augmentation, augment, batch_rng, soft_target_bce
+from lmu2neuro.training.checkpoint import load_checkpoint, save_checkpoint
+from lmu2neuro.training.distributed import World, check_launch, globalize_batch_norm
 
 METRICS_SCHEMA = "lmu2neuro.metrics/1"
-# Options that must not change between a run and its resumption (epochs may grow).
-RESUME_FIXED = ("dataset", "dataset_options", "preset", "overrides", "spiking", "qat", "qat_warmup",
+# Options that must not change between a run and its resumption (epochs, device and the number
+# of processes may).
+RESUME_FIXED = ("dataset", "dataset_options", "preset", "overrides", "spiking", "recipe", "qat", "qat_warmup",
                 "seed", "batch_size", "lr", "lr_step", "lr_gamma", "limit")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a recipe fixes unless an option overrides it."""
+
+    batch_size: int
+    lr_step: int | None  # None: epochs // 10
+    loss: str  # "cross_entropy" | "bce_mixup"
+    augmentation: Augmentation
+    qat: bool  # QAT after the float phase by default (spiking models)
+    about: str
+
+
+RECIPES: dict[str, Recipe] = {
+    "plain": Recipe(64, None, "cross_entropy", Augmentation(), False,
+                    "Adam 2.5e-3, x0.85 every epochs // 10 epochs, batch 64, cross-entropy, no augmentation"),
+    "paper": Recipe(128, 10, "bce_mixup", Augmentation(mixup=0.6, spec_augment=True), True,
+                    "Adam 2.5e-3 betas (0.95, 0.999), x0.85 every 10 epochs, batch 128, BCE on mixup labels "
+                    "(0.6), SpecAugment masks 48/128, noise and time roll for speech, QAT after the float phase"),
+}
 
 
 @dataclass
 class TrainConfig:
-    """Everything one training run depends on (the `lmu2neuro train` options)."""
+    """Everything one training run depends on (the `lmu2neuro train` options). ``None`` takes the
+    recipe's value (batch_size, lr_step, qat)."""
 
     dataset: str = "digits"
     out: str = "runs/train"
@@ -51,13 +86,14 @@ class TrainConfig:
     preset: str = "digits-small"
     overrides: dict = field(default_factory=dict)
     spiking: bool = True
-    qat: bool = False
+    recipe: str = "plain"
+    qat: bool | None = None  # None: the recipe's (paper: on for spiking models)
     qat_warmup: int | None = None  # float epochs before QAT; None = half of `epochs`
     epochs: int = 10
     seed: int = 0
-    batch_size: int = 64
+    batch_size: int | None = None  # the global batch, shared by all processes; None: the recipe's
     lr: float = 2.5e-3
-    lr_step: int | None = None  # None = max(1, epochs // 10)
+    lr_step: int | None = None  # None: the recipe's (plain: max(1, epochs // 10); paper: 10)
     lr_gamma: float = 0.85
     limit: int | None = None  # keep at most this many samples per split (quick runs, tests)
     resume: bool = False
@@ -65,16 +101,30 @@ class TrainConfig:
     progress: bool = True
     eval_batch_size: int = 256
     threads: int | None = None  # torch CPU threads while training; None keeps torch's setting
+    device: str = "cpu"  # cpu or cuda; under torchrun each process takes cuda:LOCAL_RANK
+
+    def recipe_spec(self) -> Recipe:
+        if self.recipe not in RECIPES:
+            raise UserError(f"--recipe {self.recipe}: unknown recipe; expected one of {', '.join(RECIPES)}")
+        return RECIPES[self.recipe]
+
+    def qat_enabled(self) -> bool:
+        return bool(self.recipe_spec().qat and self.spiking) if self.qat is None else bool(self.qat)
+
+    def global_batch(self) -> int:
+        return int(self.batch_size) if self.batch_size is not None else self.recipe_spec().batch_size
 
     def warmup_epochs(self) -> int:
-        if not self.qat:
+        if not self.qat_enabled():
             return self.epochs
         if self.qat_warmup is not None:
             return max(0, int(self.qat_warmup))
         return self.epochs // 2
 
     def step_size(self) -> int:
-        return int(self.lr_step) if self.lr_step else max(1, self.epochs // 10)
+        if self.lr_step:
+            return int(self.lr_step)
+        return self.recipe_spec().lr_step or max(1, self.epochs // 10)
 
 
 def _limited(ds: Dataset, limit: int | None, seed: int) -> Dataset:
@@ -99,18 +149,38 @@ def _batches(ds: Dataset, batch_size: int, order: torch.Tensor | None = None):
         yield _batch(ds, order[start: start + batch_size])
 
 
+def _shard(ds: Dataset, world: World | None) -> Dataset:
+    """This process's contiguous part of ``ds`` (all of it in a single process)."""
+    if world is None or world.size == 1:
+        return ds
+    part = world.share(len(ds))
+    if isinstance(ds, TensorSequences):
+        return TensorSequences(ds.x[part], ds.y[part])
+    return Subset(ds, list(range(part.start, part.stop)))
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, ds: Dataset, batch_size: int = 256) -> dict:
-    """Mean cross-entropy and accuracy of `model(x)` over `ds` (eval mode, current QAT setting)."""
+def evaluate(model: torch.nn.Module, ds: Dataset, batch_size: int = 256, world: World | None = None) -> dict:
+    """Mean cross-entropy and accuracy of `model(x)` over `ds` (eval mode, current QAT setting), on
+    the model's device; with a ``world`` of several processes each takes its part and the sums are
+    reduced, so every process returns the figures of the whole set."""
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     loss_sum, correct, n = 0.0, 0, 0
-    for x, y in _batches(ds, batch_size):
+    for x, y in _batches(_shard(ds, world), batch_size):
+        x, y = x.to(device), y.to(device)
         logits = model(x)
         loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
         n += len(y)
     model.train(was_training)
+    if world is not None:
+        loss_sum, correct, n = world.sum([loss_sum, correct, n])
     return {"loss": loss_sum / max(n, 1), "accuracy": correct / max(n, 1)}
 
 
@@ -157,46 +227,68 @@ def _build(cfg: TrainConfig, data: DatasetSplits):
 def _config_record(cfg: TrainConfig) -> dict:
     rec = asdict(cfg)
     # Resolved once at the start so that resuming with more --epochs keeps the original schedule.
+    rec["qat"] = cfg.qat_enabled()
+    rec["batch_size"] = cfg.global_batch()
     rec["warmup_epochs"] = cfg.warmup_epochs()
     rec["lr_step_epochs"] = cfg.step_size()
-    for k in ("resume", "overwrite", "progress", "out", "data_root", "threads", "eval_batch_size"):
+    for k in ("resume", "overwrite", "progress", "out", "data_root", "threads", "eval_batch_size", "device"):
         rec.pop(k)
     return rec
 
 
-def train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) -> dict:
-    """Run (or resume) training into `cfg.out`; see `_train`. `cfg.threads` sets torch's CPU
-    threads for the run and restores them after: on a small, shared machine one thread avoids
-    OpenMP contention that makes tiny models several times slower."""
-    previous = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    try:
-        return _train(cfg, on_batch)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) -> dict:
-    """Run (or resume) training into `cfg.out`; returns the metrics dict also written to metrics.json.
-
-    Writes `out/last.pt` after every epoch, `out/best.pt` when validation accuracy improves, and
-    `out/metrics.json` (per-epoch metrics, then "test" with float accuracy and, for spiking
-    models, integer-mode accuracy and accuracy by frames seen). `on_batch(epoch, batch)` is
-    called before each training step (progress hooks; tests use it to interrupt a run).
-    """
-    out = Path(cfg.out)
-    last_path, best_path, metrics_path = out / "last.pt", out / "best.pt", out / "metrics.json"
+def check_config(cfg: TrainConfig) -> None:
+    """The checks that need no data; UserError naming the option or file, before anything is
+    written (and, under torchrun, by every process before they meet, so before rank 0 writes)."""
+    cfg.recipe_spec()
     if cfg.epochs < 1:
         raise UserError(f"--epochs {cfg.epochs}: expected at least 1")
-    if cfg.batch_size < 1:
-        raise UserError(f"--batch-size {cfg.batch_size}: expected at least 1")
+    if cfg.global_batch() < 1:
+        raise UserError(f"--batch-size {cfg.global_batch()}: expected at least 1")
+    check_launch(cfg.device, cfg.global_batch())
+    out = Path(cfg.out)
+    last_path, metrics_path = out / "last.pt", out / "metrics.json"
     if cfg.resume and not last_path.is_file():
         raise UserError(f"{last_path}: not found; --resume continues a run from its last.pt (start without --resume)")
     if not cfg.resume and not cfg.overwrite and (last_path.exists() or metrics_path.exists()):
         raise UserError(f"{out}: already holds a training run; pass --resume to continue it, "
                         f"--overwrite to start again, or choose another --out")
 
+
+def train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """Run (or resume) training into `cfg.out`; see `_train`. `cfg.threads` sets torch's CPU
+    threads for the run and restores them after: on a small, shared machine one thread avoids
+    OpenMP contention that makes tiny models several times slower. Under torchrun the processes
+    join one group here and leave it at the end."""
+    check_config(cfg)
+    previous = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    try:
+        with World.start(cfg.device, cfg.global_batch()) as world:
+            return _train(cfg, world, on_batch)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _loss(kind: str, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The recipe's loss summed over the samples of this share."""
+    if kind == "bce_mixup":
+        return soft_target_bce(logits, target)
+    return torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+
+
+def _train(cfg: TrainConfig, world: World, on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """Run (or resume) training into `cfg.out`; returns the metrics dict also written to metrics.json.
+
+    Writes (rank 0 only) `out/last.pt` after every epoch, `out/best.pt` when validation accuracy
+    improves, and `out/metrics.json` (per-epoch metrics, then "test" with float accuracy and, for
+    spiking models, integer-mode accuracy and accuracy by frames seen). `on_batch(epoch, batch)`
+    is called before each training step (progress hooks; tests use it to interrupt a run).
+    """
+    out = Path(cfg.out)
+    last_path, best_path, metrics_path = out / "last.pt", out / "best.pt", out / "metrics.json"
+    recipe = cfg.recipe_spec()
+    batch_size = cfg.global_batch()
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -204,9 +296,7 @@ def _train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None)
     train_ds = _limited(data.train, cfg.limit, cfg.seed)
     val_ds = _limited(data.val, cfg.limit, cfg.seed + 1)
     test_ds = _limited(data.test, cfg.limit, cfg.seed + 2)
-    mcfg, model = _build(cfg, data)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.95, 0.999))
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size(), gamma=cfg.lr_gamma)
+    mcfg, model = _build(cfg, data)  # on the CPU, from the seed: the same weights on every device
     record = _config_record(cfg)
     history: dict = {"schema": METRICS_SCHEMA, "config": record, "model_config": mcfg.to_dict(),
                      "dataset": {"name": cfg.dataset, "train": len(train_ds), "val": len(val_ds),
@@ -214,80 +304,130 @@ def _train(cfg: TrainConfig, on_batch: Callable[[int, int], None] | None = None)
                                  "input_size": data.input_size, "classes": data.class_names},
                      "epochs": [], "best": None}
     start_epoch = 0
+    ckpt = None
     if cfg.resume:
         ckpt = load_checkpoint(last_path)
         stored = ckpt.get("train", {})
         for key in RESUME_FIXED:
             if key in stored and stored[key] != record[key]:
                 raise UserError(f"{last_path}: run was started with {key}={stored[key]!r}, got {record[key]!r}; "
-                                f"resume with the same options (only --epochs may change)")
+                                f"resume with the same options (only --epochs, --device and the number of "
+                                f"processes may change)")
         model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+    model.to(world.device)
+    if world.size > 1:
+        globalize_batch_norm(model, world.bn_group)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.95, 0.999))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size(), gamma=cfg.lr_gamma)
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])  # moves the state to the parameters' device
         scheduler.load_state_dict(ckpt["scheduler"])
+        stored = ckpt.get("train", {})
         record["warmup_epochs"] = stored.get("warmup_epochs", record["warmup_epochs"])
         record["lr_step_epochs"] = stored.get("lr_step_epochs", record["lr_step_epochs"])
         history = ckpt["metrics"]
         history["config"] = record
         start_epoch = ckpt["epoch"]
         _set_rng_state(ckpt["rng"])
+    step_model = model
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # the running statistics are the same in every process (batch norm over the global batch),
+        # so they need no copy from rank 0 at each forward
+        step_model = DistributedDataParallel(model, device_ids=[world.device.index] if world.device.type == "cuda"
+                                             else None, forward_sync_buffers=False)
     dataset_record = {"name": cfg.dataset, "options": dict(cfg.dataset_options)}
     warmup = record["warmup_epochs"]
+    qat = record["qat"]
+    show = cfg.progress and world.main
 
     for epoch in range(start_epoch, cfg.epochs):
-        qat_now = cfg.qat and epoch >= warmup
+        qat_now = qat and epoch >= warmup
         model.set_qat(qat_now)
         model.train()
         order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        n_batches = (len(order) + cfg.batch_size - 1) // cfg.batch_size
+        n_batches = (len(order) + batch_size - 1) // batch_size
         loss_sum, correct, seen = 0.0, 0, 0
         t0 = time.perf_counter()
-        bar = tqdm(_batches(train_ds, cfg.batch_size, order), total=n_batches, unit="batch",
+        bar = tqdm(_batches(train_ds, batch_size, order), total=n_batches, unit="batch",
                    desc=f"epoch {epoch + 1}/{cfg.epochs}{' qat' if qat_now else ''}",
-                   disable=None if cfg.progress else True, leave=False)
+                   disable=None if show else True, leave=False)
         for b, (x, y) in enumerate(bar):
             if on_batch is not None:
                 on_batch(epoch, b)
-            logits = model(x)
-            loss = torch.nn.functional.cross_entropy(logits, y)
+            n = len(y)
+            # the whole global batch is augmented alike in every process, then each takes its share
+            x, target = augment(x, y, data.num_classes, recipe.augmentation, batch_rng(cfg.seed, epoch, b),
+                                speech=data.speech)
+            part = world.share(n)
+            x, y, target = x[part].to(world.device), y[part].to(world.device), target[part].to(world.device)
+            logits = step_model(x)
+            share_loss = _loss(recipe.loss, logits, y, target)
+            # DDP averages gradients over the processes: scaled so that the mean is the gradient
+            # of the global batch's mean loss
+            loss = share_loss * (world.size / n)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += float(loss.detach()) * len(y)
+            loss_sum += float(share_loss.detach())
             correct += int((logits.detach().argmax(1) == y).sum())
             seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+            if show:
+                bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}")
         bar.close()
+        loss_sum, correct, seen = world.sum([loss_sum, correct, seen])
         lr_used = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        val = evaluate(model, val_ds, cfg.eval_batch_size)
+        val = evaluate(model, val_ds, cfg.eval_batch_size, world)
         row = {"epoch": epoch + 1, "qat": qat_now, "lr": lr_used, "train_loss": loss_sum / max(seen, 1),
                "train_accuracy": correct / max(seen, 1), "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "seconds": time.perf_counter() - t0}
         history["epochs"].append(row)
-        final_mode = qat_now == cfg.qat
+        final_mode = qat_now == qat
         best = history["best"]
-        if final_mode and (best is None or row["val_accuracy"] > best["val_accuracy"]):
+        improved = final_mode and (best is None or row["val_accuracy"] > best["val_accuracy"])
+        if improved:
             history["best"] = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"]}
-            save_checkpoint(best_path, model, mcfg.to_dict(), dataset=dataset_record, epoch=epoch + 1,
-                            metrics=row, optimizer=None, rng=None, qat=qat_now)
-        save_checkpoint(last_path, model, mcfg.to_dict(), dataset=dataset_record, epoch=epoch + 1,
-                        metrics=history, optimizer=optimizer.state_dict(), rng=_rng_state(), qat=qat_now,
-                        scheduler=scheduler.state_dict(), train=record)
-        write_json(metrics_path, history)
-        if cfg.progress:
+        if world.main:
+            if improved:
+                save_checkpoint(best_path, model, mcfg.to_dict(), dataset=dataset_record, epoch=epoch + 1,
+                                metrics=row, optimizer=None, rng=None, qat=qat_now)
+            save_checkpoint(last_path, model, mcfg.to_dict(), dataset=dataset_record, epoch=epoch + 1,
+                            metrics=history, optimizer=_to_cpu(optimizer.state_dict()), rng=_rng_state(),
+                            qat=qat_now, scheduler=scheduler.state_dict(), train=record)
+            write_json(metrics_path, history)
+        if show:
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f} "
                        f"acc {row['train_accuracy']:.4f}, val acc {row['val_accuracy']:.4f}"
                        f"{' (qat)' if qat_now else ''}")
+        world.barrier()  # the others wait for rank 0's files before the next epoch (or the test)
 
-    history["test"] = test_metrics(best_path if best_path.is_file() else last_path, test_ds, cfg)
-    write_json(metrics_path, history)
+    if world.main:
+        history["test"] = test_metrics(best_path if best_path.is_file() else last_path, test_ds, cfg)
+        write_json(metrics_path, history)
+    world.barrier()
+    if not world.main:
+        history = read_metrics(metrics_path)  # every process returns what rank 0 wrote
     return history
+
+
+def _to_cpu(value):
+    """An optimizer state with every tensor on the CPU, so a checkpoint loads on any machine."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    return value
 
 
 def test_metrics(ckpt_path: Path, test_ds: Dataset, cfg: TrainConfig) -> dict:
     """Test-set figures of the checkpoint at `ckpt_path` (best.pt): accuracy of the model as
     trained (fake quantization on for QAT), accuracy by frames seen (causal models), and for
-    spiking models the integer-mode accuracy of the deployed network, overall and by frames."""
+    spiking models the integer-mode accuracy of the deployed network, overall and by frames.
+    Runs on the CPU: the integer executor is exact in int64 there, and this is once per run."""
     from lmu2neuro.training.checkpoint import model_from_checkpoint
 
     model, ckpt = model_from_checkpoint(ckpt_path)

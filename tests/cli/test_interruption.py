@@ -143,6 +143,9 @@ def _write_sites(tree: ast.AST):
             elif name == "File" and "h5py" in owner and any(
                     isinstance(a, ast.Constant) and str(a.value) in ("w", "a", "r+", "x", "w-") for a in node.args[1:]):
                 sites.append((node.lineno, ast.unparse(node)))
+            elif name == "dump" and owner == "yaml" and len(node.args) < 2 and not any(
+                    k.arg == "stream" for k in node.keywords):
+                pass  # yaml.dump without a stream returns the text; it writes nothing
             elif name in WRITERS and owner not in ("atomic", "self", "f", "fh", "sys.stdout", "sys.stderr", "tqdm") \
                     and not ast.unparse(node).startswith(("write_json(", "write_text(", "write_bytes(")):
                 # a write into an in-memory buffer is not a file

@@ -1,6 +1,7 @@
 """The quantization-aware LIF neuron: snnTorch subclass, float semantics, quantizers, decays."""
 
 import numpy as np
+import pytest
 import snntorch
 import torch
 
@@ -81,3 +82,102 @@ def test_float_neuron_matches_integer_neuron_on_exact_values():
     # of a unit from the threshold may differ; everything else must agree.
     agree = (s_f.bool() == s_int).float().mean().item()
     assert agree > 0.97, agree
+
+
+# -- the fused scan (LIFScan) against the step-by-step definition ------------------------------------
+def _both_ways(neuron, x, bias=0.0):
+    """Spikes and gradients of forward (fused) and scan_steps (the loop of step) for one upstream gradient."""
+    g = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(1))
+    out = []
+    for run in (neuron.forward, neuron.scan_steps):
+        xi = x.detach().clone().requires_grad_(True)
+        bi = bias.detach().clone().requires_grad_(True) if isinstance(bias, torch.Tensor) else bias
+        s = run(xi, bi)
+        assert torch.equal(xi.detach(), x)  # the scan works on its own copy of the input
+        (s * g).sum().backward()
+        out.append((s.detach(), xi.grad, bi.grad if isinstance(bi, torch.Tensor) else None))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("qat", [False, True])
+@pytest.mark.parametrize("alpha,bias", [(0.0, 0.0), (0.0, "tensor"), (0.6, 0.0), (0.6, "tensor")])
+def test_fused_scan_is_the_step_loop(dtype, qat, alpha, bias):
+    torch.manual_seed(0)
+    n = LoihiLIF(alpha, 0.3, threshold=0.8, slope=4.0)
+    n.qat = qat
+    x = (torch.randn(6, 37, 11) * 1.3 + 0.2).to(dtype)
+    b = torch.randn(11, dtype=dtype) * 0.2 if bias == "tensor" else 0.0
+    (s_f, g_f, gb_f), (s_s, g_s, gb_s) = _both_ways(n, x, b)
+    assert torch.equal(s_f, s_s) and s_f.dtype == s_s.dtype
+    assert 0.05 < s_f.mean() < 0.95  # spikes and silences both occur, so the comparison compares something
+    # the same sums in another order, the surrogate written sig(k x)(1 - sig(k x)) instead of
+    # e / (1 + e)^2; the loop's surrogate gradient passes through float32 (snnTorch's spikes are
+    # float32) even for float64 inputs, so float32 rounding bounds both
+    assert torch.allclose(g_f, g_s, rtol=1e-5, atol=1e-6), (g_f - g_s).abs().max()
+    if gb_f is not None:
+        assert torch.allclose(gb_f, gb_s, rtol=1e-4, atol=1e-5), (gb_f - gb_s).abs().max()
+
+
+@pytest.mark.parametrize("layout", ["time-innermost", "expanded", "sliced"])
+def test_fused_scan_gradient_for_inputs_of_any_memory_layout(layout):
+    n = LoihiLIF(0.0, 0.5, threshold=0.5)
+    view = {"time-innermost": lambda b: b.transpose(1, 2),  # what batch norm over (B, C, T) hands the neuron
+            "expanded": lambda b: b[:1, :1].transpose(1, 2).expand(4, 30, 7),  # stride 0: must not alias
+            "sliced": lambda b: b.transpose(1, 2)[:, ::2, 1:]}[layout]
+    g = torch.randn(view(torch.zeros(4, 7, 30)).shape)
+    grads, spikes = [], []
+    for run in (n.forward, n.scan_steps):
+        base = (torch.randn(4, 7, 30, generator=torch.Generator().manual_seed(0)) + 0.5).requires_grad_(True)
+        s = run(view(base))
+        (s * g).sum().backward()
+        grads.append(base.grad)
+        spikes.append(s.detach())
+    assert torch.equal(spikes[0], spikes[1])
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-5)
+
+
+def test_fused_scan_keeps_the_step_loop_on_non_finite_input():
+    # an infinite current makes the loop's voltage NaN (inf * 0 at the reset) and a NaN current
+    # poisons u through 0 * u: the fused scan must give the same spikes afterwards
+    n = LoihiLIF(0.0, 0.5, threshold=1.0)
+    x = torch.rand(3, 12, 4) * 3
+    x[0, 2, 1] = float("inf")
+    x[1, 5, 2] = float("nan")
+    x[2, 4, 3] = -float("inf")
+    with torch.no_grad():
+        assert torch.equal(n(x), n.scan_steps(x))
+
+
+def test_snntorch_options_the_fused_scan_does_not_cover_take_the_step_loop():
+    n = LoihiLIF(0.0, 0.5, threshold=1.0)
+    n.graded_spikes_factor = torch.tensor(2.0)  # graded spikes: the reset differs, so step
+    x = torch.rand(2, 9, 3) * 3
+    with torch.no_grad():
+        assert torch.equal(n(x), n.scan_steps(x)) and n(x).max() == 2.0
+
+
+@pytest.mark.parametrize("qat", [False, True])
+def test_spiking_lmuformer_logits_and_gradients_unchanged_by_the_fused_scan(qat, monkeypatch):
+    from lmu2neuro.models.config import ModelConfig
+    from lmu2neuro.models.registry import build_model
+
+    torch.manual_seed(3)
+    cfg = ModelConfig.from_preset("digits-small", input_size=8, num_classes=10, dim=16, memory_order=8)
+    model = build_model(cfg)
+    model.train()
+    model.set_qat(qat)
+    x = torch.rand(5, 16, 8)
+    results = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(LoihiLIF, "forward", LoihiLIF.scan_steps)
+        model.zero_grad()
+        logits = model(x)
+        logits.square().sum().backward()
+        results.append((logits.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}))
+    (l_f, g_f), (l_s, g_s) = results
+    assert torch.equal(l_f, l_s)
+    assert set(g_f) == set(g_s) and len(g_f) > 10
+    for k in g_f:
+        assert torch.allclose(g_f[k], g_s[k], rtol=1e-4, atol=1e-6), k
