@@ -54,12 +54,16 @@ def register(sub) -> None:
         epilog=_examples(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", required=True, choices=DATASET_NAMES,
-                   help="digits is built in and mnist1d generated here; mnist, speechcommands and synth-kws read --data-root")
+    p.add_argument("--dataset", required=True, metavar="NAME",
+                   help=f"{' | '.join(DATASET_NAMES)} | npz:FILE.npz | npy:DIR. digits is built in and mnist1d "
+                        "generated here; mnist, speechcommands and synth-kws read --data-root; npz:FILE.npz (your "
+                        "arrays x (N, T, *frame) and y (N,), or x_train/y_train with optional x_val/y_val, "
+                        "x_test/y_test) and npy:DIR (a folder of .npy files of the same names) are your own data")
     p.add_argument("--data-root", metavar="DIR", help="dataset folder (mnist: IDX files; speech: Speech Commands layout)")
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE", default=[],
                    help="dataset option, repeatable: e.g. repeat=4 (digits, mnist1d), permuted=true (mnist), "
-                        "words=yes,no / n_mels=64 / target_length=100 (speech)")
+                        "words=yes,no / n_mels=64 / target_length=100 (speech), val_fraction=0.1 / "
+                        "test_fraction=0.2 (the splits held out of your own arrays when not given)")
     try:
         from lmu2neuro.models.config import PRESETS
 

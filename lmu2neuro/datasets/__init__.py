@@ -65,19 +65,33 @@ LOADERS: dict[str, Callable[..., DatasetSplits]] = {
     "synth-kws": _synth_kws,
 }
 DATASET_NAMES = tuple(LOADERS)
+# your own arrays: npz:FILE.npz or npy:DIR (kept here, not imported, so the CLI starts without numpy)
+ARRAY_PREFIXES = ("npz", "npy")
+
+
+def _arrays(name: str, root=None, **options):
+    from lmu2neuro.datasets.arrays import load_array_splits
+
+    if root is not None:
+        raise UserError(f"dataset '{name}' names its own file or folder: drop --data-root")
+    kind, _, path = name.partition(":")
+    return load_array_splits(kind, path, **options)
 
 
 def get_dataset(name: str, root=None, **options) -> DatasetSplits:
-    """Load dataset `name` ("digits", "mnist1d", "mnist", "speechcommands", "synth-kws") from local files.
+    """Load dataset `name` ("digits", "mnist1d", "mnist", "speechcommands", "synth-kws", or your own
+    arrays "npz:FILE.npz" / "npy:DIR", see `datasets.arrays`) from local files.
 
     `root` is the dataset folder (not used by the built-in "digits" and the generated "mnist1d");
     `options` are passed to the loader (e.g. `repeat=` for digits and mnist1d, `permuted=` for mnist, `words=`, `n_mels=`,
     `target_length=` for the speech sets). Raises `UserError` for an unknown name or bad files.
     """
+    prefix, sep, _ = name.partition(":")
     try:
-        loader = LOADERS[name]
+        loader = (lambda root, **o: _arrays(name, root, **o)) if sep and prefix in ARRAY_PREFIXES else LOADERS[name]
     except KeyError:
-        raise UserError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}") from None
+        raise UserError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}, "
+                        "npz:FILE.npz or npy:DIR") from None
     try:
         return loader(root, **options)
     except TypeError as exc:  # an option the loader does not take

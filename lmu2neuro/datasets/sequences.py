@@ -21,6 +21,8 @@ class DatasetSplits:
     class_names: list[str] = field(default_factory=list)
     # spectrogram frames of speech: the paper's recipe adds SpecAugment, noise and a time roll
     speech: bool = False
+    # the shape of one frame before flattening to input_size values (own arrays: e.g. (C, H, W))
+    frame_shape: tuple[int, ...] = ()
 
 
 class TensorSequences(Dataset):
