@@ -32,10 +32,11 @@ def register(sub) -> None:
         description=(
             "Load a dataset the way `lmu2neuro train` does and print its split sizes, time steps, "
             "features per step and class names, so a folder can be checked before training. "
-            "NAME is digits (built in), mnist1d (generated here), mnist, speechcommands or synth-kws."
+            "NAME is digits (built in), mnist1d (generated here), mnist, speechcommands, synth-kws, "
+            "npz:FILE.npz or npy:DIR (your own arrays x, y or x_train, y_train, ...)."
         ),
     )
-    q.add_argument("name", metavar="NAME", help="digits | mnist1d | mnist | speechcommands | synth-kws")
+    q.add_argument("name", metavar="NAME", help="digits | mnist1d | mnist | speechcommands | synth-kws | npz:FILE | npy:DIR")
     q.add_argument("--data-root", metavar="DIR", help="dataset folder (not for digits or mnist1d)")
     q.set_defaults(func=run_info)
 

@@ -17,7 +17,10 @@ def register(sub) -> None:
             "NIR graph (readable by any NIR tool; the exact Loihi integers ride along as node "
             "metadata) or, with --format netx, as a lava-dl netx HDF5 file for Loihi 2 (a chain of "
             "dense CUBA LIF layers only), or with --format sanafe as a SANA-FE network description (YAML) "
-            "to run in the SANA-FE simulator yourself. Example: lmu2neuro export runs/digits/best.pt -o model.nir"
+            "to run in the SANA-FE simulator yourself. A checkpoint of your own model (`train --model "
+            "FILE.py:FUNCTION`) is rebuilt by importing that file again and running FUNCTION: code you chose to "
+            "run, as with `python FILE.py`; a file whose sha256 differs from the one recorded at training is "
+            "refused. Example: lmu2neuro export runs/digits/best.pt -o model.nir"
         ),
     )
     p.add_argument("checkpoint", help="checkpoint written by `lmu2neuro train` (.pt)")

@@ -1,4 +1,5 @@
-"""`lmu2neuro train`: train a (spiking) LMUFormer on a dataset and write checkpoints + metrics."""
+"""`lmu2neuro train`: train a (spiking) LMUFormer, or your own model from a Python file, on a dataset
+and write checkpoints + metrics."""
 
 from __future__ import annotations
 
@@ -70,8 +71,17 @@ def register(sub) -> None:
         presets = ", ".join(PRESETS)
     except ImportError:  # the model stage missing should not hide the rest of --help
         presets = "see lmu2neuro.models.lmuformer.PRESETS"
-    p.add_argument("--preset", required=True,
-                   help=f"model preset ({presets}); digits-small suits digits, kws-small the speech sets")
+    p.add_argument("--preset",
+                   help=f"model preset ({presets}); digits-small suits digits, kws-small the speech sets "
+                        "(required unless --model)")
+    p.add_argument("--model", metavar="FILE.py:FUNCTION",
+                   help="your own model instead of a preset: FUNCTION in FILE.py returns a LoihiModel or an "
+                        "nn.Module built from lmu2neuro.models.layers (wrapped as LoihiModel(module, frame_shape, "
+                        "max_len=timesteps)); it may take any of the keyword arguments input_size, frame_shape, "
+                        "num_classes, timesteps, filled from the dataset. The file is imported and run as Python "
+                        "code: use only a file you trust, as you would `python FILE.py`. The checkpoint records the "
+                        "file's path, sha256 and the function, and `export` rebuilds the model from that file, "
+                        "refusing it if it has changed")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], dest="overrides",
                    help="override a model config field of the preset, repeatable (e.g. dim=64 or memory_order=32)")
     p.add_argument("--no-spiking", action="store_true", help="train the non-spiking (ANN) LMUFormer")
@@ -121,7 +131,7 @@ def config_from_args(args):
 
     return TrainConfig(
         dataset=args.dataset, out=args.out, data_root=args.data_root,
-        dataset_options=_options(args.data_option, "--data-option"), preset=args.preset,
+        dataset_options=_options(args.data_option, "--data-option"), preset=args.preset, model=args.model,
         overrides=_options(args.overrides, "--set"), spiking=not args.no_spiking, recipe=args.recipe, qat=args.qat,
         qat_warmup=args.qat_warmup, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
         lr=args.lr, lr_step=args.lr_step, threads=args.threads, limit=args.limit, resume=args.resume,
@@ -135,6 +145,10 @@ def _run(args, rank: int) -> int:
     from lmu2neuro.core.outdir import output_lock
     from lmu2neuro.training.recipe import check_config, train
 
+    from lmu2neuro.core.errors import UserError
+
+    if bool(args.preset) == bool(args.model):
+        raise UserError("--preset / --model: give exactly one (a built-in preset, or FILE.py:FUNCTION for your model)")
     cfg = config_from_args(args)
     check_config(cfg)  # bad options end here, before the output folder exists
     # rank 0 writes and holds the folder's lock; the other processes only read

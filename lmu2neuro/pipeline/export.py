@@ -11,7 +11,10 @@ FORMATS = ("nir", "netx", "sanafe")
 
 
 def network_from_checkpoint(path: str | os.PathLike) -> IntNetwork:
-    """Load a checkpoint written by `lmu2neuro train` (weights_only) and lower it to Loihi integers."""
+    """Load a checkpoint written by `lmu2neuro train` (weights_only) and lower it to Loihi integers.
+
+    A checkpoint of the user's own model (`train --model FILE.py:FUNCTION`) imports that file again
+    (training.user_model.rebuild); a changed file (sha256) is a UserError naming it."""
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.training.checkpoint import model_from_checkpoint
 

@@ -2,7 +2,10 @@
 
 Format "lmu2neuro.checkpoint/1" (docs/CONTRACTS.md): `torch.save` of
 `{"format", "model_config", "dataset": {"name", "options"}, "state_dict", "epoch", "metrics",
-"optimizer", "rng", "qat"}` (training may add more keys, e.g. "scheduler", "train").
+"optimizer", "rng", "qat"}` (training may add more keys, e.g. "scheduler", "train"). A model from the user's own file
+(`train --model FILE.py:FUNCTION`) adds "user_model": `{"file", "sha256", "function", "arguments",
+"input_scale"}` (training.user_model.record) and is rebuilt by importing that file again, refused
+if its sha256 changed; checkpoints without the key are the presets' and load as before.
 Only plain data is stored, so loading uses `torch.load(weights_only=True)` and a file from
 elsewhere cannot run code. Saving is atomic: an interrupted save keeps the previous file.
 """
@@ -100,6 +103,15 @@ def model_from_checkpoint(path):
     from lmu2neuro.models.registry import build_model
 
     ckpt = load_checkpoint(path)
+    if ckpt.get("user_model") is not None:
+        from lmu2neuro.training.user_model import rebuild
+
+        model = rebuild(ckpt["user_model"], str(path))
+        check_state_dict(path, model, ckpt["state_dict"])
+        model.load_state_dict(ckpt["state_dict"])
+        model.set_qat(bool(ckpt["qat"]))
+        model.eval()
+        return model, ckpt
     try:
         model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
     except UserError as exc:

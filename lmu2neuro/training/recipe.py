@@ -49,7 +49,7 @@ from lmu2neuro.training.distributed import World, check_launch, globalize_batch_
 METRICS_SCHEMA = "lmu2neuro.metrics/1"
 # Options that must not change between a run and its resumption (epochs, device and the number
 # of processes may).
-RESUME_FIXED = ("dataset", "dataset_options", "preset", "overrides", "spiking", "recipe", "qat", "qat_warmup",
+RESUME_FIXED = ("dataset", "dataset_options", "preset", "model", "overrides", "spiking", "recipe", "qat", "qat_warmup",
                 "seed", "batch_size", "lr", "lr_step", "lr_gamma", "limit")
 
 
@@ -83,7 +83,9 @@ class TrainConfig:
     out: str = "runs/train"
     data_root: str | None = None
     dataset_options: dict = field(default_factory=dict)
-    preset: str = "digits-small"
+    preset: str | None = "digits-small"
+    # your own model instead of a preset: "FILE.py:FUNCTION" (training.user_model; code you chose to run)
+    model: str | None = None
     overrides: dict = field(default_factory=dict)
     spiking: bool = True
     recipe: str = "plain"
@@ -210,7 +212,20 @@ def _set_rng_state(state: dict) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
 
 
-def _build(cfg: TrainConfig, data: DatasetSplits):
+def _build(cfg: TrainConfig, data: DatasetSplits, train_ds: Dataset):
+    """-> (model_config dict, model, user_model record or None). A user model's input scale is
+    calibrated here from the training inputs unless the model brings one."""
+    if cfg.model:
+        from lmu2neuro.training import user_model
+
+        path, func = user_model.parse_spec(cfg.model)
+        facts = user_model.data_facts(data)
+        model, digest = user_model.build(path, func, facts)
+        x = train_ds.x if isinstance(train_ds, TensorSequences) else _batch(train_ds, torch.arange(len(train_ds)))[0]
+        user_model.calibrate_if_needed(model, x)
+        rec = user_model.record(path, func, digest, facts, model)
+        return ({"name": f"user:{Path(path).name}:{func}", "class": type(model.model).__name__, "spiking": True,
+                 "causal": True}, model, rec)
     from lmu2neuro.models.config import ModelConfig
     from lmu2neuro.models.registry import build_model
 
@@ -221,7 +236,7 @@ def _build(cfg: TrainConfig, data: DatasetSplits):
         raise
     except (KeyError, ValueError, TypeError) as exc:
         raise UserError(f"--preset {cfg.preset}: {exc}".splitlines()[0]) from None
-    return mcfg, build_model(mcfg)
+    return mcfg.to_dict(), build_model(mcfg), None
 
 
 def _config_record(cfg: TrainConfig) -> dict:
@@ -233,6 +248,8 @@ def _config_record(cfg: TrainConfig) -> dict:
     rec["lr_step_epochs"] = cfg.step_size()
     for k in ("resume", "overwrite", "progress", "out", "data_root", "threads", "eval_batch_size", "device"):
         rec.pop(k)
+    if cfg.model:  # the preset is not used
+        rec["preset"] = None
     return rec
 
 
@@ -240,6 +257,16 @@ def check_config(cfg: TrainConfig) -> None:
     """The checks that need no data; UserError naming the option or file, before anything is
     written (and, under torchrun, by every process before they meet, so before rank 0 writes)."""
     cfg.recipe_spec()
+    if cfg.model:
+        from lmu2neuro.training.user_model import parse_spec
+
+        path, _ = parse_spec(cfg.model)
+        if not path.is_file():
+            raise UserError(f"{path}: model file not found (--model {cfg.model}); expected FILE.py:FUNCTION")
+        if cfg.overrides:
+            raise UserError(f"--set: not with --model {cfg.model}; set your model's sizes in its file")
+        if not cfg.spiking:
+            raise UserError(f"--no-spiking: not with --model {cfg.model}; your model's neurons decide what spikes")
     if cfg.epochs < 1:
         raise UserError(f"--epochs {cfg.epochs}: expected at least 1")
     if cfg.global_batch() < 1:
@@ -296,9 +323,11 @@ def _train(cfg: TrainConfig, world: World, on_batch: Callable[[int, int], None] 
     train_ds = _limited(data.train, cfg.limit, cfg.seed)
     val_ds = _limited(data.val, cfg.limit, cfg.seed + 1)
     test_ds = _limited(data.test, cfg.limit, cfg.seed + 2)
-    mcfg, model = _build(cfg, data)  # on the CPU, from the seed: the same weights on every device
+    # on the CPU, from the seed: the same weights on every device
+    model_config, model, user_rec = _build(cfg, data, train_ds)
+    extra = {} if user_rec is None else {"user_model": user_rec}
     record = _config_record(cfg)
-    history: dict = {"schema": METRICS_SCHEMA, "config": record, "model_config": mcfg.to_dict(),
+    history: dict = {"schema": METRICS_SCHEMA, "config": record, "model_config": model_config,
                      "dataset": {"name": cfg.dataset, "train": len(train_ds), "val": len(val_ds),
                                  "test": len(test_ds), "timesteps": data.timesteps,
                                  "input_size": data.input_size, "classes": data.class_names},
@@ -313,6 +342,10 @@ def _train(cfg: TrainConfig, world: World, on_batch: Callable[[int, int], None] 
                 raise UserError(f"{last_path}: run was started with {key}={stored[key]!r}, got {record[key]!r}; "
                                 f"resume with the same options (only --epochs, --device and the number of "
                                 f"processes may change)")
+        stored_user = ckpt.get("user_model")
+        if user_rec is not None and isinstance(stored_user, dict) and stored_user.get("sha256") != user_rec["sha256"]:
+            raise UserError(f"{user_rec['file']}: model file changed since {last_path} was written; resume with "
+                            f"the file that started the run, or start again with --overwrite")
         model.load_state_dict(ckpt["state_dict"])
     model.to(world.device)
     if world.size > 1:
@@ -391,11 +424,11 @@ def _train(cfg: TrainConfig, world: World, on_batch: Callable[[int, int], None] 
             history["best"] = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"]}
         if world.main:
             if improved:
-                save_checkpoint(best_path, model, mcfg.to_dict(), dataset=dataset_record, epoch=epoch + 1,
-                                metrics=row, optimizer=None, rng=None, qat=qat_now)
-            save_checkpoint(last_path, model, mcfg.to_dict(), dataset=dataset_record, epoch=epoch + 1,
+                save_checkpoint(best_path, model, model_config, dataset=dataset_record, epoch=epoch + 1,
+                                metrics=row, optimizer=None, rng=None, qat=qat_now, **extra)
+            save_checkpoint(last_path, model, model_config, dataset=dataset_record, epoch=epoch + 1,
                             metrics=history, optimizer=_to_cpu(optimizer.state_dict()), rng=_rng_state(),
-                            qat=qat_now, scheduler=scheduler.state_dict(), train=record)
+                            qat=qat_now, scheduler=scheduler.state_dict(), train=record, **extra)
             write_json(metrics_path, history)
         if show:
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f} "
@@ -441,7 +474,13 @@ def test_metrics(ckpt_path: Path, test_ds: Dataset, cfg: TrainConfig) -> dict:
     if ckpt["model_config"].get("causal", True):
         from lmu2neuro.training.evaluate import accuracy_by_frames
 
-        result["accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader)]
+        if ckpt.get("user_model") is None:  # accuracy_by_frames reads a preset's config
+            result["accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader)]
+        else:  # a traced model is causal: its running mean after t frames saw frames 1..t only
+            with torch.no_grad():
+                hits = sum((model.per_step_logits(x).argmax(-1) == y[:, None]).sum(0).double()
+                           for x, y in _batches(test_ds, cfg.eval_batch_size))
+            result["accuracy_by_frames"] = [float(h) / max(len(test_ds), 1) for h in hits]
         if ckpt["model_config"].get("spiking", cfg.spiking):
             result["integer_accuracy"] = integer_accuracy(model, test_ds, cfg.eval_batch_size)
             result["integer_accuracy_by_frames"] = [float(a) for a in accuracy_by_frames(model, loader, integer=True)]
