@@ -1,91 +1,274 @@
-"""Lava vs reference simulator speed on the demo model, and streaming vs one compile per sample.
+"""Lava (samples side by side, and one at a time) against the reference simulator, in samples/s.
 
-Usage: python benchmarks/lava_speed.py [--model runs/demo/model.nir] [--samples 100] [--out JSON]
-Without a trained model it lowers an untrained digits-small model (dim 64), the demo's shape.
+Usage: python benchmarks/lava_speed.py [--quick] [--out runs/bench/lava_speed.json]
+
+Measured side by side in one run, on the same samples:
+- the demo model (runs/demo/model.nir when it exists: the trained digits-small, dim 64, 16 steps;
+  else the same architecture untrained) on the digits test split, tiled to the sample count;
+- the `scv2` preset (12 populations, 19 projections, 128 steps), untrained with random batch-norm
+  statistics so that every layer spikes (tests/netgen.lively), on random frames in [0, 1);
+- Lava batched (lanes chosen automatically), Lava one sample at a time (lanes = 1; the per-step
+  cost is the streaming build's before lanes existed), and the reference executor (torch, one
+  thread: on this shared 2-core machine two OpenMP threads run it 3-10x slower, and one thread
+  is its fastest here). Lava is imported before the timing starts, as the reference is warmed
+  up; compiling (process start included) is timed and reported apart;
+- the peak memory Lava's worker processes add (their private pages and their share of the
+  shared memory) against the estimate that plans the lanes;
+- how each grows with the number of samples, with the lanes, and with the model's size
+  (digits-small at dim 32..256).
+Every Lava run is checked against the reference: identical spikes on every sample.
+The machine is shared: absolute figures move with its load, ratios measured in one run less so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import platform
+import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # netgen.lively: random BN statistics, so an untrained model spikes
+
+# The README's figures for the build before lanes (one sample per Lava step), on this machine
+# when it was quieter: demo 110-190 Lava steps/s, scv2 183 steps/s.
+BEFORE_STEPS_PER_S = {"demo": (110, 190), "scv2": (183, 183)}
 
 
-def load_net(model: str | None):
+def demo_net(model: str):
     from converters.nir.read import read_intnet
 
-    if model and Path(model).exists():
-        return read_intnet(model), model
+    if Path(model).exists():
+        return read_intnet(model), f"{model} (trained digits-small, dim 64)"
+    return preset_net("digits-small", dim=64), "digits-small (dim 64), untrained, random BN statistics"
+
+
+def preset_net(preset: str, **overrides):
+    from netgen import lively
+
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.models.config import ModelConfig
     from lmu2neuro.models.registry import build_model
 
     torch.manual_seed(0)
-    m = build_model(ModelConfig.from_preset("digits-small", dim=64))
-    m.eval()
-    return lower(m), "digits-small (dim 64), untrained"
+    return lower(lively(build_model(ModelConfig.from_preset(preset, **overrides))))
+
+
+def digits(n: int) -> np.ndarray:
+    from lmu2neuro.datasets import get_dataset
+
+    test = get_dataset("digits").test
+    x = np.stack([np.asarray(test[i][0]) for i in range(len(test))])
+    return np.resize(x, (n,) + x.shape[1:])  # the test split tiled to n samples
+
+
+def frames(n: int, steps: int, size: int) -> np.ndarray:
+    return np.random.default_rng(0).random((n, steps, size))
+
+
+def reference(net, x_int) -> dict:
+    from lmu2neuro.pipeline.simulate import run_reference
+
+    t0 = time.perf_counter()
+    m = run_reference(net, x_int)
+    s = time.perf_counter() - t0
+    return {"samples": len(x_int), "wall_s": s, "samples_per_second": len(x_int) / s, "measurement": m}
+
+
+class PeakWorkerMemory:
+    """The peak, over a Lava run, of the memory this process's children add, polled every 0.2 s:
+    their private pages plus their share of shared memory (Lava's channels, the run's files).
+    Not their PSS: that also splits this process's own pages, which they share after the fork,
+    and so grows with whatever this process holds."""
+
+    def __enter__(self):
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self):
+        me = str(os.getpid())
+        while not self._stop.wait(0.2):
+            total = 0
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] != me:
+                        continue
+                    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+                except OSError:
+                    continue
+                for key in ("Private_Clean", "Private_Dirty", "Pss_Shmem"):  # Pss_Shmem: Linux 5.14 on
+                    part = rollup.split(f"\n{key}:", 1)
+                    total += int(part[1].split()[0]) * 1024 if len(part) == 2 else 0
+            self.peak = max(self.peak, total)
+
+
+def lava(net, x_int, ref, lanes=None) -> dict:
+    from converters.lava.builder import lane_bytes, run_bytes, run_lava
+    from lmu2neuro.core.measurement import agreement
+
+    t0 = time.perf_counter()
+    with PeakWorkerMemory() as mem:
+        m = run_lava(net, x_int, progress=False, lanes=lanes)
+    s = time.perf_counter() - t0
+    agree = agreement(m, ref)
+    t = m.timing
+    steps = x_int.shape[1]
+    return {"samples": len(x_int), "lanes": t["lanes"], "rounds": t["rounds"], "lava_steps": t["steps"],
+            "workers_peak_mib": mem.peak / 2**20,
+            "planned_mib": (t["lanes"] * lane_bytes(net, steps) + run_bytes(net, steps, len(x_int))) / 2**20,
+            "wall_s": s, "compile_s": t["compile_s"], "run_s": t["run_s"],
+            "samples_per_second": len(x_int) / s, "samples_per_second_running": t["samples_per_second"],
+            "steps_per_second": t["steps_per_second"],
+            "identical_spikes": agree["identical_spikes"], "identical_scores": agree["identical_scores"],
+            "first_mismatch": agree["first_mismatch"]}
+
+
+def sub(ref_measurement, n):
+    """The reference's Measurement of the first n samples (to check a Lava run on them)."""
+    from lmu2neuro.core.measurement import Measurement
+
+    m = ref_measurement
+    return Measurement(m.backend, m.spike_counts, {k: v[:n] for k, v in m.sample_spikes.items()}, m.step_spikes,
+                       {k: v[:n] for k, v in m.fingerprints.items()}, m.wrapped, m.raster0, m.readout_trace[:n])
+
+
+def bench_model(name, net, x, one_at_a_time: int, sample_counts, lanes_sweep, sweep_samples: int, log) -> dict:
+    x_int = net.quantize_input(x)
+    steps = x.shape[1]
+    out = {"populations": len(net.populations), "projections": len(net.projections),
+           "neurons": sum(p.size for p in net.populations),
+           "synapses": int(sum(np.count_nonzero(p.weights) for p in net.projections)), "timesteps": steps}
+    ref = reference(net, x_int)
+    m_ref = ref.pop("measurement")
+    out["reference"] = ref
+    log(f"{name}: reference {ref['samples']} samples {ref['wall_s']:.2f} s, {ref['samples_per_second']:.1f} samples/s")
+    out["lava_batched"] = lava(net, x_int, m_ref)
+    b = out["lava_batched"]
+    log(f"{name}: Lava {b['lanes']} side by side, {b['samples']} samples {b['wall_s']:.2f} s "
+        f"({b['compile_s']:.2f} s compiling), {b['samples_per_second']:.1f} samples/s, "
+        f"identical spikes {b['identical_spikes']:.0%}, workers' peak memory {b['workers_peak_mib']:.0f} MiB "
+        f"(planned {b['planned_mib']:.0f} MiB)")
+    k = one_at_a_time
+    out["lava_one_at_a_time"] = lava(net, x_int[:k], sub(m_ref, k), lanes=1)
+    o = out["lava_one_at_a_time"]
+    log(f"{name}: Lava one at a time, {k} samples {o['wall_s']:.2f} s, {o['samples_per_second_running']:.2f} "
+        f"samples/s running ({o['steps_per_second']:.0f} steps/s), identical spikes {o['identical_spikes']:.0%}")
+    out["by_samples"] = []
+    for n in sample_counts:
+        if n >= len(x):
+            continue
+        r = reference(net, x_int[:n])
+        r.pop("measurement")
+        out["by_samples"].append({"samples": n, "reference": r, "lava_batched": lava(net, x_int[:n], sub(m_ref, n))})
+        log(f"{name}: {n} samples: reference {r['samples_per_second']:.1f}, Lava "
+            f"{out['by_samples'][-1]['lava_batched']['samples_per_second']:.1f} samples/s")
+    out["by_samples"].append({"samples": len(x), "reference": ref, "lava_batched": b})
+    out["by_lanes"] = []
+    k = min(sweep_samples, len(x))
+    for lanes in lanes_sweep:
+        r = lava(net, x_int[:k], sub(m_ref, k), lanes=lanes)
+        out["by_lanes"].append(r)
+        log(f"{name}: {k} samples, {lanes} side by side: {r['samples_per_second_running']:.1f} samples/s running, "
+            f"{r['steps_per_second']:.0f} steps/s")
+    if sweep_samples:  # the reference's exact float32 products against float64 ones (as before them)
+        k = min(200, len(x))
+        fast = reference(net, x_int[:k])
+        previous = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high")  # the executor then multiplies in float64
+        try:
+            slow = reference(net, x_int[:k])
+        finally:
+            torch.set_float32_matmul_precision(previous)
+        same = all(np.array_equal(fast["measurement"].fingerprints[p], slow["measurement"].fingerprints[p])
+                   for p in fast["measurement"].fingerprints)
+        fast.pop("measurement"), slow.pop("measurement")
+        out["reference_float32_vs_float64"] = {"samples": k, "float32": fast, "float64": slow, "identical": same,
+                                               "speedup": slow["wall_s"] / fast["wall_s"]}
+        log(f"{name}: reference on {k} samples, exact float32 products {fast['wall_s']:.2f} s, float64 "
+            f"{slow['wall_s']:.2f} s ({slow['wall_s'] / fast['wall_s']:.1f}x), identical: {same}")
+    before = BEFORE_STEPS_PER_S.get(name)
+    out["ratios"] = {
+        "batched_over_one_at_a_time_running": b["samples_per_second_running"] / o["samples_per_second_running"],
+        "batched_over_one_at_a_time_wall": b["samples_per_second"] / o["samples_per_second_running"],
+        "reference_over_lava_batched_wall": ref["samples_per_second"] / b["samples_per_second"],
+        "reference_over_lava_batched_running": ref["samples_per_second"] / b["samples_per_second_running"],
+    }
+    if before:
+        lo, hi = (s / steps for s in before)
+        out["ratios"]["batched_wall_over_readme_before"] = [b["samples_per_second"] / hi, b["samples_per_second"] / lo]
+    return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", default="runs/demo/model.nir")
-    ap.add_argument("--samples", type=int, default=100)
-    ap.add_argument("--per-sample-compiles", type=int, default=5)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="runs/demo/model.nir", help="the demo model (default: %(default)s)")
+    ap.add_argument("--samples", type=int, default=1000, help="samples per model (default: %(default)s)")
+    ap.add_argument("--quick", action="store_true", help="100 samples, no sweeps: a check that it runs")
     ap.add_argument("--out", default="runs/bench/lava_speed.json")
     args = ap.parse_args()
+    n = 100 if args.quick else args.samples
+    log = lambda line: print(line, flush=True)  # noqa: E731
 
-    from converters.lava.builder import run_lava
-    from lmu2neuro.datasets import get_dataset
-    from lmu2neuro.pipeline.simulate import run_reference
+    from converters.lava.builder import LANE_VALUES, lane_values, run_lava
+    from lmu2neuro.core.atomic import write_json
 
-    net, model_name = load_net(args.model)
-    test = get_dataset("digits").test
-    x = np.stack([np.asarray(test[i][0]) for i in range(args.samples)])
-    x_int = net.quantize_input(x)
-    steps = x.shape[1]
-
-    run_reference(net, x_int[:2])  # warm-up
-    t0 = time.perf_counter()
-    ref = run_reference(net, x_int)
-    ref_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    lava = run_lava(net, x_int, progress=False)
-    stream_s = time.perf_counter() - t0
-
-    k = args.per_sample_compiles
-    t0 = time.perf_counter()
-    for i in range(k):
-        run_lava(net, x_int[i : i + 1], progress=False)
-    per_sample_s = (time.perf_counter() - t0) / k
-
-    from lmu2neuro.core.measurement import agreement
-
-    result = {
-        "model": model_name, "populations": len(net.populations), "projections": len(net.projections),
-        "samples": args.samples, "timesteps": steps,
-        "reference": {"wall_s": ref_s, "steps_per_second": args.samples * steps / ref_s,
-                      "per_sample_s": ref_s / args.samples},
-        "lava_streaming": {"wall_s": stream_s, "compile_s": lava.timing["compile_s"],
-                           "lava_steps": lava.timing["steps"], "steps_per_second": lava.timing["steps_per_second"],
-                           "per_sample_s": stream_s / args.samples},
-        "lava_compile_per_sample": {"samples_timed": k, "per_sample_s": per_sample_s},
-        "speedup_reference_over_lava_per_sample": (stream_s / args.samples) / (ref_s / args.samples),
-        "speedup_streaming_over_compile_per_sample": per_sample_s / (stream_s / args.samples),
-        "agreement": agreement(lava, ref),
-        "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(),
-                    "torch_threads": torch.get_num_threads()},
-    }
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    result = {"machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+                          "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()},
+              "samples": n, "lane_values_budget": LANE_VALUES, "models": {}}
+    net, label = demo_net(args.model)
+    run_lava(net, net.quantize_input(digits(1)), progress=False)  # Lava imported before any timing
+    result["models"]["demo"] = {"model": label, "lane_values": lane_values(net, 16), **bench_model(
+        "demo", net, digits(n), 20, [] if args.quick else [10, 100], [] if args.quick else [32, 256, n],
+        0 if args.quick else n, log)}
+    net = preset_net("scv2")
+    result["models"]["scv2"] = {"model": "scv2 preset, untrained, random BN statistics", "lane_values": lane_values(net, 128),
+                                **bench_model("scv2", net, frames(n, 128, net.input_size), 2,
+                                              [] if args.quick else [10, 100], [] if args.quick else [32, 128, 512],
+                                              0 if args.quick else 512, log)}
+    result["models"]["scv2"]["thousand_samples_lava_s"] = next(
+        (r["lava_batched"]["wall_s"] for r in result["models"]["scv2"]["by_samples"] if r["samples"] == 1000), None)
+    if not args.quick:  # model size: digits-small at several widths, same samples
+        result["by_size"] = []
+        for dim in (32, 64, 128, 256):
+            net = preset_net("digits-small", dim=dim)
+            x = digits(n)
+            x_int = net.quantize_input(x)
+            ref = reference(net, x_int)
+            m_ref = ref.pop("measurement")
+            row = {"dim": dim, "neurons": sum(p.size for p in net.populations),
+                   "synapses": int(sum(np.count_nonzero(p.weights) for p in net.projections)), "reference": ref,
+                   "lava_batched": lava(net, x_int, m_ref),
+                   "lava_one_at_a_time": lava(net, x_int[:10], sub(m_ref, 10), lanes=1)}
+            result["by_size"].append(row)
+            b, o = row["lava_batched"], row["lava_one_at_a_time"]
+            log(f"digits-small dim {dim} ({row['neurons']} neurons, {row['synapses']:,} synapses), {n} samples: "
+                f"reference {ref['samples_per_second']:.0f}, Lava {b['lanes']} side by side {b['samples_per_second']:.0f} "
+                f"({b['samples_per_second_running']:.0f} running), one at a time "
+                f"{o['samples_per_second_running']:.1f} samples/s running")
+    result["machine"]["load_average_after"] = os.getloadavg()
+    result["seconds"] = time.perf_counter() - started
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_json(args.out, result)
+    for name, m in result["models"].items():
+        r = m["ratios"]
+        log(f"{name}: batched / one at a time {r['batched_over_one_at_a_time_wall']:.1f}x (wall, compile included), "
+            f"reference / Lava {r['reference_over_lava_batched_wall']:.2f}x")
+    log(f"written {args.out}")
 
 
 if __name__ == "__main__":

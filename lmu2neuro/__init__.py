@@ -31,8 +31,10 @@ def train(dataset: str = "digits", out: str | os.PathLike = "runs/train", **opti
     """Train (or resume) a model, as `lmu2neuro train`; returns the metrics also written to out/metrics.json.
 
     ``options`` are the fields of ``lmu2neuro.training.recipe.TrainConfig``: preset, overrides, spiking,
-    qat, qat_warmup, epochs, seed, batch_size, lr, lr_step, lr_gamma, limit, resume, overwrite, progress,
-    data_root, dataset_options, threads. Writes out/last.pt, out/best.pt and out/metrics.json.
+    recipe ("plain" or "paper"), qat, qat_warmup, epochs, seed, batch_size, lr, lr_step, lr_gamma, limit,
+    resume, overwrite, progress, data_root, dataset_options, threads, device ("cpu" or "cuda"). Writes
+    out/last.pt, out/best.pt and out/metrics.json. Called in every process that ``torchrun`` starts, it
+    trains one model with DistributedDataParallel (rank 0 writes; every process returns the metrics).
     """
     from lmu2neuro.training.recipe import TrainConfig
     from lmu2neuro.training.recipe import train as run_training
@@ -69,14 +71,15 @@ def inspect(path: str | os.PathLike) -> dict:
 def simulate(model: str | os.PathLike, *, dataset: str | None = None, input_file: str | os.PathLike | None = None,
              samples: int | None = None, backend: str = "both", out: str | os.PathLike | None = None,
              data_root: str | os.PathLike | None = None, tag: str = "fixed_pt", dt: float | None = None,
-             progress: bool = False) -> dict:
+             progress: bool = False, lava_batch: int | None = None) -> dict:
     """Run a .nir model in Lava fixed point and/or the reference executor on a dataset's test split or
     an .npy array, as `lmu2neuro simulate`; returns the traffic dict (docs/CONTRACTS.md), also
-    written atomically to ``out`` when given."""
+    written atomically to ``out`` when given. ``lava_batch``: samples side by side in the one
+    compiled Lava network (None: chosen from the model's size and the free memory)."""
     from lmu2neuro.pipeline.simulate import simulate_file
 
     traffic, _ = simulate_file(model, dataset=dataset, input_file=input_file, data_root=data_root, samples=samples,
-                               backend=backend, tag=tag, dt=dt, progress=progress)
+                               backend=backend, tag=tag, dt=dt, progress=progress, lava_batch=lava_batch)
     if out is not None:
         from lmu2neuro.core.atomic import write_json
 
@@ -86,13 +89,14 @@ def simulate(model: str | os.PathLike, *, dataset: str | None = None, input_file
 
 def report(traffic: str | os.PathLike, out: str | os.PathLike, *, model: str | os.PathLike | None = None,
            profiles: list[str] | tuple[str, ...] = ("loihi1", "loihi2", "cpu"),
-           step_time: float | None = None) -> dict:
-    """Operation counts, energy per hardware profile and chip mapping from a traffic.json, as
-    `lmu2neuro report`; writes report.json, report.md, report.html and plots into ``out`` and returns
-    the report dict. ``model`` defaults to the .nir the traffic names (its sha256 is checked)."""
+           step_time: float | None = None, frame_period: float | None = None) -> dict:
+    """Operation counts, energy, latency, throughput and power per hardware profile and the chip
+    mapping from a traffic.json, as `lmu2neuro report`; writes report.json, report.md, report.html and
+    plots into ``out`` and returns the report dict. ``model`` defaults to the .nir the traffic names
+    (its sha256 is checked); ``frame_period`` (s) gives the real-time factor against that input rate."""
     from lmu2neuro.reports.build import make_report
 
-    return make_report(traffic, model, list(profiles), out, step_time)
+    return make_report(traffic, model, list(profiles), out, step_time, frame_period)
 
 
 def load_profile(name_or_path: str | os.PathLike):

@@ -1,41 +1,74 @@
-"""IntNetwork -> Lava process graph, run in fixed_pt (bit-accurate) or floating_pt.
+"""IntNetwork -> Lava process graph, run in fixed_pt (bit-accurate) or floating_pt, B samples side by side.
 
 Mapping (each population and projection of lmu2neuro.core.intnet):
 - population -> GatedLIF (Lava's LIF, bit-accurate model subclassed: same arithmetic, plus a
   per-sample window and in-graph spike counting), du/dv/vth/bias as given;
-- projection with one tap and no extra delay -> Lava's Dense (graded when fed by the input);
-- projection with several taps (temporal convolution, LMU memory FIR), an alignment delay, or
-  from a population to itself (recurrence) -> TappedDense, one weight matrix per delay, the sum
-  shifted by weight_exp as Dense does;
-- input -> Lava's RingBuffer sending the quantized frames as integer payloads.
+- projection -> TappedDense, one weight matrix per delay, the sum shifted by weight_exp as
+  Lava's Dense does (a plain dense layer is its one-tap case: Lava's Dense takes no batch
+  dimension); graded when fed by the input;
+- input -> BatchedSource sending the quantized frames as integer payloads.
+
+Lanes: every process holds B ("lanes") independent copies of its state, shaped (B, n), and one
+Lava step advances all of them. Lava's cost is a per-step handshake between its processes (one
+OS process per Lava Process), paid once per step whatever the number of neurons, so B samples
+side by side cost about one sample's handshakes. Lane b of round r runs sample r * B + b.
 
 Latency: every Lava connection delivers one step late. Population P lags the input by
 L(P) = max over its inputs of L(source) + 1, and a projection whose source lags less gets
 L(P) - L(source) - 1 extra zero taps, so all inputs of a neuron arrive in the same step as in
 the latency-free IntNetwork semantics. Population P at Lava step t + L(P) is the reference at t.
 
-Streaming: sample k occupies input steps [k * T, (k + 1) * T), back to back. Each population
+Streaming: round r occupies input steps [r * T, (r + 1) * T), back to back. Each population
 starts its window from zero state, and a TappedDense delivers a delayed spike only into the
-sample it came from, so nothing of one sample reaches the next; taps at delays >= T can never
-act within a sample and are dropped. One compile serves all samples.
+round it came from, so nothing of one sample reaches the next; taps at delays >= T can never
+act within a sample and are dropped. One compile serves all rounds.
+
+Inputs and results travel through .npy files in a private run folder (in /dev/shm where it
+exists) that the processes map: Lava 0.10 moves a Var between processes one element per message
+(``PyLoihiProcessModel._get_var``/``_set_var``), about 20 us each, which for the readout trace
+of 1,000 scv2 samples (4.5 million values) would take longer than the run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import math
 import multiprocessing
+import os
+import shutil
 import signal
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 import converters.lava  # noqa: F401  (the compatibility layer before any Lava import)
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.atomic import atomic_path
+from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Projection
 from lmu2neuro.core.measurement import Measurement
 
 TAGS = ("fixed_pt", "floating_pt")
+# Messages a Lava channel buffers (Lava's default is 64). The Loihi protocol's barrier after
+# every step lets no process run ahead of another, so at most one message per channel waits:
+# a small buffer saves 60 copies of every (lanes, n) message in shared memory.
+CHANNEL_SLOTS = 4
+# The automatic number of lanes, counted in state values (neurons plus delay-line entries) over
+# all lanes: enough that the per-step handshake is a small part of a step. Beyond it the gain
+# flattens while memory grows linearly (benchmarks/lava_speed.py: scv2, 38,436 values a lane,
+# runs 12.6 samples/s at 32 lanes, 31.4 at 128, 41.5 at 512).
+LANE_VALUES = 1 << 24
+# Memory a Lava worker process costs whatever it holds (the pages of its Python runtime that it
+# no longer shares with the builder's process): 13-15 MiB per worker measured on this machine
+# (benchmarks/lava_speed.py, workers' private memory).
+PROCESS_BYTES = 16 << 20
+# Of the memory the system reports available, the share an automatic plan may take, and the
+# share beyond which an explicit --lava-batch is refused.
+AUTO_MEMORY_SHARE, MAX_MEMORY_SHARE = 0.25, 0.8
 
 
 @dataclass
@@ -43,127 +76,281 @@ class Schedule:
     steps: int  # T: frames per sample
     samples: int
     latency: dict[str, int]  # population -> lag behind the input, in Lava steps
-    period: int  # Lava steps per sample
+    period: int  # Lava steps per round
     total_steps: int
+    lanes: int = 1  # samples side by side
+    rounds: int = 1  # ceil(samples / lanes)
 
     def extra_delay(self, proj: Projection, input_name: str) -> int:
         src = 0 if proj.source == input_name else self.latency[proj.source]
         return self.latency[proj.target] - src - 1
 
 
-def schedule(net: IntNetwork, steps: int, samples: int) -> Schedule:
+def schedule(net: IntNetwork, steps: int, samples: int, lanes: int = 1) -> Schedule:
     latency: dict[str, int] = {}
     for pop in net.populations:  # topological order
         incoming = [s for s in net.projections_into(pop.name) if s.source != pop.name]
         lags = [0 if s.source == net.input_name else latency[s.source] for s in incoming]
         latency[pop.name] = max(lags, default=0) + 1
-    total = samples * steps + max(latency.values())
-    return Schedule(steps, samples, latency, steps, total)
+    lanes = max(1, min(int(lanes), samples))
+    rounds = math.ceil(samples / lanes)
+    total = rounds * steps + max(latency.values())
+    return Schedule(steps, samples, latency, steps, total, lanes, rounds)
 
 
+# -- how many lanes ------------------------------------------------------------------------------------
+def _taps_kept(net: IntNetwork, proj: Projection, steps: int, sched: Schedule) -> int:
+    extra = sched.extra_delay(proj, net.input_name)
+    return max(1, min(proj.taps, steps) + extra)
+
+
+def lane_values(net: IntNetwork, steps: int) -> int:
+    """State values one lane holds: every neuron, and every delay line entry (twice: a ring)."""
+    sched = schedule(net, steps, 1)
+    ring = sum(2 * _taps_kept(net, p, steps, sched) * net.size_of(p.source) for p in net.projections)
+    return sum(p.size for p in net.populations) + ring
+
+
+def lane_bytes(net: IntNetwork, steps: int) -> int:
+    """Memory one lane costs, summed over every process: estimated from what the ProcessModels
+    allocate (assumed, not measured per allocation; benchmarks/lava_speed.py compares the plan
+    with the workers' measured peak)."""
+    sched = schedule(net, steps, 1)
+    total = net.input_size * (8 + 4 * CHANNEL_SLOTS)  # the source's frame and its channel
+    for pop in net.populations:
+        # Lava's u, v, bias (int32/int16) and about ten int64 temporaries of its update and our
+        # counting, one incoming sum per projection, and the spike channel
+        fan_in = len(net.projections_into(pop.name))
+        total += pop.size * (12 + 10 * 8 + 8 * fan_in + 4 * CHANNEL_SLOTS)
+    for proj in net.projections:
+        n_in, n_out = net.size_of(proj.source), net.size_of(proj.target)
+        ring = 2 * _taps_kept(net, proj, steps, sched) * n_in * 8
+        total += ring + 8 * (n_in + 3 * n_out) + 8 * n_out * CHANNEL_SLOTS
+    return total
+
+
+def run_bytes(net: IntNetwork, steps: int, samples: int) -> int:
+    """Memory a run costs whatever the lanes: the worker processes (one per population and
+    projection, the source, Lava's runtime service and its shared-memory manager), the weights
+    (held by the builder and by the process, as given and as the sum's type), the input file and
+    the records of every sample."""
+    processes = (len(net.populations) + len(net.projections) + 3) * PROCESS_BYTES
+    weights = sum(p.weights[:steps].size for p in net.projections) * 24
+    frames = samples * steps * net.input_size * 8
+    per_sample = samples * len(net.populations) * 4 * 8
+    trace = samples * steps * net.population(net.output).size * 8 * 2  # the file and the Measurement
+    return processes + weights + frames + per_sample + trace
+
+
+def available_memory() -> int | None:
+    """Bytes the system says a new allocation can take (MemAvailable, or the cgroup's room if
+    smaller); None where neither is known."""
+    found = []
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo") as f:
+            line = next(line for line in f if line.startswith("MemAvailable:"))
+        found.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    return min(found) if found else None
+
+
+def check_lanes_value(value) -> int | None:
+    """None (choose automatically) or a positive integer; anything else is a UserError."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UserError(f"--lava-batch {value}: expected a positive integer (samples side by side in "
+                        "one Lava network) or 'auto'")
+    return int(value)
+
+
+def plan_lanes(net: IntNetwork, samples: int, steps: int, requested=None, available: int | None = None) -> int:
+    """Samples side by side in one Lava network: ``requested`` if it fits in memory (else a
+    UserError, before any process starts), or chosen from the model's size and the memory."""
+    requested = check_lanes_value(requested)
+    per_lane = lane_bytes(net, steps)
+    fixed = run_bytes(net, steps, samples)
+    room = available_memory() if available is None else available
+    gib = 2.0 ** 30
+    lanes = min(requested or 1, samples)
+    need = fixed + lanes * per_lane
+    if room is not None and need > MAX_MEMORY_SHARE * room:
+        fits = max(0, int((MAX_MEMORY_SHARE * room - fixed) // per_lane))
+        asked = (f"--lava-batch {requested}: {lanes} samples side by side need about {need / gib:.1f} GiB for this "
+                 "model" if requested else
+                 f"Lava needs about {need / gib:.1f} GiB for this model even one sample at a time")
+        raise UserError(
+            f"{asked} ({per_lane / 2**20:.2f} MiB per sample "
+            f"side by side, {fixed / gib:.2f} GiB for the worker processes, weights, inputs and records), more than "
+            f"{MAX_MEMORY_SHARE:.0%} of the {room / gib:.1f} GiB available; "
+            + (f"at most {fits} fit" if fits else "use fewer --samples"))
+    if requested is not None:
+        return lanes
+    lanes = max(1, LANE_VALUES // max(1, lane_values(net, steps)))
+    if room is not None:
+        lanes = min(lanes, max(1, int((AUTO_MEMORY_SHARE * room - fixed) // per_lane)))
+    lanes = min(lanes, samples)
+    rounds = math.ceil(samples / lanes)
+    return math.ceil(samples / rounds)  # the same rounds, with the lanes spread evenly
+
+
+# -- the process graph ---------------------------------------------------------------------------------
 def _float_params(pop):
     return dict(du=min(fx.current_removed(pop.du), 1.0), dv=fx.voltage_removed(pop.dv),
                 vth=float(pop.vth << fx.ACT_SHIFT), bias_mant=pop.bias.astype(float), bias_exp=0)
 
 
 def _connection(proj: Projection, extra: int, graded: bool, tag: str, sched: Schedule, source_offset: int,
-                target_offset: int):
-    from lava.proc.dense.process import Dense
-
+                target_offset: int, input_max: int):
     from converters.lava.procs.tapped_dense.process import TappedDense
 
     w = np.asarray(proj.weights, dtype=np.int64)[: sched.steps]
-    stream = dict(source_offset=source_offset, target_offset=target_offset, period=sched.period)
-    recurrent = extra < 0  # a population's own spikes: Lava's one-step latency is the first delay
-    if recurrent:
+    stream = dict(source_offset=source_offset, target_offset=target_offset, period=sched.period,
+                  lanes=sched.lanes, input_max=input_max if graded else 1)
+    if extra < 0:  # a population's own spikes: Lava's one-step latency is the first delay
         w = w[-extra:]
     if extra > 0:
         w = np.concatenate([np.zeros((extra,) + w.shape[1:], dtype=np.int64), w])
     bits = 8 if graded else 0
     if tag == "floating_pt":  # float LIF does not shift its input by 6 bits: fold it in
         wf = w.astype(float) * 2.0 ** (proj.weight_exp + fx.ACT_SHIFT)
-        if wf.shape[0] == 1 and not recurrent:
-            return Dense(weights=wf[0], num_message_bits=bits, name=proj.name)
         return TappedDense(weights=wf, weight_exp=0, num_message_bits=bits, name=proj.name, **stream)
-    # Lava's Dense would carry a spike across a sample boundary in a loop; TappedDense masks it
-    if w.shape[0] == 1 and not recurrent:
-        return Dense(weights=w[0], weight_exp=proj.weight_exp, num_message_bits=bits, name=proj.name)
     return TappedDense(weights=w, weight_exp=proj.weight_exp, num_message_bits=bits, name=proj.name, **stream)
 
 
+def _run_folder() -> Path:
+    shm = Path("/dev/shm")
+    where = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    # named after this process, so that a leftover can be traced to the run that left it
+    return Path(tempfile.mkdtemp(prefix=f"lmu2neuro-lava-{os.getpid()}-", dir=where))
+
+
+def _records(folder: Path, net: IntNetwork, sched: Schedule, tag: str) -> dict[str, dict[str, str]]:
+    """Create every population's record files (zeros), return their paths by population."""
+    from converters.lava.procs.gated_lif.process import SAMPLE_COLUMNS
+
+    trace_type = np.int64 if tag == "fixed_pt" else np.float64
+    out = {}
+    for i, pop in enumerate(net.populations):
+        shapes = {"sample": ((sched.samples, len(SAMPLE_COLUMNS)), np.int64), "neuron": ((pop.size,), np.int64),
+                  "step": ((sched.steps,), np.int64), "raster0": ((sched.steps, pop.size), np.int8)}
+        if _record(net, pop):
+            shapes["trace"] = ((sched.samples, sched.steps, pop.size), trace_type)
+        paths = {}
+        for kind, (shape, dtype) in shapes.items():
+            path = folder / f"pop{i}.{kind}.npy"
+            with atomic_path(path) as tmp:
+                np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape).flush()
+            paths[kind] = str(path)
+        out[pop.name] = paths
+    return out
+
+
 def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress: bool = True,
-             chunk_samples: int = 10) -> Measurement:
-    """Stream quantized inputs (samples, T, input_size) through one compiled Lava network.
+             chunk_samples: int = 10, lanes: int | None = None) -> Measurement:
+    """Stream quantized inputs (samples, T, input_size) through one compiled Lava network, ``lanes``
+    samples side by side (None: plan_lanes chooses from the model's size and the memory).
 
     The runtime is stopped on every path, errors and Ctrl-C included.
     """
     if tag not in TAGS:
         raise ValueError(f"tag {tag!r}: expected one of {TAGS}")
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.source import RingBuffer
-
-    from converters.lava.procs.gated_lif.process import GatedLIF
-
     x = np.asarray(x_int)
     samples, steps, _ = x.shape
-    sched = schedule(net, steps, samples)
-    data = np.zeros((net.input_size, sched.total_steps), dtype=np.int64 if tag == "fixed_pt" else float)
-    for k in range(samples):
-        data[:, k * sched.period : k * sched.period + steps] = x[k].T
-    source = RingBuffer(data=data)
+    if samples < 1 or steps < 1:
+        raise ValueError(f"input shape {x.shape}: expected at least one sample of at least one step")
+    lanes = plan_lanes(net, samples, steps, lanes)
+    sched = schedule(net, steps, samples, lanes)
+
+    folder = _run_folder()
+    before = set(multiprocessing.active_children())
+    source = None
+    timing = {}
+    started = time.perf_counter()
+    try:
+        source, records = _build(net, x, sched, tag, folder)
+        result = _run(net, source, records, sched, tag, progress, chunk_samples, timing, started)
+    finally:
+        try:
+            if source is not None:
+                source.stop()
+        finally:
+            try:
+                _reap(before)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+    timing["wall_s"] = time.perf_counter() - started
+    timing["steps"] = sched.total_steps
+    timing["steps_per_second"] = sched.total_steps / max(timing["run_s"], 1e-9)
+    timing["samples_per_second"] = samples / max(timing["run_s"], 1e-9)
+    timing["lanes"] = sched.lanes
+    timing["rounds"] = sched.rounds
+    timing["latency_steps"] = dict(sched.latency)
+    timing["period_steps"] = sched.period
+    result.timing = timing
+    return result
+
+
+def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Path):
+    from converters.lava.procs.batched_source.process import BatchedSource
+    from converters.lava.procs.gated_lif.process import GatedLIF
+
+    frames = folder / "input.npy"
+    x_max = int(np.abs(x).max())
+    with atomic_path(frames) as tmp, open(tmp, "wb") as f:
+        np.save(f, x.astype(np.float64 if tag == "floating_pt" else np.int16 if x_max < 1 << 15 else np.int64))
+    source = BatchedSource(path=str(frames), lanes=sched.lanes, size=net.input_size, steps=sched.steps,
+                           samples=sched.samples)
+    records = _records(folder, net, sched, tag)
     procs = {}
     for pop in net.populations:
         params = (_float_params(pop) if tag == "floating_pt" else
                   dict(du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias_mant.astype(np.int64),
                        bias_exp=pop.bias_exp))
-        procs[pop.name] = GatedLIF(shape=(pop.size,), steps=steps, period=sched.period,
-                                   offset=sched.latency[pop.name], samples=samples,
-                                   record=_record(net, pop), name=pop.name, **params)
+        procs[pop.name] = GatedLIF(size=pop.size, lanes=sched.lanes, steps=sched.steps,
+                                   offset=sched.latency[pop.name], samples=sched.samples,
+                                   records=records[pop.name], record=_record(net, pop), name=pop.name, **params)
     for proj in net.projections:
         src_offset = 0 if proj.source == net.input_name else sched.latency[proj.source]
         conn = _connection(proj, sched.extra_delay(proj, net.input_name), net.is_graded(proj), tag, sched,
-                           src_offset, sched.latency[proj.target])
+                           src_offset, sched.latency[proj.target], x_max)
         (source if proj.source == net.input_name else procs[proj.source]).s_out.connect(conn.s_in)
         conn.a_out.connect(procs[proj.target].a_in)
+    return source, records
 
-    timing = {}
-    started = time.perf_counter()
-    before = set(multiprocessing.active_children())
-    try:
-        cfg = Loihi2SimCfg(select_tag=tag)
-        # Lava forks its worker processes when the first run starts. They are started with
-        # Ctrl-C deferred, so a SIGINT to the terminal's process group stops only this
-        # process, which then stops the runtime in order (a worker killed by SIGINT would
-        # leave the runtime waiting for it forever); one that arrives while they start is
-        # raised here once they have.
-        with _sigint_deferred():
-            source.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
-        timing["compile_s"] = time.perf_counter() - started
-        done = 1
-        bar = _progress(samples, progress)
-        for first in range(0, samples, chunk_samples):
-            last = min(first + chunk_samples, samples)
-            n_steps = last * sched.period - done if last < samples else sched.total_steps - done
-            if n_steps > 0:
-                source.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
-            done += max(n_steps, 0)
-            bar.update(last - first)
-        bar.close()
-        timing["run_s"] = time.perf_counter() - started - timing["compile_s"]
-        result = _read(net, procs, sched, tag)
-    finally:
-        try:
-            source.stop()
-        finally:
-            _reap(before)
-    timing["wall_s"] = time.perf_counter() - started
-    timing["steps"] = sched.total_steps
-    timing["steps_per_second"] = sched.total_steps / max(timing["run_s"], 1e-9)
-    timing["latency_steps"] = dict(sched.latency)
-    timing["period_steps"] = sched.period
-    result.timing = timing
-    return result
+
+def _run(net, source, records, sched, tag, progress, chunk_samples, timing, started) -> Measurement:
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    cfg = Loihi2SimCfg(select_tag=tag)
+    compile_config = {"pypy_channel_size": CHANNEL_SLOTS}
+    # Lava forks its worker processes when the first run starts. They are started with
+    # Ctrl-C deferred, so a SIGINT to the terminal's process group stops only this
+    # process, which then stops the runtime in order (a worker killed by SIGINT would
+    # leave the runtime waiting for it forever); one that arrives while they start is
+    # raised here once they have.
+    with _sigint_deferred(), _gc_frozen():
+        source.run(condition=RunSteps(num_steps=1), run_cfg=cfg, compile_config=compile_config)
+    timing["compile_s"] = time.perf_counter() - started
+    done = 1
+    fill = max(sched.latency.values())
+    per_call = max(1, math.ceil(chunk_samples / sched.lanes))  # rounds between progress updates
+    bar = _progress(sched.samples, progress)
+    for rnd in range(per_call, sched.rounds + per_call, per_call):
+        end = min(rnd * sched.period + fill, sched.total_steps)  # the output has finished round rnd
+        if end > done:
+            source.run(condition=RunSteps(num_steps=end - done), run_cfg=cfg)
+            done = end
+        bar.update(min(rnd * sched.lanes, sched.samples) - bar.n)
+    bar.close()
+    timing["run_s"] = time.perf_counter() - started - timing["compile_s"]
+    return _read(net, records, tag)
 
 
 def _record(net: IntNetwork, pop) -> str | None:
@@ -186,6 +373,18 @@ def _sigint_deferred():
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def _gc_frozen():
+    """This process's objects out of the garbage collector's sight while Lava forks its workers:
+    a worker's collector would otherwise touch every object it inherited, copying the pages
+    that hold them (the memory and the start-up time of dozens of workers)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _reap(before: set, grace_s: float = 5.0) -> None:
     """Terminate any Lava worker this run started that stop() left behind."""
     for proc in set(multiprocessing.active_children()) - before:
@@ -201,20 +400,25 @@ def _progress(total, enabled):
     return tqdm(total=total, unit="sample", desc="lava", disable=not enabled, leave=False)
 
 
-def _read(net, procs, sched, tag) -> Measurement:
-    def get(proc, var):
-        return np.asarray(getattr(proc, var).get())
+def _read(net, records, tag) -> Measurement:
+    """The record files the processes wrote, as a Measurement (the runtime has paused: every
+    process finished every step)."""
+    from converters.lava.procs.gated_lif.process import SAMPLE_COLUMNS
+
+    def load(name, kind):
+        return np.load(records[name][kind])
 
     names = [p.name for p in net.populations]
-    trace = get(procs[net.output], "voltage").reshape(sched.samples, sched.steps, -1)
+    col = {n: dict(zip(SAMPLE_COLUMNS, load(n, "sample").T.copy())) for n in names}
+    trace = load(net.output, "trace")
     return Measurement(
         backend="lava" if tag == "fixed_pt" else f"lava-{tag}",
-        spike_counts={n: get(procs[n], "spike_counts").astype(np.int64) for n in names},
-        sample_spikes={n: get(procs[n], "sample_spikes").astype(np.int64) for n in names},
-        step_spikes={n: get(procs[n], "step_spikes").astype(np.int64) for n in names},
-        fingerprints={n: get(procs[n], "fingerprint").astype(np.int64) for n in names},
-        wrapped={n: int(get(procs[n], "wrapped").sum()) for n in names},
-        peak_current={n: int(get(procs[n], "peak_current").max(initial=0)) for n in names},
-        raster0={n: get(procs[n], "raster0").astype(bool) for n in names},
-        readout_trace=trace.astype(np.int64) if tag == "fixed_pt" else trace,
+        spike_counts={n: load(n, "neuron") for n in names},
+        sample_spikes={n: col[n]["spikes"] for n in names},
+        step_spikes={n: load(n, "step") for n in names},
+        fingerprints={n: col[n]["fingerprint"] for n in names},
+        wrapped={n: int(col[n]["wrapped"].sum()) for n in names},
+        peak_current={n: int(col[n]["peak_current"].max(initial=0)) for n in names},
+        raster0={n: load(n, "raster0").astype(bool) for n in names},
+        readout_trace=trace,
     )

@@ -10,8 +10,8 @@ def register(sub) -> None:
         "simulate",
         help="run a .nir model in Lava fixed point and/or the reference simulator; write traffic.json",
         description=(
-            "Stream samples through one compiled Lava network (fixed_pt: bit-accurate Loihi "
-            "arithmetic) and/or the batched reference integer simulator, count spikes and "
+            "Stream samples through one compiled Lava network, B side by side (fixed_pt: "
+            "bit-accurate Loihi arithmetic), and/or the batched reference integer simulator, count spikes and "
             "synaptic events per layer inside the graph, and write traffic.json. With --backend "
             "both, an agreement block says which fraction of samples had identical spikes in "
             "every layer and identical predictions, and the first mismatch if any."
@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=["lava", "reference", "both"], default="both")
     p.add_argument("--tag", choices=["fixed_pt", "floating_pt"], default="fixed_pt",
                    help="Lava ProcessModels: fixed_pt is bit-accurate (default)")
+    p.add_argument("--lava-batch", metavar="B", default=None,
+                   help="samples side by side in the one compiled Lava network: one Lava step advances all B "
+                        "(default: auto, from the model's size and the free memory; 1 runs one sample at a time)")
     p.add_argument("--dt", type=float, metavar="SECONDS",
                    help="time step for graphs that carry no dt of their own (third-party NIR; default 1e-4)")
     p.add_argument("-o", "--out", required=True, metavar="traffic.json")
@@ -70,7 +73,7 @@ def _run(args) -> int:
 
     traffic, runs = simulate_file(args.model, dataset=args.dataset, input_file=args.input, data_root=args.data_root,
                                   samples=args.samples, backend=args.backend, tag=args.tag, dt=args.dt,
-                                  progress=sys.stderr.isatty())
+                                  progress=sys.stderr.isatty(), lava_batch=args.lava_batch)
     write_json(args.out, traffic)
     for line in range_warnings(traffic):
         print(f"warning: {line}", file=sys.stderr)
@@ -82,9 +85,11 @@ def _run(args) -> int:
         line += (f", Lava vs reference: identical spikes {agree['identical_spikes']:.2%}, "
                  f"identical predictions {agree['identical_predictions']:.2%}")
     for name, m in runs.items():
-        sps = m.timing.get("steps_per_second")
+        sps = m.timing.get("samples_per_second")
         if sps:
-            line += f", {name} {sps:,.0f} steps/s"
+            line += f", {name} {sps:,.1f} samples/s"
+            if m.timing.get("lanes"):
+                line += f" running ({m.timing['lanes']} side by side, {m.timing['compile_s']:.1f} s compiling)"
     print(f"{line}; traffic written to {args.out}")
     if agree and agree["first_mismatch"]:
         print(f"first mismatch: {agree['first_mismatch']}", file=sys.stderr)

@@ -34,7 +34,8 @@ def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress
         traces.append(r.readout_trace.numpy())
     seconds = time.perf_counter() - started
     steps = int(x_int.shape[0] * x_int.shape[1])
-    timing = {"wall_s": seconds, "steps": steps, "steps_per_second": steps / seconds if seconds else None}
+    timing = {"wall_s": seconds, "steps": steps, "steps_per_second": steps / seconds if seconds else None,
+              "samples_per_second": len(x_int) / seconds if seconds else None, "batch": batch}
     return measure_spikes("reference", {k: np.concatenate(v) for k, v in spikes.items()},
                           np.concatenate(traces), wrapped, timing, peak)
 
@@ -79,10 +80,19 @@ def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, 
 
 def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: str = "both",
                      tag: str = "fixed_pt", model: str = "", model_sha256: str = "",
-                     progress: bool = True) -> tuple[dict, dict[str, Measurement]]:
-    """Quantize x, run the chosen back ends, return (traffic dict, measurements by back end)."""
+                     progress: bool = True, lava_batch: int | str | None = None) -> tuple[dict, dict[str, Measurement]]:
+    """Quantize x, run the chosen back ends, return (traffic dict, measurements by back end).
+
+    ``lava_batch``: samples side by side in the one compiled Lava network (None or "auto":
+    chosen from the model's size and the memory); checked before any back end starts.
+    """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
+    lanes = None
+    if backend in ("lava", "both"):
+        from converters.lava.builder import plan_lanes
+
+        lanes = plan_lanes(net, len(x), int(np.shape(x)[1]), lava_batch)
     x_int = net.quantize_input(x)
     runs: dict[str, Measurement] = {}
     if backend in ("reference", "both"):
@@ -90,7 +100,7 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
     if backend in ("lava", "both"):
         from converters.lava.builder import run_lava
 
-        runs["lava"] = run_lava(net, x_int, tag=tag, progress=progress)
+        runs["lava"] = run_lava(net, x_int, tag=tag, progress=progress, lanes=lanes)
     main = runs.get("lava") or runs["reference"]
     agree = agreement(runs["lava"], runs["reference"]) if backend == "both" else None
     timing = {name: m.timing for name, m in runs.items()}
@@ -103,7 +113,7 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
 
 def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input_file=None, data_root=None,
                   samples: int | None = None, backend: str = "both", tag: str = "fixed_pt", dt: float | None = None,
-                  progress: bool = False) -> tuple[dict, dict[str, Measurement]]:
+                  progress: bool = False, lava_batch: int | str | None = None) -> tuple[dict, dict[str, Measurement]]:
     """Read a .nir file (ours exactly; another tool's quantized at dt), take inputs from a dataset's
     test split or an .npy file, run the back ends; returns (traffic dict, measurements by back end)."""
     from converters.nir.read import read_intnet
@@ -111,7 +121,10 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
 
     if samples is not None and samples < 1:
         raise UserError(f"--samples {samples}: expected at least 1")
+    from converters.lava.builder import check_lanes_value
+
+    check_lanes_value(lava_batch)  # a bad value is refused before the model is even read
     net = read_intnet(model, dt=dt)
     x, y = load_inputs(net, dataset=dataset, data_root=data_root, samples=samples, input_file=input_file)
     return simulate_network(net, x, y, backend=backend, tag=tag, model=str(model), model_sha256=sha256_of(model),
-                            progress=progress)
+                            progress=progress, lava_batch=lava_batch)

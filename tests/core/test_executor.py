@@ -124,3 +124,57 @@ def test_recurrent_projection_by_hand_and_its_validation():
     assert execute(net, x).spikes["a"][0, :, 0].tolist() == [True] * 5
     with pytest.raises(IntNetworkError, match="tap 0 must be zero"):
         IntNetwork(1, 1.0, [pop("a", 1), readout(1)], [Projection("self", "a", "a", np.array([[[2]]]))], "out")
+
+
+def _float64_tap_sum(x, w, exp):
+    """The definition the executor used before its exact float32 path: tap_sum in float64."""
+    from lmu2neuro.core.executor import tap_sum
+
+    acc = tap_sum(torch.as_tensor(x).to(torch.float64), torch.as_tensor(w, dtype=torch.float64))
+    return fx.shift_by_exp(acc.round().to(torch.int64), exp)
+
+
+@pytest.mark.parametrize(
+    "shape, graded, exp, expected",
+    [
+        ((3, 40, 24), False, 1, torch.float32),  # spikes, a temporal conv (one product per delay)
+        ((40, 24, 1), False, -2, torch.float32),  # the LMU memory's FIR: one input, many taps (one product)
+        ((2, 16, 8), True, 0, torch.float32),  # graded input, negative values
+        ((3, 12, 700), True, -3, torch.float64),  # 254 * 128 * 2100 inputs: beyond 2**24, float64
+    ],
+)
+def test_integer_current_is_the_float64_tap_sum_in_the_narrowest_exact_type(shape, graded, exp, expected):
+    from lmu2neuro.core.executor import _exact_dtype, integer_current
+
+    rng = np.random.default_rng(sum(shape))
+    taps, n_out, n_in = shape
+    w = rng.integers(-128, 128, shape) * 2
+    w[:, 0, :] = 254  # one row at the largest weight, so the bound is reached
+    x = (torch.as_tensor(rng.integers(-128, 128, (5, 30, n_in))) if graded
+         else torch.as_tensor(rng.random((5, 30, n_in)) < 0.3))
+    if graded:
+        x[0, 0] = -128
+    assert _exact_dtype(128 if graded else 1, torch.as_tensor(w)) == expected
+    got = integer_current(x, w, exp)
+    assert got.dtype == torch.int64
+    assert torch.equal(got, _float64_tap_sum(x, w, exp))
+
+
+def test_exact_dtype_bounds_and_the_matmul_precision_guard():
+    from lmu2neuro.core.executor import _exact_dtype, integer_current
+
+    spikes = torch.ones(1, 4, 2, dtype=torch.bool)
+    assert _exact_dtype(1, torch.full((1, 1, 2), (1 << 23) - 1)) == torch.float32  # 2**24 - 2
+    assert _exact_dtype(1, torch.full((1, 1, 2), 1 << 23)) == torch.float64  # exactly 2**24
+    assert _exact_dtype(1, torch.full((1, 1, 2), 1 << 52)) == torch.int64  # 2**53
+    # beyond float64, the sum is still exact, in integers
+    w = np.full((2, 1, 2), 1 << 52, dtype=np.int64)
+    w[1] = -(1 << 51)
+    got = integer_current(spikes.to(torch.int64), w, 0)
+    assert got[0, :, 0].tolist() == [1 << 53, (1 << 53) - (1 << 52), (1 << 53) - (1 << 52), (1 << 53) - (1 << 52)]
+    previous = torch.get_float32_matmul_precision()
+    try:  # where float32 products may run in bfloat16, the exact type is float64
+        torch.set_float32_matmul_precision("medium")
+        assert _exact_dtype(1, torch.full((1, 1, 2), 2)) == torch.float64
+    finally:
+        torch.set_float32_matmul_precision(previous)

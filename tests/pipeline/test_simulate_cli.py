@@ -25,11 +25,14 @@ def model(tmp_path):
 def test_both_backends_write_a_complete_traffic_file(model, tmp_path, capsys):
     path, net, x = model
     out = tmp_path / "traffic.json"
-    assert main(["simulate", str(path), "--input", str(tmp_path / "x.npy"), "--backend", "both", "-o", str(out)]) == 0
+    assert main(["simulate", str(path), "--input", str(tmp_path / "x.npy"), "--backend", "both",
+                 "--lava-batch", "4", "-o", str(out)]) == 0
     t = json.loads(out.read_text())
     assert t["schema"] == "lmu2neuro.traffic/1" and t["backend"] == "both"
     assert t["samples"] == 6 and t["timesteps"] == 10
     assert t["agreement"]["identical_spikes"] == 1.0 and t["agreement"]["first_mismatch"] is None
+    # 6 samples, 4 side by side: two rounds, the second with two lanes to spare
+    assert t["timing"]["lava"]["lanes"] == 4 and t["timing"]["lava"]["rounds"] == 2
     layers = {l["name"]: l for l in t["layers"]}
     assert set(layers) == {"input", "a", "b", "u", "c", "out"}
     for pop in net.populations:
@@ -43,7 +46,8 @@ def test_both_backends_write_a_complete_traffic_file(model, tmp_path, capsys):
         else:
             counts = np.array(layers[p["source"]]["spike_counts"])
         assert p["synaptic_events"] == int((counts * fan_out(proj.weights)).sum())
-    assert "identical spikes 100.00%" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "identical spikes 100.00%" in printed and "samples/s running (4 side by side" in printed
 
 
 def test_reference_backend_alone_and_raster(model, tmp_path):
@@ -119,3 +123,33 @@ def test_dt_of_our_own_file_is_kept_and_a_different_one_refused(model, tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and "dt = 0.001 given, but this file carries its own dt = 0.0001 s" in err
     assert not (tmp_path / "u.json").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "abc", "2.5"])
+def test_a_lava_batch_that_is_not_a_positive_integer_fails_before_any_work(model, tmp_path, capsys, monkeypatch, value):
+    import lmu2neuro.pipeline.simulate as sim
+
+    monkeypatch.setattr(sim, "run_reference", lambda *a, **k: pytest.fail("a back end started"))
+    path, _, _ = model
+    out = tmp_path / "t.json"
+    code = main(["simulate", str(path), "--input", str(tmp_path / "x.npy"), "--lava-batch", value, "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"error: --lava-batch {value}: expected a positive integer") and "\n" not in err
+    assert not out.exists()
+
+
+def test_a_lava_batch_that_does_not_fit_in_memory_fails_before_any_work(model, tmp_path, capsys, monkeypatch):
+    import converters.lava.builder as builder
+    import lmu2neuro.pipeline.simulate as sim
+
+    path, net, _ = model
+    # a machine with room for the weights, inputs and records of 6 samples and 2.5 lanes (at 80 %)
+    room = int((builder.run_bytes(net, 10, 6) + 2.5 * builder.lane_bytes(net, 10)) / builder.MAX_MEMORY_SHARE)
+    monkeypatch.setattr(builder, "available_memory", lambda: room)
+    monkeypatch.setattr(sim, "run_reference", lambda *a, **k: pytest.fail("a back end started"))
+    out = tmp_path / "t.json"
+    code = main(["simulate", str(path), "--input", str(tmp_path / "x.npy"), "--lava-batch", "5", "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --lava-batch 5: 5 samples side by side need about") and "\n" not in err
+    assert "at most 2 fit" in err
+    assert not out.exists()

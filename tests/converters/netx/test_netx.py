@@ -52,7 +52,7 @@ def test_file_layout_follows_netx(tmp_path):
 
 
 def test_inexpressible_parts_are_all_named(tmp_path):
-    from test_nir_export import make_net
+    from netgen import every_projection_kind as make_net
 
     net = make_net()
     probs = netx_problems(net)

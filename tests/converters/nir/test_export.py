@@ -18,38 +18,11 @@ from converters.nir.float_executor import load
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from lmu2neuro.core.executor import execute
+from netgen import every_projection_kind as make_net
 
 
 def _even(rng, shape, lo=-100, hi=100):
     return (rng.integers(lo // 2, hi // 2, size=shape) * 2).astype(np.int64)
-
-
-def make_net(seed=0, T=12):
-    """A small network with every projection kind: conv taps, dense, the LMU FIR, IF and a readout."""
-    rng = np.random.default_rng(seed)
-    d = 6
-    h = lmu_impulse_response(d, 8.0, T)
-    g = rng.normal(size=(5, d))
-    mant, exp = fx.quantize_weights(torch.as_tensor((g @ h).T[:, :, None]))
-    pops = [
-        Population("embed", 7, du=4095, dv=2048, vth=80, bias_mant=rng.integers(-50, 50, 7)),
-        Population("u", 1, du=1000, dv=300, vth=40, bias_mant=np.zeros(1, dtype=np.int64)),
-        Population("mem", 5, du=4095, dv=1024, vth=3, bias_mant=rng.integers(-20, 20, 5), bias_exp=2),
-        Population("integ", 4, du=4095, dv=0, vth=60, bias_mant=rng.integers(-5, 5, 4)),
-        Population("readout", 3, du=4095, dv=0, vth=fx.VTH_MAX, bias_mant=rng.integers(-9, 9, 3), readout=True),
-    ]
-    projs = [
-        Projection("embed.w", "input", "embed", _even(rng, (3, 7, 8)), weight_exp=-1, origin={"kind": "conv", "kernel": 3}),
-        Projection("u.w", "embed", "u", _even(rng, (1, 1, 7), 0, 200), weight_exp=1, origin={"kind": "dense"}),
-        Projection("mem.w", "u", "mem", mant.numpy(), weight_exp=exp,
-                   origin={"kind": "lmu_fir", "order": d, "theta": 8.0, "bn_scale": g[:, 0]}),
-        Projection("integ.w", "embed", "integ", _even(rng, (1, 4, 7)), origin={"kind": "dense"}),
-        Projection("ro.w1", "mem", "readout", _even(rng, (1, 3, 5)), origin={"kind": "dense"}),
-        Projection("ro.w2", "integ", "readout", _even(rng, (2, 3, 4)), weight_exp=2, origin={"kind": "dense"}),
-        Projection("ro.w3", "embed", "readout", _even(rng, (1, 3, 7)), origin={"kind": "dense"}),
-    ]
-    return IntNetwork(input_size=8, input_scale=16.0, populations=pops, projections=projs, output="readout",
-                      dt=1e-3, meta={"name": "toy"})
 
 
 @pytest.fixture(scope="module")

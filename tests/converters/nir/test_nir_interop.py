@@ -79,7 +79,7 @@ def test_snntorch_loads_our_feed_forward_export_and_agrees_with_our_reader(tmp_p
 
 
 def test_snntorch_rejects_what_it_cannot_express(tmp_path):
-    from test_nir_export import make_net
+    from netgen import every_projection_kind as make_net
 
     path = tmp_path / "ff.nir"
     export_nir(_feed_forward(), path, dt=1e-3)
@@ -92,7 +92,7 @@ def test_snntorch_rejects_what_it_cannot_express(tmp_path):
 
 def test_nirtorch_loads_and_steps_our_full_graph(tmp_path):
     import nirtorch
-    from test_nir_export import make_net
+    from netgen import every_projection_kind as make_net
 
     path = tmp_path / "toy.nir"
     export_nir(make_net(), path)

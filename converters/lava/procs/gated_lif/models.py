@@ -10,33 +10,53 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat
 
-from converters.lava.procs.gated_lif.process import GatedLIF
-from lmu2neuro.core.measurement import HASH_MOD, spike_hash
+from converters.lava.procs import one_blas_thread
+from converters.lava.procs.gated_lif.process import SAMPLE_COLUMNS, GatedLIF
+from lmu2neuro.core.measurement import HASH_MOD, spike_hash_terms
+
+SPIKES, FINGERPRINT, WRAPPED, PEAK = (SAMPLE_COLUMNS.index(c) for c in
+                                      ("spikes", "fingerprint", "wrapped", "peak_current"))
 
 
 class _GatedMixin:
     """The window, the reset to zero state, and the counting; shared by both back ends."""
 
-    spike_counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    sample_spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    step_spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    fingerprint: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    wrapped: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    peak_current: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    raster0: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    _open = False
+
+    def _setup(self):
+        """Once, in the worker process: the record files and the per-lane accumulators."""
+        one_blas_thread()
+        p = self.proc_params
+        lanes, size = self.s_out.shape
+        rec = {k: np.load(path, mmap_mode="r+") for k, path in p["records"].items()}
+        self._sample_rec, self._neuron_rec = rec["sample"], rec["neuron"]
+        self._step_rec, self._raster_rec, self._trace_rec = rec["step"], rec["raster0"], rec.get("trace")
+        self._acc = np.zeros((lanes, len(SAMPLE_COLUMNS)), dtype=np.int64)  # this window's counts per lane
+        self._neuron = np.zeros(size, dtype=np.int64)
+        self._step = np.zeros(p["steps"], dtype=np.int64)
+        self._count = np.zeros((lanes, size), dtype=np.int64)
+        # per step, a column of ones (the spike count) and the fingerprint terms of a spike at
+        # (step, neuron), each below 2**31: a lane's sum over its spikes stays below
+        # size * 2**31 < 2**53, so one float64 product per step is exact
+        terms = spike_hash_terms(np.arange(p["steps"])[:, None], np.arange(size)[None, :])
+        self._terms = np.stack([np.ones_like(terms), terms], axis=2).astype(np.float64)  # (steps, size, 2)
+        self._open = True
 
     def _window(self):
         p = self.proc_params
         rel = self.time_step - 1 - p["offset"]
         if rel < 0:
             return None
-        sample, phase = divmod(rel, p["period"])
-        if sample >= p["samples"] or phase >= p["steps"]:
+        rnd, phase = divmod(rel, p["steps"])
+        first = rnd * p["lanes"]
+        if first >= p["samples"]:
             return None
-        return sample, phase
+        return rnd, phase, first, min(p["lanes"], p["samples"] - first)
 
     def run_spk(self):
         a_in = self.a_in.recv()
+        if not self._open:
+            self._setup()
         where = self._window()
         if where is None or where[1] == 0:
             self.u[:] = 0
@@ -44,28 +64,44 @@ class _GatedMixin:
         if where is None:
             self.s_out.send(np.zeros(self.s_out.shape))
             return
-        sample, phase = where
-        self.scale_bias()
+        rnd, phase, first, live = where
+        if not self.isbiasscaled:  # the bias is constant: Lava rescales it every step to the same value
+            self.scale_bias()
         if not self.isthrscaled:
             self.scale_threshold()
-        self._dynamics(a_in, sample)
+        self._dynamics(a_in, live)
         spikes = self.spiking_activation()
         self.reset_voltage(spike_vector=spikes)
         self.s_out.send(spikes)
-        idx = np.flatnonzero(spikes)
-        if idx.size:
-            self.spike_counts[idx] += 1
-            self.sample_spikes[sample] += idx.size
-            self.step_spikes[phase] += idx.size
-            self.fingerprint[sample] = (self.fingerprint[sample] + spike_hash(phase, idx)) % HASH_MOD
-            if sample == 0:
-                self.raster0[phase, idx] = 1
+        self._tally(spikes, rnd, phase, first, live)
+
+    def _tally(self, spikes, rnd, phase, first, live):
+        # lanes past the last sample (the last round of a stream that B does not divide) run
+        # on zero input and are never counted
+        s = spikes[:live]
+        if s.any():
+            # one product gives every lane's spike count and fingerprint sum (exact: see _setup)
+            per_lane = (s @ self._terms[phase]).astype(np.int64)
+            acc = self._acc
+            acc[:live, SPIKES] += per_lane[:, 0]
+            acc[:live, FINGERPRINT] = (acc[:live, FINGERPRINT] + per_lane[:, 1]) % HASH_MOD
+            self._neuron += np.count_nonzero(s, axis=0)
+            self._step[phase] += int(per_lane[:, 0].sum())
+            if rnd == 0:
+                self._raster_rec[phase] = s[0]
         record = self.proc_params["record"]
-        row = sample * self.proc_params["steps"] + phase
         if record == "voltage":
-            self.voltage[row] = self.v
+            self._trace_rec[first:first + live, phase] = self.v[:live]
         elif record == "count":
-            self.voltage[row] = spikes + (self.voltage[row - 1] if phase else 0)
+            if phase == 0:
+                self._count[:] = 0
+            self._count += spikes
+            self._trace_rec[first:first + live, phase] = self._count[:live]
+        if phase == self.proc_params["steps"] - 1:  # the window closes: this round's samples are done
+            self._sample_rec[first:first + live] = self._acc[:live]
+            self._neuron_rec[:] = self._neuron
+            self._step_rec[:] = self._step
+            self._acc[:] = 0
 
 
 @implements(proc=GatedLIF, protocol=LoihiProtocol)
@@ -81,7 +117,6 @@ class PyGatedLifFixed(_GatedMixin, AbstractPyLifModelFixed):
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     vth: int = LavaPyType(int, np.int32, precision=17)
-    voltage: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -94,14 +129,22 @@ class PyGatedLifFixed(_GatedMixin, AbstractPyLifModelFixed):
     def spiking_activation(self):
         return self.v > self.effective_vth
 
-    def _dynamics(self, a_in, sample):
+    def _dynamics(self, a_in, live):
+        u_peak = int(np.abs(self.u[:live]).max(initial=0))
+        a_peak = int(np.abs(a_in[:live]).max(initial=0)) << self.act_shift
+        if u_peak + a_peak < self.max_uv_val:
+            # no current can reach 2**23, so none wraps and the new current is the exact one
+            self.subthr_dynamics(activation_in=a_in)
+            acc = self._acc[:live]
+            np.maximum(acc[:, PEAK], np.abs(self.u[:live]).max(axis=1, initial=0), out=acc[:, PEAK])
+            return
         # Lava's own bit-accurate update; the wrap check mirrors its 24-bit current arithmetic.
         before = np.int64(self.u) * (self.decay_unity - (self.du + self.ds_offset))
         unwrapped = np.sign(before) * (np.abs(before) >> self.decay_shift) + (np.int64(a_in) << self.act_shift)
         self.subthr_dynamics(activation_in=a_in)
-        self.wrapped[sample] += int(np.count_nonzero(unwrapped != self.u))
-        if unwrapped.size:
-            self.peak_current[sample] = max(int(self.peak_current[sample]), int(np.abs(unwrapped).max()))
+        acc = self._acc[:live]
+        acc[:, WRAPPED] += np.count_nonzero(unwrapped[:live] != self.u[:live], axis=1)
+        np.maximum(acc[:, PEAK], np.abs(unwrapped[:live]).max(axis=1, initial=0), out=acc[:, PEAK])
 
 
 @implements(proc=GatedLIF, protocol=LoihiProtocol)
@@ -110,7 +153,6 @@ class PyGatedLifFixed(_GatedMixin, AbstractPyLifModelFixed):
 class PyGatedLifFloat(_GatedMixin, AbstractPyLifModelFloat):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     vth: float = LavaPyType(float, float)
-    voltage: np.ndarray = LavaPyType(np.ndarray, float)
 
     def spiking_activation(self):
         return self.v > self.vth
@@ -118,7 +160,8 @@ class PyGatedLifFloat(_GatedMixin, AbstractPyLifModelFloat):
     def scale_bias(self):  # the float model has no bias exponent to apply
         pass
 
+    isbiasscaled = True
     isthrscaled = True
 
-    def _dynamics(self, a_in, sample):
+    def _dynamics(self, a_in, live):
         self.subthr_dynamics(activation_in=a_in)
