@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--lava-batch", metavar="B", default=None,
                    help="samples side by side in the one compiled Lava network: one Lava step advances all B "
                         "(default: auto, from the model's size and the free memory; 1 runs one sample at a time)")
+    p.add_argument("--device", default="cpu", metavar="DEV",
+                   help="where the reference executor computes: cpu (default), cuda or cuda:N (exact integers on "
+                        "any; Lava always runs on the CPU)")
     p.add_argument("--dt", type=float, metavar="SECONDS",
                    help="time step for graphs that carry no dt of their own (third-party NIR; default 1e-4)")
     p.add_argument("-o", "--out", required=True, metavar="traffic.json")
@@ -73,7 +76,7 @@ def _run(args) -> int:
 
     traffic, runs = simulate_file(args.model, dataset=args.dataset, input_file=args.input, data_root=args.data_root,
                                   samples=args.samples, backend=args.backend, tag=args.tag, dt=args.dt,
-                                  progress=sys.stderr.isatty(), lava_batch=args.lava_batch)
+                                  progress=sys.stderr.isatty(), lava_batch=args.lava_batch, device=args.device)
     write_json(args.out, traffic)
     for line in range_warnings(traffic):
         print(f"warning: {line}", file=sys.stderr)

@@ -70,7 +70,7 @@ def _max_abs(x: torch.Tensor) -> int:
 
 def _current(x: torch.Tensor, weights, weight_exp: int, x_max: int) -> torch.Tensor:
     """integer_current with max |x| known (spikes: 1), so that x is not scanned for it."""
-    w = torch.as_tensor(np.asarray(weights))
+    w = torch.as_tensor(np.asarray(weights)).to(x.device)
     dtype = _exact_dtype(x_max, w)
     acc = _matmul_tap_sum(x.to(dtype), w.to(dtype))
     return fx.shift_by_exp(acc.to(torch.int64), weight_exp)
@@ -106,10 +106,19 @@ def _matmul_tap_sum(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (window.reshape(batch * steps, n_in * taps) @ kernel).reshape(batch, steps, -1)
 
 
-def execute(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str, ...] = ()) -> Execution:
+def execute(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str, ...] = (),
+            device: torch.device | str = "cpu") -> Execution:
     """Run a batch of quantized inputs (batch, T, input_size) through the network; ``record`` names
-    populations whose voltage after each step (after the reset) is kept in ``voltages``."""
+    populations whose voltage after each step (after the reset) is kept in ``voltages``. ``device``
+    is where the arithmetic runs (integers are exact on any); the results come back on the CPU."""
     x = torch.as_tensor(np.asarray(x_int), dtype=torch.int64)
+    if torch.device(device).type == "cpu":  # the device context costs a dispatch on every torch call
+        return _execute(net, x, record)
+    with torch.device(device):
+        return _execute(net, x.to(device), record)
+
+
+def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...]) -> Execution:
     if x.ndim != 3 or x.shape[2] != net.input_size:
         raise ValueError(f"input shape {tuple(x.shape)}, expected (batch, T, {net.input_size})")
     batch, steps, _ = x.shape
@@ -131,7 +140,7 @@ def execute(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str
                 a_in += _current(source, proj.weights, proj.weight_exp, source_max)
         u = torch.zeros(batch, pop.size, dtype=torch.int64)
         v = torch.zeros_like(u)
-        bias = torch.as_tensor(pop.bias, dtype=torch.int64)
+        bias = torch.as_tensor(pop.bias, dtype=torch.int64).to(x.device)
         out = torch.zeros(batch, steps, pop.size, dtype=torch.bool)
         vs = torch.zeros(batch, steps, pop.size, dtype=torch.int64) if pop.readout or pop.name in record else None
         n_wrapped, peak_u = 0, 0
@@ -157,5 +166,6 @@ def execute(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str
             voltages[pop.name] = vs
         if pop.name == net.output:
             trace = vs if pop.readout else out.to(torch.int64).cumsum(dim=1)
-    return Execution(spikes=spikes, scores=trace[:, -1], readout_trace=trace, wrapped=wrapped,
-                     peak_current=peak, voltages=voltages)
+    cpu = {name: s.cpu() for name, s in spikes.items()}
+    return Execution(spikes=cpu, scores=trace[:, -1].cpu(), readout_trace=trace.cpu(), wrapped=wrapped,
+                     peak_current=peak, voltages={name: v.cpu() for name, v in voltages.items()})

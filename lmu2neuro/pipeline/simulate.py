@@ -16,7 +16,8 @@ from lmu2neuro.core.measurement import Measurement, agreement, measure_spikes
 BACKENDS = ("lava", "reference", "both")
 
 
-def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress: bool = False) -> Measurement:
+def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress: bool = False,
+                  device: str = "cpu") -> Measurement:
     """The reference integer simulator, in batches, reduced to a Measurement."""
     from tqdm import tqdm
 
@@ -26,7 +27,7 @@ def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress
     spikes: dict[str, list] = {}
     traces, wrapped, peak = [], {}, {}
     for first in tqdm(range(0, len(x_int), batch), desc="reference", disable=not progress, leave=False):
-        r = execute(net, x_int[first : first + batch])
+        r = execute(net, x_int[first : first + batch], device=device)
         for name, s in r.spikes.items():
             spikes.setdefault(name, []).append(s.numpy())
             wrapped[name] = wrapped.get(name, 0) + r.wrapped[name]
@@ -80,14 +81,20 @@ def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, 
 
 def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: str = "both",
                      tag: str = "fixed_pt", model: str = "", model_sha256: str = "",
-                     progress: bool = True, lava_batch: int | str | None = None) -> tuple[dict, dict[str, Measurement]]:
+                     progress: bool = True, lava_batch: int | str | None = None,
+                     device: str = "cpu") -> tuple[dict, dict[str, Measurement]]:
     """Quantize x, run the chosen back ends, return (traffic dict, measurements by back end).
 
     ``lava_batch``: samples side by side in the one compiled Lava network (None or "auto":
     chosen from the model's size and the memory); checked before any back end starts.
+    ``device``: where the reference executor computes (cpu, cuda, cuda:N); Lava runs on the CPU.
     """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
+    if backend in ("reference", "both"):
+        from lmu2neuro.training.distributed import resolve_device
+
+        device = str(resolve_device(device))  # --device cuda without a GPU: one line, before any work
     lanes = None
     if backend in ("lava", "both"):
         from converters.lava.builder import plan_lanes
@@ -96,7 +103,7 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
     x_int = net.quantize_input(x)
     runs: dict[str, Measurement] = {}
     if backend in ("reference", "both"):
-        runs["reference"] = run_reference(net, x_int, progress=progress)
+        runs["reference"] = run_reference(net, x_int, progress=progress, device=device)
     if backend in ("lava", "both"):
         from converters.lava.builder import run_lava
 
@@ -113,7 +120,8 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
 
 def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input_file=None, data_root=None,
                   samples: int | None = None, backend: str = "both", tag: str = "fixed_pt", dt: float | None = None,
-                  progress: bool = False, lava_batch: int | str | None = None) -> tuple[dict, dict[str, Measurement]]:
+                  progress: bool = False, lava_batch: int | str | None = None,
+                  device: str = "cpu") -> tuple[dict, dict[str, Measurement]]:
     """Read a .nir file (ours exactly; another tool's quantized at dt), take inputs from a dataset's
     test split or an .npy file, run the back ends; returns (traffic dict, measurements by back end)."""
     from converters.nir.read import read_intnet
@@ -124,7 +132,10 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     from converters.lava.builder import check_lanes_value
 
     check_lanes_value(lava_batch)  # a bad value is refused before the model is even read
+    from lmu2neuro.training.distributed import resolve_device
+
+    resolve_device(device)
     net = read_intnet(model, dt=dt)
     x, y = load_inputs(net, dataset=dataset, data_root=data_root, samples=samples, input_file=input_file)
     return simulate_network(net, x, y, backend=backend, tag=tag, model=str(model), model_sha256=sha256_of(model),
-                            progress=progress, lava_batch=lava_batch)
+                            progress=progress, lava_batch=lava_batch, device=device)
