@@ -84,10 +84,13 @@ def run_demo(out_dir, *, epochs: int | None = None, samples: int = 60, seed: int
     rep = make_report(traffic_path, model_path, REPORT_PROFILES, report_dir)
     times["report_s"] = time.perf_counter() - t0
     energies = {p["profile"]: p["energy_per_inference_j"] for p in rep["profiles"]}
+    # what each figure is (dynamic + static on a stated basis, dynamic only, or a floor) and how long
+    labels = {p["profile"]: p["label"] for p in rep["profiles"]}
+    latency = {p["profile"]: (p["time"] or {}).get("latency_s", [None])[0] for p in rep["profiles"]}
     summary = {
         "accuracy_float": test.get("accuracy"), "accuracy_integer": test.get("integer_accuracy"),
         "accuracy_simulated": traffic["accuracy"], "samples": samples, "agreement": checks,
-        "energy_per_inference_j": energies, "times_s": times,
+        "energy_per_inference_j": energies, "energy_basis": labels, "latency_s": latency, "times_s": times,
         "lava_steps_per_second": runs["lava"].timing.get("steps_per_second"),
         "reference_steps_per_second": runs["reference"].timing.get("steps_per_second"),
         "artifacts": {"checkpoint": str(out / "train" / "best.pt"), "metrics": str(out / "train" / "metrics.json"),
@@ -99,9 +102,12 @@ def run_demo(out_dir, *, epochs: int | None = None, samples: int = 60, seed: int
 
 
 def print_summary(summary: dict) -> None:
-    _say("\nenergy per inference (dynamic unless the profile sets a step time):")
+    _say("\nper inference (estimates; ranges and sources in the report):")
     for name, j in summary["energy_per_inference_j"].items():
-        _say(f"  {name:<11} {j:.3e} J" if isinstance(j, float) else f"  {name:<11} {j}")
+        lat = summary.get("latency_s", {}).get(name)
+        when = f", latency {lat * 1e3:.3g} ms" if lat else ""
+        basis = summary.get("energy_basis", {}).get(name, "")
+        _say(f"  {name:<11} {j:.3e} J{when}  [{basis}]" if isinstance(j, float) else f"  {name:<11} {j}")
     _say("\nartifacts:")
     for name, path in summary["artifacts"].items():
         _say(f"  {name:<11} {path}")
