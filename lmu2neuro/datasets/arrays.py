@@ -194,3 +194,24 @@ def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 
         input_size=feats, num_classes=classes, timesteps=int(first[0]),
         class_names=[str(c) for c in range(classes)], frame_shape=frame,
     )
+
+
+def own_data_sha256(name: str) -> str | None:
+    """The sha256 of your own data (``npz:FILE``: the file; ``npy:DIR``: every .npy in it, by name),
+    so a checkpoint can tell when the data it was trained on changed; None for a built-in dataset."""
+    import hashlib
+
+    from lmu2neuro.core.guards import sha256_of
+
+    kind, sep, raw = name.partition(":")
+    if not sep or kind not in ("npz", "npy") or not raw:
+        return None
+    path = Path(raw)
+    if kind == "npz":
+        return sha256_of(path) if path.is_file() else None
+    if not path.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(path.glob("*.npy")):
+        h.update(f.name.encode() + b"\0" + sha256_of(f).encode())
+    return h.hexdigest()

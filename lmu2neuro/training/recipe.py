@@ -40,6 +40,7 @@ from tqdm import tqdm
 from lmu2neuro.core.atomic import write_json
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.datasets import get_dataset
+from lmu2neuro.datasets.arrays import own_data_sha256
 from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
 from lmu2neuro.deploy.lowering import integer_forward
 from lmu2neuro.training.augment import Augmentation, augment, batch_rng, soft_target_bce
@@ -342,6 +343,10 @@ def _train(cfg: TrainConfig, world: World, on_batch: Callable[[int, int], None] 
                 raise UserError(f"{last_path}: run was started with {key}={stored[key]!r}, got {record[key]!r}; "
                                 f"resume with the same options (only --epochs, --device and the number of "
                                 f"processes may change)")
+        stored_data = (ckpt.get("dataset") or {}).get("sha256")
+        if stored_data is not None and stored_data != own_data_sha256(cfg.dataset):
+            raise UserError(f"{cfg.dataset}: the data changed since {last_path} was written (sha256 differs); "
+                            "resume with the data that started the run, or start again with --overwrite")
         stored_user = ckpt.get("user_model")
         if user_rec is not None and isinstance(stored_user, dict) and stored_user.get("sha256") != user_rec["sha256"]:
             raise UserError(f"{user_rec['file']}: model file changed since {last_path} was written; resume with "
@@ -371,6 +376,9 @@ def _train(cfg: TrainConfig, world: World, on_batch: Callable[[int, int], None] 
         step_model = DistributedDataParallel(model, device_ids=[world.device.index] if world.device.type == "cuda"
                                              else None, forward_sync_buffers=False)
     dataset_record = {"name": cfg.dataset, "options": dict(cfg.dataset_options)}
+    data_sha = own_data_sha256(cfg.dataset)
+    if data_sha is not None:  # your own arrays: the checkpoint says which file it was trained on
+        dataset_record["sha256"] = history["dataset"]["sha256"] = data_sha
     warmup = record["warmup_epochs"]
     qat = record["qat"]
     show = cfg.progress and world.main

@@ -68,3 +68,21 @@ def _tiny_nir(path):
                                    nir.LIF(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
                                    nir.Output(output_type=np.array([2])))
     nir.write(str(path), graph)
+
+
+def test_resume_after_the_data_changed_is_refused(tmp_path, capsys):
+    npz, _ = _arrays(tmp_path)
+    run = tmp_path / "run"
+    args = ["train", "--dataset", npz, "--preset", "digits-small", "--limit", "48", "--threads", "1", "--out", str(run)]
+    assert main(args + ["--epochs", "1"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["dataset"]["sha256"]
+    with np.load(tmp_path / "own.npz") as z:
+        arrays = dict(z)
+    arrays["y_train"] = arrays["y_train"][::-1].copy()  # same shapes, other labels
+    np.savez(tmp_path / "own.npz", **arrays)
+    before = (run / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(args + ["--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the data changed since" in err[0] and "own.npz" in err[0], err
+    assert (run / "last.pt").read_bytes() == before
