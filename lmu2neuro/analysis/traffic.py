@@ -24,7 +24,8 @@ SCHEMA = "lmu2neuro.traffic/1"
 
 def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: str, model_sha256: str,
                   labels=None, backend: str | None = None, extra_agreement: dict | None = None,
-                  dt: float | None = None, timing: dict | None = None) -> dict:
+                  dt: float | None = None, timing: dict | None = None, input_scale: dict | None = None,
+                  fidelity: dict | None = None) -> dict:
     """The traffic.json dict (docs/CONTRACTS.md) for inputs x_int (samples, T, input_size)."""
     x = np.asarray(x_int)
     samples, steps = x.shape[0], x.shape[1]
@@ -72,6 +73,8 @@ def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: 
             if not net.population(name).readout}},
         "agreement": extra_agreement,
         "timing": timing or {},
+        "input_scale": input_scale,  # where the scale came from, when the caller knows
+        "fidelity": fidelity,  # another tool's float graph beside the integers, when run
     }
     if labels is not None:
         y = np.asarray(labels)
@@ -124,6 +127,31 @@ class Projection(_Open):
     synaptic_events: Count | None = None
 
 
+class InputScale(_Open):
+    value: float = Field(gt=0, allow_inf_nan=False)  # float x -> clip(round(x * value), -128, 127)
+    source: Literal["model file", "--input-scale", "calibrated"]
+    rule: str | None = None  # how a calibrated scale was chosen
+    max_abs_input: Count | None = None
+
+
+class FidelityLayer(_Open):
+    int_spikes: Count
+    float_spikes: Count
+    spike_ratio: Count | None = None  # integer / float spikes; None when the float layer is silent
+
+
+class Fidelity(_Open):
+    # another tool's float graph beside the deployed integer network, on the same samples
+    source: str
+    samples: int = Field(ge=1)
+    prediction_agreement: Fraction
+    warn_below: Fraction
+    float_predictions: list[int]
+    float_accuracy: Fraction | None = None
+    int_accuracy: Fraction | None = None
+    layers: dict[str, FidelityLayer]
+
+
 class Traffic(_Open):
     schema_: Literal["lmu2neuro.traffic/1"] = Field(alias="schema")  # == SCHEMA
     model: str | None = None
@@ -142,6 +170,8 @@ class Traffic(_Open):
     raster: dict | None = None
     agreement: dict | None = None
     timing: dict | None = None
+    input_scale: InputScale | None = None
+    fidelity: Fidelity | None = None
 
 
 def _where(err: dict, data: dict) -> str:

@@ -36,6 +36,11 @@ def register(sub) -> None:
                         "any; Lava always runs on the CPU)")
     p.add_argument("--dt", type=float, metavar="SECONDS",
                    help="time step for graphs that carry no dt of their own (third-party NIR; default 1e-4)")
+    p.add_argument("--input-scale", type=float, metavar="S",
+                   help="another tool's graph: float input x -> clip(round(x * S), -128, 127) (default: calibrated "
+                        "from the inputs given, 127 / max |x|); refused for our own files, which carry theirs")
+    p.add_argument("--labels", metavar="FILE.npy",
+                   help="with --input: integer class labels, one per sample, giving accuracy")
     p.add_argument("-o", "--out", required=True, metavar="traffic.json")
     p.set_defaults(func=run)
 
@@ -76,8 +81,23 @@ def _run(args) -> int:
 
     traffic, runs = simulate_file(args.model, dataset=args.dataset, input_file=args.input, data_root=args.data_root,
                                   samples=args.samples, backend=args.backend, tag=args.tag, dt=args.dt,
-                                  progress=sys.stderr.isatty(), lava_batch=args.lava_batch, device=args.device)
+                                  progress=sys.stderr.isatty(), lava_batch=args.lava_batch, device=args.device,
+                                  input_scale=args.input_scale, labels_file=args.labels)
     write_json(args.out, traffic)
+    scale = traffic["input_scale"]
+    if scale and scale["source"] != "model file":
+        how = f"calibrated: {scale['rule']}" if scale["source"] == "calibrated" else "from --input-scale"
+        print(f"input scale {scale['value']:.6g} ({how}); inputs quantized as clip(round(x * scale), -128, 127)")
+    fid = traffic["fidelity"]
+    if fid:
+        line = f"float source graph vs deployed integers: predictions agree on {fid['prediction_agreement']:.2%}"
+        if fid["float_accuracy"] is not None:
+            line += f", accuracy float {fid['float_accuracy']:.4f} / integer {fid['int_accuracy']:.4f}"
+        print(line)
+        if fid["prediction_agreement"] < fid["warn_below"]:
+            print(f"warning: the deployed integer network predicts like the float graph on only "
+                  f"{fid['prediction_agreement']:.2%} of samples (below {fid['warn_below']:.0%}): check --input-scale "
+                  "and --dt, or train with Loihi quantization-aware neurons", file=sys.stderr)
     for line in range_warnings(traffic):
         print(f"warning: {line}", file=sys.stderr)
     line = f"{traffic['samples']} samples x {traffic['timesteps']} steps ({args.backend})"

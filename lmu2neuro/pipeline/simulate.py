@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -14,6 +15,13 @@ from lmu2neuro.analysis.traffic import build_traffic
 from lmu2neuro.core.measurement import Measurement, agreement, measure_spikes
 
 BACKENDS = ("lava", "reference", "both")
+# A third-party graph's float inputs are mapped to Loihi's 8-bit payload by clip(round(x * scale)).
+# With no scale given, the largest |x| over the inputs given lands on 127: nothing clips, and
+# inputs in [0, 1] keep 128 levels instead of collapsing to {0, 1} (the old default scale of 1).
+CALIBRATION_RULE = "127 / max |x| over the inputs given"
+# Below this fraction of samples predicted alike by the float source graph and the deployed
+# integer network, the CLI warns: the quantized network is no longer the trained model.
+FIDELITY_WARN_BELOW = 0.9
 
 
 def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress: bool = False,
@@ -79,15 +87,93 @@ def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, 
     return x, y
 
 
+def calibrated_scale(x: np.ndarray) -> float:
+    """The input scale CALIBRATION_RULE gives for float inputs x (1 when every input is 0)."""
+    top = float(np.max(np.abs(x))) if np.size(x) else 0.0
+    return 127.0 / top if top > 0 else 1.0
+
+
+def load_labels(path, samples: int, file_samples: int) -> np.ndarray:
+    """Integer class labels from an .npy file, one per input sample (the first ``samples`` kept)."""
+    path = Path(path)
+    from lmu2neuro.core import guards
+
+    guards.check_npy(path)
+    try:
+        y = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0]})") from None
+    if y.ndim != 1 or y.dtype.kind not in "iuf":
+        raise UserError(f"{path}: labels of shape {y.shape} and dtype {y.dtype}; expected a 1-D array of integer "
+                        f"class indices, one per input sample ({file_samples})")
+    if y.dtype.kind == "f":
+        bad = int(y.size - np.count_nonzero(np.isfinite(y)))
+        if bad:
+            raise UserError(f"{path}: {bad} labels are NaN or infinite; expected integer class indices")
+        if np.any(y != np.round(y)):
+            raise UserError(f"{path}: labels hold fractions (dtype {y.dtype}); expected integer class indices")
+    if len(y) != file_samples:
+        raise UserError(f"{path}: {len(y)} labels for {file_samples} input samples; expected one label per sample")
+    if np.any(y < 0):
+        raise UserError(f"{path}: negative labels (smallest {int(y.min())}); expected class indices >= 0")
+    return y[:samples].astype(np.int64)
+
+
+def float_fidelity(path, net: IntNetwork, x: np.ndarray, main: Measurement, labels=None) -> dict:
+    """The source float graph (our torch reader, forward Euler at net.dt) beside the deployed integer
+    network on the same inputs: prediction agreement, accuracy of each, spike-count ratio per layer."""
+    import torch
+
+    from converters.nir.float_executor import load
+
+    model = load(path, dt=float(net.dt))
+    shape = tuple(int(s) for s in np.asarray(model.nodes[model.inputs[0]].input_type["input"]).reshape(-1))
+    xs = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(x.shape[:2] + shape))
+    with torch.no_grad():
+        out, rec = model(xs, record=True)
+    out = out.reshape(out.shape[0], out.shape[1], -1).numpy()
+    counted = net.population(net.output).meta.get("added_by_tool")
+    # the integer prediction is the argmax of the readout's last value: of spike counts for a spiking
+    # output (the readout the reader added), of the leaky readout's voltage otherwise
+    float_pred = (out.sum(axis=1) if counted else out[:, -1]).argmax(axis=1)
+    int_pred = main.predictions
+    layers = {}
+    for pop in net.populations:
+        node = pop.meta.get("nir_node")
+        if node is None or pop.readout or node not in rec:
+            continue
+        theirs = rec[node]["out"].reshape(x.shape[0], x.shape[1], -1)[:, :, pop.meta["neurons"]]
+        f_spikes, i_spikes = float(theirs.sum()), int(main.spike_counts[pop.name].sum())
+        layers[pop.name] = {"int_spikes": i_spikes, "float_spikes": int(f_spikes),
+                            "spike_ratio": i_spikes / f_spikes if f_spikes else None}
+    block = {
+        "source": f"{path}, run in float64 by converters.nir.float_executor (forward Euler, dt = {net.dt} s)",
+        "samples": int(len(x)),
+        "prediction_agreement": float((float_pred == int_pred).mean()),
+        "warn_below": FIDELITY_WARN_BELOW,
+        "float_predictions": float_pred.astype(int).tolist(),
+        "float_accuracy": None, "int_accuracy": None,
+        "layers": layers,
+    }
+    if labels is not None:
+        y = np.asarray(labels)
+        block["float_accuracy"] = float((float_pred == y).mean())
+        block["int_accuracy"] = float((int_pred == y).mean())
+    return block
+
+
 def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: str = "both",
                      tag: str = "fixed_pt", model: str = "", model_sha256: str = "",
                      progress: bool = True, lava_batch: int | str | None = None,
-                     device: str = "cpu") -> tuple[dict, dict[str, Measurement]]:
+                     device: str = "cpu", input_scale: dict | None = None,
+                     fidelity_of: str | os.PathLike | None = None) -> tuple[dict, dict[str, Measurement]]:
     """Quantize x, run the chosen back ends, return (traffic dict, measurements by back end).
 
     ``lava_batch``: samples side by side in the one compiled Lava network (None or "auto":
     chosen from the model's size and the memory); checked before any back end starts.
     ``device``: where the reference executor computes (cpu, cuda, cuda:N); Lava runs on the CPU.
+    ``input_scale``: where the scale came from (traffic.json's ``input_scale`` block);
+    ``fidelity_of``: the .nir whose float graph to run beside the integers (traffic's ``fidelity``).
     """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
@@ -113,18 +199,26 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
     timing = {name: m.timing for name, m in runs.items()}
     if backend == "both" and runs["reference"].timing.get("wall_s"):
         timing["reference_speedup_over_lava"] = runs["lava"].timing["wall_s"] / runs["reference"].timing["wall_s"]
+    fidelity = float_fidelity(fidelity_of, net, x, main, labels) if fidelity_of is not None else None
     traffic = build_traffic(net, x_int, main, model=model, model_sha256=model_sha256, labels=labels,
-                            backend=backend, extra_agreement=agree, dt=net.dt, timing=timing)
+                            backend=backend, extra_agreement=agree, dt=net.dt, timing=timing,
+                            input_scale=input_scale, fidelity=fidelity)
     return traffic, runs
 
 
 def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input_file=None, data_root=None,
                   samples: int | None = None, backend: str = "both", tag: str = "fixed_pt", dt: float | None = None,
                   progress: bool = False, lava_batch: int | str | None = None,
-                  device: str = "cpu") -> tuple[dict, dict[str, Measurement]]:
+                  device: str = "cpu", input_scale: float | None = None, labels_file=None,
+                  fidelity: bool = True) -> tuple[dict, dict[str, Measurement]]:
     """Read a .nir file (ours exactly; another tool's quantized at dt), take inputs from a dataset's
-    test split or an .npy file, run the back ends; returns (traffic dict, measurements by back end)."""
-    from converters.nir.read import read_intnet
+    test split or an .npy file, run the back ends; returns (traffic dict, measurements by back end).
+
+    Another tool's graph is quantized with ``input_scale``, by default the scale CALIBRATION_RULE gives,
+    and (``fidelity``) its float graph is run beside the integers on the same samples. Our own files
+    carry their scale, so ``input_scale`` is refused for them. ``labels_file``: an .npy of class
+    indices for the ``input_file`` samples, giving accuracy."""
+    from converters.nir.read import is_ours, read_graph, read_intnet
     from lmu2neuro.core.guards import sha256_of
 
     if samples is not None and samples < 1:
@@ -135,7 +229,33 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     from lmu2neuro.training.distributed import resolve_device
 
     resolve_device(device)
-    net = read_intnet(model, dt=dt)
+    if input_scale is not None and not (math.isfinite(input_scale) and input_scale > 0):
+        raise UserError(f"--input-scale {input_scale}: expected a positive, finite number")
+    if labels_file is not None and input_file is None:
+        raise UserError(f"--labels {labels_file}: labels go with --input FILE.npy (a dataset brings its own)")
+    ours = is_ours(read_graph(model))
+    if ours and input_scale is not None:
+        raise UserError(f"{model}: --input-scale {input_scale} given, but this file carries its own input scale, "
+                        "for which its Loihi integers were computed (expected no --input-scale)")
+    net = read_intnet(model, dt=dt, input_scale=input_scale if input_scale is not None else 1.0)
     x, y = load_inputs(net, dataset=dataset, data_root=data_root, samples=samples, input_file=input_file)
+    if labels_file is not None:
+        y = load_labels(labels_file, len(x), _file_samples(input_file))
+    if ours:
+        scale = {"value": float(net.input_scale), "source": "model file"}
+    elif input_scale is not None:
+        scale = {"value": float(input_scale), "source": "--input-scale"}
+    else:
+        value = calibrated_scale(x)
+        # the scale enters the lowered weights (input weights / scale), so the graph is lowered again
+        net = read_intnet(model, dt=dt, input_scale=value)
+        scale = {"value": value, "source": "calibrated", "rule": CALIBRATION_RULE,
+                 "max_abs_input": float(np.max(np.abs(x)))}
     return simulate_network(net, x, y, backend=backend, tag=tag, model=str(model), model_sha256=sha256_of(model),
-                            progress=progress, lava_batch=lava_batch, device=device)
+                            progress=progress, lava_batch=lava_batch, device=device, input_scale=scale,
+                            fidelity_of=model if (fidelity and not ours) else None)
+
+
+def _file_samples(input_file) -> int:
+    # the labels must match the whole input file, not only the --samples kept from it
+    return int(np.load(input_file, mmap_mode="r", allow_pickle=False).shape[0])
