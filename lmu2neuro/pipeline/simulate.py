@@ -49,18 +49,23 @@ def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress
                           np.concatenate(traces), wrapped, timing, peak)
 
 
+def _read_npy(path: Path) -> np.ndarray:
+    """A user's .npy, header checked by the guards first (no pickles, no oversized or short arrays)."""
+    from lmu2neuro.core import guards
+
+    guards.check_npy(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0]})") from None
+
+
 def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, samples: int | None = None,
                 input_file=None, split: str = "test") -> tuple[np.ndarray, np.ndarray | None]:
     """Float inputs (samples, T, input_size) and labels (or None) from a dataset or an .npy file."""
     if input_file is not None:
         path = Path(input_file)
-        from lmu2neuro.core import guards
-
-        guards.check_npy(path)
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0]})") from None
+        x = _read_npy(path)
         if x.ndim < 3 or x.dtype.kind not in "biuf" or x.shape[0] == 0 or x.shape[1] == 0:
             raise UserError(f"{path}: array of shape {x.shape} and dtype {x.dtype}; expected numbers shaped "
                             f"(samples >= 1, timesteps >= 1, *input shape) with input shape of {net.input_size} values")
@@ -96,13 +101,7 @@ def calibrated_scale(x: np.ndarray) -> float:
 def load_labels(path, samples: int, file_samples: int) -> np.ndarray:
     """Integer class labels from an .npy file, one per input sample (the first ``samples`` kept)."""
     path = Path(path)
-    from lmu2neuro.core import guards
-
-    guards.check_npy(path)
-    try:
-        y = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0]})") from None
+    y = _read_npy(path)
     if y.ndim != 1 or y.dtype.kind not in "iuf":
         raise UserError(f"{path}: labels of shape {y.shape} and dtype {y.dtype}; expected a 1-D array of integer "
                         f"class indices, one per input sample ({file_samples})")
