@@ -49,7 +49,7 @@ from torch import nn
 
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.models.neurons import LoihiLIF
+from lmu2neuro.models.neurons import LoihiLIF, sigmoid
 from lmu2neuro.models.quantize import fake_quantize_input
 
 RESETS = ("zero",)
@@ -74,36 +74,6 @@ def _whole_sequence(layer: str, x: torch.Tensor, one_step: str) -> None:
     if x.ndim < 3:
         raise UserError(f"{layer}: input of shape {tuple(x.shape)} without a state: a whole sequence is "
                         f"(batch, time, features...); for one step pass the state as snnTorch does: {one_step}")
-
-
-class SigmoidSurrogate(torch.autograd.Function):
-    """snnTorch's sigmoid surrogate (spike = x > 0; gradient ``k e / (1 + e)^2``, ``e = exp(-k x)``),
-    written as ``k sig(k x) sig(-k x)``: the same function, but finite where ``exp(-k x)``
-    overflows (x < -88 / k in float32), where snnTorch's form gives inf / inf = NaN. Stepping
-    neurons (RLeaky, QAT's recurrent scan) meet such voltages once inhibition is learned."""
-
-    @staticmethod
-    def forward(ctx, x, slope):  # noqa: D401
-        ctx.save_for_backward(x)
-        ctx.slope = slope
-        return (x > 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        kx = ctx.slope * x
-        # sig(kx) sig(-kx) = sig (1 - sig) without the cancellation of 1 - sig where sig is near 1
-        return grad * ctx.slope * torch.sigmoid(kx) * torch.sigmoid(-kx), None
-
-
-def sigmoid(slope: float = 4.0):
-    """The spike function with ``SigmoidSurrogate``'s gradient, as ``snntorch.surrogate.sigmoid``
-    builds it (the neurons' fused scan recognises the sigmoid family by this name)."""
-
-    def inner(x):
-        return SigmoidSurrogate.apply(x, slope)
-
-    return inner
 
 
 class _Neuron(LoihiLIF):

@@ -2,7 +2,7 @@
 
 ``LoihiLIF`` subclasses ``snntorch.Synaptic`` (a current-based LIF: current keeps ``alpha``,
 voltage keeps ``beta``) and uses snnTorch's surrogate machinery (``self.fire`` with
-``surrogate.sigmoid``) for the spike. Float (training): ``u = alpha u + I``,
+``sigmoid``, snnTorch's sigmoid surrogate written so that it stays finite) for the spike. Float (training): ``u = alpha u + I``,
 ``v = beta v + u + bias``, spike when ``v > threshold``, then v = 0 in the same step (Loihi and
 SpikingJelly hard reset; the reset is detached from the gradient as in SpikingJelly's
 ``detach_reset``). snnTorch's own reset rule differs (it zeroes the current too and resets one
@@ -22,7 +22,7 @@ On CPU this makes a spiking epoch cost about what the convolutions around the ne
 from __future__ import annotations
 
 import torch
-from snntorch import Synaptic, surrogate
+from snntorch import Synaptic
 
 from lmu2neuro.core import fixed_point as fx
 
@@ -33,6 +33,36 @@ def ste_decay(keep: float, current: bool) -> torch.Tensor:
     removed = fx.current_removed(fx.du_from_removed(1.0 - keep)) if current else \
         fx.voltage_removed(fx.dv_from_removed(1.0 - keep))
     return keep_t + ((1.0 - removed) - keep_t).detach()
+
+
+class SigmoidSurrogate(torch.autograd.Function):
+    """snnTorch's sigmoid surrogate (spike = x > 0; gradient ``k e / (1 + e)^2``, ``e = exp(-k x)``),
+    written as ``k sig(k x) sig(-k x)``: the same function, but finite where ``exp(-k x)``
+    overflows (x < -88 / k in float32), where snnTorch's form gives inf / inf = NaN. Stepping
+    neurons (RLeaky, QAT's recurrent scan) meet such voltages once inhibition is learned."""
+
+    @staticmethod
+    def forward(ctx, x, slope):  # noqa: D401
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        kx = ctx.slope * x
+        # sig(kx) sig(-kx) = sig (1 - sig) without the cancellation of 1 - sig where sig is near 1
+        return grad * ctx.slope * torch.sigmoid(kx) * torch.sigmoid(-kx), None
+
+
+def sigmoid(slope: float = 4.0):
+    """The spike function with ``SigmoidSurrogate``'s gradient, as ``snntorch.surrogate.sigmoid``
+    builds it (the neurons' fused scan recognises the sigmoid family by this name)."""
+
+    def inner(x):
+        return SigmoidSurrogate.apply(x, slope)
+
+    return inner
 
 
 class LoihiLIF(Synaptic):
@@ -48,7 +78,7 @@ class LoihiLIF(Synaptic):
             alpha=alpha,
             beta=beta,
             threshold=threshold,
-            spike_grad=surrogate.sigmoid(slope=slope),
+            spike_grad=sigmoid(slope=float(slope)),
             reset_mechanism="zero",
             reset_delay=False,
         )
