@@ -51,7 +51,6 @@ def test_bad_arrays_stop_every_command_with_one_line_and_nothing_written(tmp_pat
         "dataset": ["dataset", f"npz:{bad}"],
     }[command]
     if command == "simulate":
-        pytest.importorskip("nir")
         _tiny_nir(tmp_path / "model.nir")
     rc = main(args)
     err = capsys.readouterr().err
