@@ -9,24 +9,15 @@ every layer takes whole sequences (batch, time, features): the neurons scan time
 Nothing here describes the architecture to the deployment: LoihiModel traces the forward.
 """
 
-import copy
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
-import lmu2neuro
-from converters.nir.export import export_nir
-from converters.nir.read import read_intnet
-from lmu2neuro.core.atomic import write_json
-from lmu2neuro.core.guards import sha256_of
-from lmu2neuro.core.measurement import agreement, measure_spikes
 from lmu2neuro.datasets import get_dataset
-from lmu2neuro.deploy.lowering import integer_forward, lower
 from lmu2neuro.models import layers as L
 from lmu2neuro.models.trace import LoihiModel
-from lmu2neuro.pipeline.simulate import simulate_network
+from lmu2neuro.pipeline.own_model import accuracy, deploy_and_check, fit
 
 
 class OwnMLP(nn.Module):
@@ -44,34 +35,6 @@ class OwnMLP(nn.Module):
         s1 = self.lif1(self.fc1(x))
         s2 = self.lif2(self.fc2(s1))
         return self.fc3(s2)
-
-
-@torch.no_grad()
-def accuracy(model, x, y) -> float:
-    return float((model(x).argmax(1) == y).float().mean())
-
-
-def fit(model, x, y, val, epochs, lr, batch=32, seed=0, progress=True):
-    """Cross-entropy on the mean of the per-frame outputs; Adam with a one-cycle learning rate. Keeps
-    the weights of the epoch with the best accuracy on the validation split ``val`` = (x, y)."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * -(-len(x) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    g = torch.Generator().manual_seed(seed)
-    best, best_state = -1.0, None
-    for _ in tqdm(range(epochs), desc="epochs", leave=False, disable=not progress):
-        model.train()
-        for idx in torch.randperm(len(x), generator=g).split(batch):
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        model.eval()
-        score = accuracy(model, *val)
-        if score >= best:
-            best, best_state = score, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
 
 
 def main(out="runs/example_own_mlp", float_epochs=20, qat_epochs=5, samples=50, seed=0, progress=True) -> dict:
@@ -93,33 +56,8 @@ def main(out="runs/example_own_mlp", float_epochs=20, qat_epochs=5, samples=50, 
     fit(model, xtr, ytr, val, qat_epochs, lr=2e-3, seed=seed + 1, progress=progress)
     qat_acc = accuracy(model, xte, yte)
 
-    # 3. the deployed integer network, its accuracy (the one integer executor), NIR, read back exactly
-    net = lower(model)
-    integer = integer_forward(model, xte)
-    int_acc = float((integer["scores"].argmax(1) == yte).float().mean())
-    export_nir(net, out / "model.nir")
-    net = read_intnet(out / "model.nir")
-
-    # 4. Lava fixed point and the reference executor on the first test samples, and the integer mode
-    traffic, runs = simulate_network(net, xte[:samples].numpy(), yte[:samples].numpy(), backend="both",
-                                     model=str(out / "model.nir"), model_sha256=sha256_of(out / "model.nir"),
-                                     progress=progress)
-    mode = measure_spikes("integer_mode", {k: v[:samples] for k, v in integer["spikes"].items()},
-                          integer["readout_trace"][:samples])
-    write_json(out / "traffic.json", traffic)
-    result = {"model": "own MLP", "float_accuracy": float_acc, "qat_accuracy": qat_acc,
-              "integer_accuracy": int_acc, "test_samples": len(yte), "lava_vs_reference": traffic["agreement"],
-              "lava_vs_integer_mode": agreement(runs["lava"], mode), "report": str(out / "report")}
-    print(f"accuracy on {len(yte)} test samples: float {float_acc:.4f}, QAT {qat_acc:.4f}, integer {int_acc:.4f}")
-    print(f"Lava vs reference identical spikes: {traffic['agreement']['identical_spikes']} "
-          f"({samples} samples); Lava vs integer mode: {result['lava_vs_integer_mode']['identical_spikes']}")
-
-    # 5. energy, time and chip use per hardware profile (report.md, report.html, plots)
-    report = lmu2neuro.report(out / "traffic.json", out / "report", model=out / "model.nir",
-                              profiles=["loihi1", "loihi2", "cpu"])
-    for p in report["profiles"]:
-        print(f"{p['profile']:>8}: {p['energy_per_inference_j']:.2e} J per inference")
-    return result
+    # 3-5. lower to Loihi integers, NIR and back, Lava and the reference against the integer mode, report
+    return deploy_and_check(model, "own MLP", xte, yte, out, float_acc, qat_acc, samples, progress)
 
 
 if __name__ == "__main__":
