@@ -36,7 +36,6 @@ from lmu2neuro.analysis.profiles import load_profile
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from lmu2neuro.core.measurement import fan_out
 
 MEASURED_J = 0.27e-3  # Blouw et al. 2019, Table 1: Loihi, dynamic energy per inference
 # Blouw et al. 2019, Table 1: the same network as a non-spiking ANN, dynamic J per inference
@@ -77,7 +76,7 @@ def traffic_at_rate(net: IntNetwork, rate: float, input_rate: float, binary_inpu
     projections = [{"name": s.name, "source": s.source, "target": s.target, "taps": s.taps,
                     "graded": net.is_graded(s) and not binary_input, "weights": int(s.weights.size),
                     "nonzero_weights": int(np.count_nonzero(s.weights)), "weight_bits": 8,
-                    "synaptic_events": float(counts[s.source] @ fan_out(s.weights))} for s in net.projections]
+                    "synaptic_events": float(counts[s.source] @ s.fan_out())} for s in net.projections]
     return {"schema": "lmu2neuro.traffic/1", "samples": 1, "timesteps": STEPS, "layers": layers, "projections": projections}
 
 

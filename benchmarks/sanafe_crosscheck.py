@@ -35,7 +35,6 @@ from lmu2neuro.analysis.profiles import load_profile
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from lmu2neuro.core.measurement import fan_out
 
 # (name, layer sizes input..last, density, input spike probability, threshold mantissa, steps)
 CASES = [
@@ -74,7 +73,7 @@ def traffic_from_spikes(net: IntNetwork, x: np.ndarray, spikes: dict[str, np.nda
                        "spikes_per_step": s.sum(axis=1).astype(int).tolist()})
     projections = [{"name": pr.name, "source": pr.source, "target": pr.target, "taps": pr.taps, "graded": False,
                     "weights": int(pr.weights.size), "nonzero_weights": int(np.count_nonzero(pr.weights)),
-                    "weight_bits": 8, "synaptic_events": int(counts[pr.source] @ fan_out(pr.weights))}
+                    "weight_bits": 8, "synaptic_events": int(counts[pr.source] @ pr.fan_out())}
                    for pr in net.projections]
     return {"schema": "lmu2neuro.traffic/1", "samples": 1, "timesteps": steps, "layers": layers,
             "projections": projections}

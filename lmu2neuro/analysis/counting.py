@@ -23,7 +23,6 @@ import numpy as np
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
-from lmu2neuro.core.measurement import fan_out
 from lmu2neuro.analysis.traffic import check_traffic_matches, required_field
 
 BIAS_BITS = 13  # Loihi bias mantissa
@@ -133,7 +132,7 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
         graded = bool(t.get("graded", net.is_graded(proj)))
         if proj.source == net.input_name and inp.get("binary") is True:
             graded = False
-        fo = fan_out(w)
+        fo = proj.fan_out()
         if proj.source == net.input_name:
             ops_total = float(required_field(t, "synaptic_events", f"projections.{proj.name}", source))
             src_steps = input_steps

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
-from lmu2neuro.core.measurement import Measurement, fan_out, readout_out_of_range
+from lmu2neuro.core.measurement import Measurement, readout_out_of_range
 
 SCHEMA = "lmu2neuro.traffic/1"
 
@@ -51,7 +51,7 @@ def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: 
             layers[-1]["out_of_range_samples"] = readout_out_of_range(m, pop.name)
     projections = []
     for proj in net.projections:
-        fo = fan_out(proj.weights)
+        fo = proj.fan_out()
         graded = net.is_graded(proj)
         src_counts = nonzero_in if graded else m.spike_counts[proj.source]
         projections.append({

@@ -8,6 +8,8 @@ Populations are in topological order and projections carry their delays as taps,
 sequence is computed one population at a time: every projection into a population is a causal
 integer convolution over time (``tap_sum``, exact in float64 for the magnitudes Loihi allows),
 then the LIF recurrence (``fixed_point.lif_step``) scans the steps for the whole batch at once.
+A convolutional projection applies its kernel to every frame (``ConvGeometry.apply``: unfolded
+columns times the kernel, in the narrowest exact type), one tap at a time.
 """
 
 from __future__ import annotations
@@ -49,6 +51,39 @@ def tap_sum(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return x @ w[0].T
     kernel = w.flip(0).permute(1, 2, 0)  # (out, in, taps), cross-correlation order
     return F.conv1d(F.pad(x.transpose(1, 2), (taps - 1, 0)), kernel).transpose(1, 2)
+
+
+def projection_current(x: torch.Tensor, proj, x_max: int | None = None) -> torch.Tensor:
+    """A projection's synaptic input for sources x (B, T, source size): int64 (B, T, target size).
+    ``x_max`` is max |x| when known (spikes: 1), so that x is not scanned for it."""
+    x = torch.as_tensor(x)
+    x_max = _max_abs(x) if x_max is None else x_max
+    if proj.conv is None:
+        return _current(x, proj.weights, proj.weight_exp, x_max)
+    return _conv_current(x, proj, x_max)
+
+
+def _conv_current(x: torch.Tensor, proj, x_max: int) -> torch.Tensor:
+    kernel = torch.as_tensor(np.asarray(proj.weights)).to(x.device)
+    taps = kernel.shape[0]
+    # each output sums at most one kernel slice per tap: its absolute sum bounds every partial sum
+    bound = int(kernel.abs().sum(dim=tuple(i for i in range(kernel.ndim) if i != 1)).max()) * x_max
+    dtype = torch.float32 if bound < 1 << 24 and torch.get_float32_matmul_precision() == "highest" else torch.float64
+    if bound >= 1 << 53:
+        raise ValueError(f"projection '{proj.name}': sums up to {bound} are beyond exact float64 arithmetic")
+    batch, steps, _ = x.shape
+    frames = x.reshape(batch * steps, -1).to(dtype)
+    acc = None
+    for j in range(min(taps, steps)):
+        if not bool(kernel[j].any()):
+            continue
+        y = proj.conv.apply(kernel[j], frames).reshape(batch, steps, -1)
+        if acc is None:
+            acc = torch.zeros_like(y)
+        acc[:, j:] += y[:, : steps - j]
+    if acc is None:
+        acc = torch.zeros(batch, steps, int(np.prod(proj.out_shape)), dtype=dtype, device=x.device)
+    return fx.shift_by_exp(acc.to(torch.int64), proj.weight_exp)
 
 
 def integer_current(x: torch.Tensor, weights, weight_exp: int) -> torch.Tensor:
@@ -137,7 +172,7 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...]) -> Execu
                 recurrent.append(proj)
             else:
                 source, source_max = signals[proj.source]
-                a_in += _current(source, proj.weights, proj.weight_exp, source_max)
+                a_in += projection_current(source, proj, source_max)
         u = torch.zeros(batch, pop.size, dtype=torch.int64)
         v = torch.zeros_like(u)
         bias = torch.as_tensor(pop.bias, dtype=torch.int64).to(x.device)
@@ -148,8 +183,8 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...]) -> Execu
             a_t = a_in[:, t]
             for proj in recurrent:  # own spikes of earlier steps (tap 0 is zero, out[:, t] not yet set)
                 window = out[:, max(0, t + 1 - proj.taps): t + 1]
-                a_t = a_t + integer_current(window, proj.weights, proj.weight_exp)[:, -1]
-            r = fx.lif_step(u, v, a_t, pop.du, pop.dv, pop.vth, bias)
+                a_t = a_t + projection_current(window, proj, 1)[:, -1]
+            r = fx.lif_step(u, v, a_t, pop.du, pop.dv, pop.vth, bias, pop.reset)
             u, v = r.u, r.v
             out[:, t] = r.spikes
             n_wrapped += int(r.wrapped.sum())

@@ -32,6 +32,9 @@ INPUT_MIN, INPUT_MAX = -(1 << (INPUT_BITS - 1)), (1 << (INPUT_BITS - 1)) - 1
 DU_OFFSET = 1
 
 
+RESETS = ("zero", "subtract")  # what a spike does to the voltage (lif_step)
+
+
 def _trunc_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
     """sign(x) * (|x| >> bits): Lava's decay rounds toward zero."""
     return torch.sign(x) * (x.abs() >> bits)
@@ -78,17 +81,24 @@ def lif_step(
     dv: int,
     vth: int,
     bias: torch.Tensor | int = 0,
+    reset: str = "zero",
 ) -> LifStep:
-    """One step of Lava's bit-accurate LIF (reset to zero, strict threshold, no refractory).
+    """One step of Lava's bit-accurate LIF (strict threshold, no refractory).
 
     ``bias`` is the effective bias ``bias_mant << bias_exp``. ``du`` follows Lava's convention:
     the current keeps ``4096 - (du + 1)`` parts of 4096 (du = 4095 clears it every step).
+    ``reset`` is what a spike does to the voltage in the step it fires: "zero" (Loihi 1 and 2,
+    Lava's LIF) or "subtract" (v - vth << 6, Loihi 2 only: its neuron microcode is programmable,
+    Loihi 1's reset is fixed; snnTorch's default mechanism).
     """
     u_new = decay(u, du + DU_OFFSET) + (a_in << ACT_SHIFT)
     u_wrapped = wrap_current(u_new)
     v_new = clip_voltage(decay(v, dv) + u_wrapped + bias)
     spikes = v_new > (vth << ACT_SHIFT)
-    v_new = torch.where(spikes, torch.zeros_like(v_new), v_new)
+    if reset == "subtract":
+        v_new = torch.where(spikes, v_new - (vth << ACT_SHIFT), v_new)
+    else:
+        v_new = torch.where(spikes, torch.zeros_like(v_new), v_new)
     return LifStep(u_wrapped, v_new, spikes, u_wrapped != u_new, u_new)
 
 

@@ -4,12 +4,17 @@ A NIR graph (ours, or a third party's once quantized) lowers to an ``IntNetwork`
 of Loihi CUBA LIF neurons and projections between them. A projection carries an integer weight
 tensor with one slice per synaptic delay ("tap"), so temporal convolutions, the LMU memory
 (as a finite impulse response of the spiking input u) and plain dense layers are one concept.
+A projection is dense (a matrix per tap) or convolutional (a kernel per tap, stored once, with
+its ``core.conv.ConvGeometry``); pooling is a depthwise convolution and Flatten is the identity
+(populations are flat vectors in C order of their frame, ``Population.shape``). Consumers ask the
+projection (``fan_out``, ``fan_in``, ``synapses``, ``pairs``, ``dense``, ``macs``), never its
+weight layout.
 Real-valued streams of the model (membrane shortcut, batch norm) are already folded into
 projection weights and neuron biases here.
 
 Semantics (time step t of one sample, every population starts at zero state):
     a_P[t] = sum over projections S into P of  shift(sum_j W_S[j] @ x_src[t - j], exp_S)
-    (u, v, spikes) of P at t = fixed_point.lif_step(u, v, a_P[t], du, dv, vth, bias)
+    (u, v, spikes) of P at t = fixed_point.lif_step(u, v, a_P[t], du, dv, vth, bias, reset)
 where x_src is the source's spikes (0/1), or the graded integer input for the input node, and
 shift is Dense's weight exponent (left shift, or arithmetic right shift). A projection from a
 population to itself (recurrence, as in snnTorch's RLeaky) must have a zero tap 0: its spikes
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.conv import ConvGeometry
 
 
 class IntNetworkError(ValueError):
@@ -44,6 +50,8 @@ class Population:
     bias_exp: int = 0
     readout: bool = False
     meta: dict = field(default_factory=dict)
+    reset: str = "zero"  # fixed_point.RESETS; "subtract" is Loihi 2 only
+    shape: tuple[int, ...] | None = None  # the frame its neurons form, (C, L) or (C, H, W), if any
 
     @property
     def bias(self) -> np.ndarray:
@@ -55,15 +63,68 @@ class Projection:
     name: str
     source: str  # a population name or IntNetwork.input_name
     target: str
-    weights: np.ndarray  # (taps, target size, source size) int; tap j delays by j steps
+    # dense: (taps, target size, source size); conv: (taps, C_out, C_in // groups, *kernel).
+    # Integers; tap j delays by j steps.
+    weights: np.ndarray
     weight_exp: int = 0
     # Plain data describing what the weights came from, for export and reports:
-    # kind in {"dense", "conv", "lmu_fir"} and whatever that kind needs to be rebuilt.
+    # kind in {"dense", "conv", "lmu_fir", ...} and whatever that kind needs to be rebuilt;
+    # "ann_macs": the source layers' own multiply-accumulates per step, where they differ from
+    # this projection's (a pooling folded into a convolution).
     origin: dict = field(default_factory=dict)
+    conv: ConvGeometry | None = None  # None: dense
 
     @property
     def taps(self) -> int:
         return int(self.weights.shape[0])
+
+    @property
+    def out_shape(self) -> tuple[int, ...] | None:
+        return None if self.conv is None else self.conv.out_shape(self.weights.shape)
+
+    def fan_out(self) -> np.ndarray:
+        """(source size,) int64: nonzero synapses of each source neuron over all taps and targets."""
+        if self.conv is not None:
+            return self.conv.fan_out(self.weights)
+        return np.count_nonzero(np.asarray(self.weights), axis=(0, 1)).astype(np.int64)
+
+    def fan_in(self) -> np.ndarray:
+        """(target size,) int64: nonzero synapses into each target neuron over all taps."""
+        if self.conv is not None:
+            return self.conv.fan_in(self.weights)
+        return np.count_nonzero(np.asarray(self.weights), axis=(0, 2)).astype(np.int64)
+
+    def synapses(self) -> int:
+        """Nonzero (tap, target, source) connections: the synapses a chip without weight sharing
+        stores, and the events one spike of every source would cause."""
+        return int(self.fan_out().sum())
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(target, source) index arrays of the pairs joined by a nonzero weight on some tap."""
+        if self.conv is not None:
+            tgt, src, _ = self.conv.pairs(self.weights)
+            return tgt, src
+        tgt, src = np.nonzero(np.any(np.asarray(self.weights) != 0, axis=0))
+        return tgt.astype(np.int64), src.astype(np.int64)
+
+    def dense(self) -> np.ndarray:
+        """(taps, target size, source size): the full matrix; for a convolution the caller bounds
+        its size first (``dense_elements``)."""
+        return self.conv.dense(self.weights) if self.conv is not None else np.asarray(self.weights)
+
+    def dense_elements(self) -> int:
+        if self.conv is None:
+            return int(np.asarray(self.weights).size)
+        return self.taps * int(np.prod(self.out_shape)) * self.conv.in_size
+
+    def stored_weights(self) -> int:
+        """Weights actually stored: the kernel for a convolution, the matrix otherwise."""
+        return int(np.asarray(self.weights).size)
+
+    def macs(self) -> int:
+        """Multiply-accumulates of one dense evaluation (every tap, target and source, zeros
+        included); a convolution counts its kernel at every output position."""
+        return self.conv.macs(self.weights.shape) if self.conv is not None else int(np.asarray(self.weights).size)
 
 
 @dataclass
@@ -121,6 +182,11 @@ class IntNetwork:
             if p.name in names:
                 raise IntNetworkError(f"{where}: duplicate name")
             names.append(p.name)
+            if p.reset not in fx.RESETS:
+                raise IntNetworkError(f"{where}: reset '{p.reset}', expected one of {', '.join(fx.RESETS)}")
+            if p.shape is not None and int(np.prod(p.shape)) != p.size:
+                raise IntNetworkError(f"{where}: shape {tuple(p.shape)} holds {int(np.prod(p.shape))} neurons, "
+                                      f"the population has {p.size}")
             for fld, val, lo, hi in (
                 ("du", p.du, 0, fx.DECAY_UNITY - 1),
                 ("dv", p.dv, 0, fx.DECAY_UNITY - 1),
@@ -149,7 +215,7 @@ class IntNetwork:
                 raise IntNetworkError(f"{where}: the input cannot be a target")
             w = np.asarray(s.weights)
             if s.source == s.target:
-                if w.ndim == 3 and np.any(w[:1]):
+                if w.ndim >= 3 and np.any(w[:1]):
                     raise IntNetworkError(f"{where}: a recurrent projection needs a delay of at least one "
                                           "step (its tap 0 must be zero)")
             elif order[s.source] >= order[s.target]:
@@ -159,7 +225,16 @@ class IntNetwork:
                     "Lava can deliver it in time)"
                 )
             expect = (self.size_of(s.target), self.size_of(s.source))
-            if w.ndim != 3 or w.shape[1:] != expect:
+            if s.conv is not None:
+                problem = s.conv.problem(w.shape)
+                if problem:
+                    raise IntNetworkError(f"{where}: convolution: {problem}")
+                sizes = (int(np.prod(s.out_shape)), s.conv.in_size)
+                if sizes != expect:
+                    raise IntNetworkError(f"{where}: convolution maps {sizes[1]} source neurons (frame "
+                                          f"{s.conv.in_shape}) to {sizes[0]} (frame {s.out_shape}); "
+                                          f"'{s.source}' has {expect[1]}, '{s.target}' has {expect[0]}")
+            elif w.ndim != 3 or w.shape[1:] != expect:
                 raise IntNetworkError(f"{where}: weights shape {w.shape}, expected (taps, {expect[0]}, {expect[1]})")
             if w.size and (w.min() < fx.WEIGHT_MIN or w.max() > fx.WEIGHT_MAX):
                 bad = int(w.flat[np.argmax(np.abs(w))])

@@ -107,8 +107,3 @@ def readout_out_of_range(m: Measurement, name: str) -> int:
     return int(np.count_nonzero(fired | clipped))
 
 
-def fan_out(weights: np.ndarray) -> np.ndarray:
-    """Per source neuron: nonzero synapses over all taps and targets."""
-    return np.count_nonzero(np.asarray(weights), axis=(0, 1)).astype(np.int64)
-
-

@@ -8,7 +8,6 @@ from netgen import random_inputs, random_network
 
 from converters.nir.export import export_nir
 from lmu2neuro.cli import main
-from lmu2neuro.core.measurement import fan_out
 
 
 @pytest.fixture()
@@ -45,7 +44,7 @@ def test_both_backends_write_a_complete_traffic_file(model, tmp_path, capsys):
             counts = np.count_nonzero(net.quantize_input(x), axis=(0, 1))
         else:
             counts = np.array(layers[p["source"]]["spike_counts"])
-        assert p["synaptic_events"] == int((counts * fan_out(proj.weights)).sum())
+        assert p["synaptic_events"] == int((counts * proj.fan_out()).sum())
     printed = capsys.readouterr().out
     assert "identical spikes 100.00%" in printed and "samples/s running (4 side by side" in printed
 
