@@ -54,10 +54,10 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike, format: str
 def read_network(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None):
     """Read a .nir graph as the deployed integer network (``IntNetwork``): exactly for files lmu2neuro
     wrote, quantized by forward Euler at ``dt`` (default: the graph's, else 1e-4 s) for another tool's;
-    ``input_scale`` maps its float input to Loihi's 8-bit payload."""
-    from converters.nir.read import read_intnet
+    ``input_scale`` maps its float input to Loihi's 8-bit payload. A lava-dl netx file is read exactly."""
+    from lmu2neuro.pipeline.network_file import read_network_file
 
-    return read_intnet(path, dt=dt, input_scale=input_scale)
+    return read_network_file(path, dt=dt, input_scale=input_scale)
 
 
 def inspect(path: str | os.PathLike) -> dict:

@@ -2,10 +2,22 @@
 
 Mapping (each population and projection of lmu2neuro.core.intnet):
 - population -> GatedLIF (Lava's LIF, bit-accurate model subclassed: same arithmetic, plus a
-  per-sample window and in-graph spike counting), du/dv/vth/bias as given;
-- projection -> TappedDense, one weight matrix per delay, the sum shifted by weight_exp as
+  per-sample window and in-graph spike counting), du/dv/vth/bias as given, reset to zero or
+  (Population.reset == "subtract", Loihi 2) by subtracting the threshold;
+- dense projection -> TappedDense, one weight matrix per delay, the sum shifted by weight_exp as
   Lava's Dense does (a plain dense layer is its one-tap case: Lava's Dense takes no batch
   dimension); graded when fed by the input;
+- convolutional projection (proj.conv) -> Lava's own Conv (lava.proc.conv) where it computes
+  exactly our semantics, else TappedConv (procs/tapped_conv: one kernel per delay, lanes; the
+  kernel is stored once, never expanded to its dense matrix). Lava's Conv is used when
+  ``lava_conv_problem`` finds nothing against it: one sample at a time (it has no lanes), one
+  delay after alignment (no delay line), not recurrent (nothing would keep a sample's last spikes
+  out of the next sample), weight_exp >= 0 in fixed_pt (its fixed-point model never
+  applies weight_exp, so a positive one is folded into the kernel; a negative one cannot be),
+  sums below 2**23 (it wraps them at 24 bits) and geometry values below 128 (int8 Vars). Its
+  frames are (W, H, C) and it convolves, ours are C-order (C, H, W) and correlate: the ports are
+  reshaped and transposed (Lava's virtual ports) and the kernel is flipped. A 1-D convolution
+  is the 2-D one with H = 1, in both processes;
 - input -> BatchedSource sending the quantized frames as integer payloads.
 
 Lanes: every process holds B ("lanes") independent copies of its state, shaped (B, n), and one
@@ -19,7 +31,7 @@ L(P) - L(source) - 1 extra zero taps, so all inputs of a neuron arrive in the sa
 the latency-free IntNetwork semantics. Population P at Lava step t + L(P) is the reference at t.
 
 Streaming: round r occupies input steps [r * T, (r + 1) * T), back to back. Each population
-starts its window from zero state, and a TappedDense delivers a delayed spike only into the
+starts its window from zero state, and a TappedDense (TappedConv) delivers a delayed spike only into the
 round it came from, so nothing of one sample reaches the next; taps at delays >= T can never
 act within a sample and are dropped. One compile serves all rounds.
 
@@ -53,6 +65,7 @@ from lmu2neuro.core.intnet import IntNetwork, Projection
 from lmu2neuro.core.measurement import Measurement
 
 TAGS = ("fixed_pt", "floating_pt")
+CONV_PROCESSES = ("auto", "custom")
 # Messages a Lava channel buffers (Lava's default is 64). The Loihi protocol's barrier after
 # every step lets no process run ahead of another, so at most one message per channel waits:
 # a small buffer saves 60 copies of every (lanes, n) message in shared memory.
@@ -124,8 +137,16 @@ def lane_bytes(net: IntNetwork, steps: int) -> int:
         total += pop.size * (12 + 10 * 8 + 8 * fan_in + 4 * CHANNEL_SLOTS)
     for proj in net.projections:
         n_in, n_out = net.size_of(proj.source), net.size_of(proj.target)
-        ring = 2 * _taps_kept(net, proj, steps, sched) * n_in * 8
+        taps = _taps_kept(net, proj, steps, sched)
+        ring = 2 * taps * n_in * 8
         total += ring + 8 * (n_in + 3 * n_out) + 8 * n_out * CHANNEL_SLOTS
+        if proj.conv is not None:
+            # TappedConv's windows as one matrix (positions, delays x C_in x kernel) per step,
+            # and its padded frames
+            positions = n_out // proj.out_shape[0]
+            total += 8 * positions * taps * proj.conv.in_shape[0] * int(np.prod(proj.weights.shape[3:]))
+            total += 8 * taps * proj.conv.in_shape[0] * int(np.prod([n + 2 * p for n, p in
+                                                                     zip(proj.conv.in_shape[1:], proj.conv.padding)]))
     return total
 
 
@@ -205,22 +226,131 @@ def _float_params(pop):
                 vth=float(pop.vth << fx.ACT_SHIFT), bias_mant=pop.bias.astype(float), bias_exp=0)
 
 
-def _connection(proj: Projection, extra: int, graded: bool, tag: str, sched: Schedule, source_offset: int,
-                target_offset: int, input_max: int):
-    from converters.lava.procs.tapped_dense.process import TappedDense
-
-    w = np.asarray(proj.weights, dtype=np.int64)[: sched.steps]
-    stream = dict(source_offset=source_offset, target_offset=target_offset, period=sched.period,
-                  lanes=sched.lanes, input_max=input_max if graded else 1)
-    if extra < 0:  # a population's own spikes: Lava's one-step latency is the first delay
+def aligned_weights(proj: Projection, extra: int, steps: int) -> np.ndarray:
+    """The projection's taps as Lava delivers them: at most a sample's worth, with Lava's one
+    step of latency taken off a population's own spikes (extra < 0: the first delay) or ``extra``
+    zero taps put in front to align a shorter path."""
+    w = np.asarray(proj.weights, dtype=np.int64)[:steps]
+    if extra < 0:
         w = w[-extra:]
     if extra > 0:
         w = np.concatenate([np.zeros((extra,) + w.shape[1:], dtype=np.int64), w])
+    return w
+
+
+def _frame2d(proj: Projection, w: np.ndarray):
+    """A convolution in 2-D form: a 1-D frame (C, L) is (C, 1, L) with kernels (.., 1, k)."""
+    g = proj.conv
+    if g.dims == 2:
+        return w, g.in_shape, g.stride, g.padding, g.dilation
+    return (w[:, :, :, None, :], (g.in_shape[0], 1, g.in_shape[1]), (1,) + g.stride, (0,) + g.padding,
+            (1,) + g.dilation)
+
+
+# Lava's Conv stores kernel size, stride, padding, dilation and groups as int8 Vars
+# (lava.proc.conv.models.AbstractPyConvModel), and its fixed-point sum wraps at 24 bits
+LAVA_CONV_INT8_MAX = 127
+LAVA_CONV_SUM_BITS = 24
+
+
+def lava_conv_problem(proj: Projection, w: np.ndarray, tag: str, lanes: int, input_max: int) -> str | None:
+    """Why Lava's own Conv process (lava.proc.conv, PyConvModelFixed / PyConvModelFloat) would not
+    compute exactly this projection's synaptic input, with ``w`` its taps as aligned for Lava
+    (aligned_weights); None when it does.
+
+    Lava's fixed-point Conv model sums in float64 (scipy convolve2d, exact below 2**53), casts to
+    int32 and wraps the sum at 24 bits; it never applies weight_exp. So it is exact for one
+    sample at a time (it has no lanes), one delay (no delay line) from another population (its
+    own spikes would cross from one sample into the next), a weight exponent >= 0 (folded
+    into the kernel: sum(w << e) = sum(w) << e), sums below 2**23 (the wrap never acts), and
+    geometry values that its int8 Vars hold.
+    """
+    if proj.conv is None:
+        return "dense projection"
+    if lanes != 1:
+        return f"{lanes} samples side by side (Lava's Conv holds one sample)"
+    if w.shape[0] != 1:
+        return f"{w.shape[0]} delay taps after alignment (Lava's Conv has no delay line)"
+    if proj.source == proj.target:
+        # a population's spikes of a sample's last step would reach its own first step of the
+        # next sample: only TappedConv's delay line knows the rounds apart
+        return "recurrent (Lava's Conv cannot keep one sample's last spikes out of the next)"
+    if tag == "fixed_pt":
+        if proj.weight_exp < 0:
+            return (f"weight_exp {proj.weight_exp} < 0 (Lava's fixed-point Conv ignores weight_exp; a right "
+                    "shift of the sum cannot be folded into the kernel)")
+        per_channel = np.abs(w).sum(axis=(0, 2) + tuple(range(3, w.ndim))).max(initial=0)
+        bound = int(per_channel) * input_max << proj.weight_exp
+        if bound >= 1 << (LAVA_CONV_SUM_BITS - 1):
+            return f"sums up to {bound} reach 2**{LAVA_CONV_SUM_BITS - 1}, where Lava's Conv wraps them"
+    g = proj.conv
+    values = tuple(w.shape[3:]) + g.stride + g.padding + g.dilation + (g.groups,)
+    if max(values) > LAVA_CONV_INT8_MAX:
+        return (f"kernel/stride/padding/dilation/groups value {max(values)} > {LAVA_CONV_INT8_MAX} (Lava's Conv "
+                "stores them as int8)")
+    return None
+
+
+@dataclass
+class _Connection:
+    """A synapse process and how it is wired: the source's flat (lanes, n) spikes reach ``s_in``
+    through ``into`` (virtual ports: reshape, transpose) and ``a_out`` reaches the target's flat
+    input through ``out_of``."""
+
+    proc: object
+    into: tuple = ()  # ("reshape", shape) / ("transpose", axes) applied to the source port
+    out_of: tuple = ()
+
+    def attach(self, source_port, target_port) -> None:
+        for op, arg in self.into:
+            source_port = getattr(source_port, op)(arg)
+        source_port.connect(self.proc.s_in)
+        port = self.proc.a_out
+        for op, arg in self.out_of:
+            port = getattr(port, op)(arg)
+        port.connect(target_port)
+
+
+def _connection(proj: Projection, extra: int, graded: bool, tag: str, sched: Schedule, source_offset: int,
+                target_offset: int, input_max: int, conv_process: str = "auto") -> _Connection:
+    from converters.lava.procs.tapped_dense.process import TappedDense
+
+    w = aligned_weights(proj, extra, sched.steps)
+    stream = dict(source_offset=source_offset, target_offset=target_offset, period=sched.period,
+                  lanes=sched.lanes, input_max=input_max if graded else 1)
     bits = 8 if graded else 0
+    exp = proj.weight_exp
     if tag == "floating_pt":  # float LIF does not shift its input by 6 bits: fold it in
-        wf = w.astype(float) * 2.0 ** (proj.weight_exp + fx.ACT_SHIFT)
-        return TappedDense(weights=wf, weight_exp=0, num_message_bits=bits, name=proj.name, **stream)
-    return TappedDense(weights=w, weight_exp=proj.weight_exp, num_message_bits=bits, name=proj.name, **stream)
+        w, exp = w.astype(float) * 2.0 ** (proj.weight_exp + fx.ACT_SHIFT), 0
+    if proj.conv is not None:
+        if conv_process == "auto" and lava_conv_problem(proj, w, tag, sched.lanes, stream["input_max"]) is None:
+            return _lava_conv(proj, w, exp, bits)
+        from converters.lava.procs.tapped_conv.process import TappedConv
+
+        w2, in_shape, stride, padding, dilation = _frame2d(proj, w)
+        return _Connection(TappedConv(weights=w2, in_shape=in_shape, stride=stride, padding=padding,
+                                      dilation=dilation, groups=proj.conv.groups, weight_exp=exp,
+                                      num_message_bits=bits, name=proj.name, **stream))
+    return _Connection(TappedDense(weights=w, weight_exp=exp, num_message_bits=bits, name=proj.name, **stream))
+
+
+def _lava_conv(proj: Projection, w: np.ndarray, exp: int, bits: int) -> _Connection:
+    """Lava's own Conv for one sample: its frames are (X, Y, C) = (W, H, C) and it convolves (it
+    flips the kernel), ours are C-order (C, H, W) and correlate; so the flat ports are reshaped and
+    transposed on the way in and out, and the kernel is flipped and laid out (C_out, kW, kH, C_in/g).
+    A weight exponent >= 0 is folded into the kernel (lava_conv_problem)."""
+    from lava.proc.conv.process import Conv
+
+    w2, in_shape, stride, padding, dilation = _frame2d(proj, w)
+    kernel = w2[0][:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
+    kernel = np.ascontiguousarray(kernel * 2.0 ** exp if kernel.dtype.kind == "f" else kernel << exp)
+    c, h, wd = in_shape
+    out = proj.out_shape if proj.conv.dims == 2 else (proj.out_shape[0], 1, proj.out_shape[1])
+    conv = Conv(weight=kernel, weight_exp=0, input_shape=(wd, h, c), padding=padding[::-1], stride=stride[::-1],
+                dilation=dilation[::-1], groups=proj.conv.groups, num_message_bits=bits, name=proj.name)
+    n_out = int(np.prod(out))
+    return _Connection(conv, into=(("reshape", (c, h, wd)), ("transpose", (2, 1, 0))),
+                       out_of=(("transpose", (2, 1, 0)), ("reshape", (1, n_out))))
 
 
 def _run_folder() -> Path:
@@ -252,14 +382,18 @@ def _records(folder: Path, net: IntNetwork, sched: Schedule, tag: str) -> dict[s
 
 
 def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress: bool = True,
-             chunk_samples: int = 10, lanes: int | None = None) -> Measurement:
+             chunk_samples: int = 10, lanes: int | None = None, conv_process: str = "auto") -> Measurement:
     """Stream quantized inputs (samples, T, input_size) through one compiled Lava network, ``lanes``
     samples side by side (None: plan_lanes chooses from the model's size and the memory).
+    ``conv_process``: "auto" runs a convolution in Lava's own Conv where that is exact
+    (lava_conv_problem), else in TappedConv; "custom" always in TappedConv.
 
     The runtime is stopped on every path, errors and Ctrl-C included.
     """
     if tag not in TAGS:
         raise ValueError(f"tag {tag!r}: expected one of {TAGS}")
+    if conv_process not in CONV_PROCESSES:
+        raise ValueError(f"conv_process {conv_process!r}: expected one of {CONV_PROCESSES}")
     x = np.asarray(x_int)
     samples, steps, _ = x.shape
     if samples < 1 or steps < 1:
@@ -271,9 +405,10 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
     before = set(multiprocessing.active_children())
     source = None
     timing = {}
+    kinds: dict[str, str] = {}
     started = time.perf_counter()
     try:
-        source, records = _build(net, x, sched, tag, folder)
+        source, records = _build(net, x, sched, tag, folder, conv_process, kinds)
         result = _run(net, source, records, sched, tag, progress, chunk_samples, timing, started)
     finally:
         try:
@@ -292,11 +427,13 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
     timing["rounds"] = sched.rounds
     timing["latency_steps"] = dict(sched.latency)
     timing["period_steps"] = sched.period
+    timing["processes"] = kinds  # projection -> the Lava Process that ran it
     result.timing = timing
     return result
 
 
-def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Path):
+def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Path, conv_process: str,
+           kinds: dict):
     from converters.lava.procs.batched_source.process import BatchedSource
     from converters.lava.procs.gated_lif.process import GatedLIF
 
@@ -312,15 +449,15 @@ def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Pa
         params = (_float_params(pop) if tag == "floating_pt" else
                   dict(du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias_mant.astype(np.int64),
                        bias_exp=pop.bias_exp))
-        procs[pop.name] = GatedLIF(size=pop.size, lanes=sched.lanes, steps=sched.steps,
+        procs[pop.name] = GatedLIF(size=pop.size, lanes=sched.lanes, steps=sched.steps, reset=pop.reset,
                                    offset=sched.latency[pop.name], samples=sched.samples,
                                    records=records[pop.name], record=_record(net, pop), name=pop.name, **params)
     for proj in net.projections:
         src_offset = 0 if proj.source == net.input_name else sched.latency[proj.source]
         conn = _connection(proj, sched.extra_delay(proj, net.input_name), net.is_graded(proj), tag, sched,
-                           src_offset, sched.latency[proj.target], x_max)
-        (source if proj.source == net.input_name else procs[proj.source]).s_out.connect(conn.s_in)
-        conn.a_out.connect(procs[proj.target].a_in)
+                           src_offset, sched.latency[proj.target], x_max, conv_process)
+        conn.attach((source if proj.source == net.input_name else procs[proj.source]).s_out, procs[proj.target].a_in)
+        kinds[proj.name] = type(conn.proc).__name__
     return source, records
 
 

@@ -10,9 +10,17 @@ exponent such that the effective synaptic weight is the stored integer itself.
 So a projection with weight exponent e >= 0 is stored as ``mantissa << e`` and must still fit
 8 bits ([-256, 254]; ``optimize_weight_bits`` clips larger mixed-sign weights); a negative
 exponent (a right shift of the accumulated input) and a bias that is not a multiple of 64 have no
-netx form. netx 0.6 also has no per-layer skip connections, no multi-tap (delay-line) synapses in a
-dense layer and no pooling/concat. ``export_netx`` writes a network that is a chain of dense
-layers with one tap each, or raises a UserError naming every part it cannot express.
+netx form. netx 0.6 also has no per-layer skip connections and no multi-tap (delay-line) synapses
+here. ``export_netx`` writes a chain of dense and 2-D conv layers with one tap each, or raises a
+UserError naming every part it cannot express.
+
+A conv projection is a ``conv`` layer: the kernel ``(C_out, C_in / groups, kH, kW)`` in PyTorch's
+cross-correlation (lava-dl flips it for Lava's convolution), stride / padding / dilation in (H, W)
+order, ``groups``, the output ``shape`` (C, H, W), and the bias per channel where it is constant
+over each channel, else per neuron in lava-dl's (x, y, f) order. A pooling is a conv with groups
+(netx 0.6's Network cannot build ``pool`` layers). Before a dense layer that reads a frame a
+``flatten`` layer is written: lava-dl then flattens (x, y, f) in (f, y, x) order, which is our C
+order of (C, H, W). A conv first needs the input frame: layer 0 then states its (C, H, W) shape.
 
 The first layer reads the graded integer input: load the file with
 ``netx.hdf5.Network(path, input_message_bits=8)``. Lava adds one step of latency per layer.
@@ -43,6 +51,8 @@ def netx_problems(net: IntNetwork) -> list[str]:
             problems.append(f"population '{pop.name}': netx layers form a chain, expected one projection from "
                             f"'{prev}' (found {srcs})")
         for s in into:
+            if s.conv is not None and s.conv.dims != 2:
+                problems.append(f"projection '{s.name}': a {s.conv.dims}-D convolution; netx conv layers are 2-D")
             if s.taps != 1:
                 problems.append(f"projection '{s.name}': {s.taps} delay taps (origin {s.origin.get('kind', '?')}); "
                                 "netx dense layers have one weight per synapse")
@@ -65,6 +75,32 @@ def netx_problems(net: IntNetwork) -> list[str]:
     return problems
 
 
+def _frame_of(net: IntNetwork, name: str) -> tuple[int, ...] | None:
+    """The (C, H, W) frame a population (or the input) outputs, where a convolution states one."""
+    for s in net.projections:
+        if s.conv is not None and s.source == name:
+            return tuple(s.conv.in_shape)
+        if s.conv is not None and s.target == name:
+            return tuple(s.out_shape)
+    return None
+
+
+def _text(group, field: str, value: str) -> None:
+    import h5py
+
+    group.create_dataset(field, data=value, dtype=h5py.string_dtype())
+
+
+def _neuron(g, pop) -> None:
+    n = g.create_group("neuron")
+    _text(n, "type", "CUBA")
+    n.create_dataset("iDecay", data=pop.du + fx.DU_OFFSET)
+    n.create_dataset("vDecay", data=pop.dv)
+    n.create_dataset("vThMant", data=pop.vth)
+    n.create_dataset("refDelay", data=1)
+    n.create_dataset("gradedSpike", data=False)
+
+
 def export_netx(net: IntNetwork, path: str | os.PathLike) -> None:
     """Write ``net`` as a lava-dl netx HDF5 file, atomically; UserError names what netx cannot hold."""
     import h5py
@@ -77,21 +113,46 @@ def export_netx(net: IntNetwork, path: str | os.PathLike) -> None:
             f.attrs["generator"] = "lmu2neuro"
             layers = f.create_group("layer")
             inp = layers.create_group("0")
-            inp.create_dataset("type", data="input", dtype=h5py.string_dtype())
-            inp.create_dataset("shape", data=np.array([net.input_size]))
-            for i, pop in enumerate(net.populations, start=1):
+            _text(inp, "type", "input")
+            in_frame = _frame_of(net, net.input_name)
+            inp.create_dataset("shape", data=np.array(in_frame or [net.input_size]))
+            index = 1
+            frame = in_frame
+            for pop in net.populations:
                 s = net.projections_into(pop.name)[0]
-                g = layers.create_group(str(i))
-                g.create_dataset("type", data="dense", dtype=h5py.string_dtype())
-                g.create_dataset("shape", data=np.array([pop.size]))
-                g.create_dataset("weight", data=(np.asarray(s.weights[0], dtype=np.int64) << s.weight_exp).astype(np.int32))
-                g.create_dataset("bias", data=(np.asarray(pop.bias, dtype=np.int64) >> NETX_BIAS_EXP).astype(np.int32))
-                n = g.create_group("neuron")
-                n.create_dataset("type", data="CUBA", dtype=h5py.string_dtype())
-                n.create_dataset("iDecay", data=pop.du + fx.DU_OFFSET)
-                n.create_dataset("vDecay", data=pop.dv)
-                n.create_dataset("vThMant", data=pop.vth)
-                n.create_dataset("refDelay", data=1)
-                n.create_dataset("gradedSpike", data=False)
+                stored = (np.asarray(s.weights[0], dtype=np.int64) << s.weight_exp).astype(np.int32)
+                bias = (np.asarray(pop.bias, dtype=np.int64) >> NETX_BIAS_EXP).astype(np.int32)
+                if s.conv is None and frame is not None:
+                    fl = layers.create_group(str(index))
+                    _text(fl, "type", "flatten")
+                    fl.create_dataset("shape", data=np.array([int(np.prod(frame)), 1, 1]))
+                    index += 1
+                g = layers.create_group(str(index))
+                index += 1
+                if s.conv is None:
+                    _text(g, "type", "dense")
+                    g.create_dataset("shape", data=np.array([pop.size]))
+                    g.create_dataset("weight", data=stored)
+                    g.create_dataset("bias", data=bias)
+                    frame = None
+                else:
+                    out = tuple(int(v) for v in s.out_shape)
+                    _text(g, "type", "conv")
+                    g.create_dataset("shape", data=np.array(out))
+                    g.create_dataset("weight", data=stored)
+                    g.create_dataset("kernelSize", data=np.array(stored.shape[2:]))
+                    g.create_dataset("inChannels", data=s.conv.in_shape[0])
+                    g.create_dataset("outChannels", data=out[0])
+                    g.create_dataset("stride", data=np.array(s.conv.stride))
+                    g.create_dataset("padding", data=np.array(s.conv.padding))
+                    g.create_dataset("dilation", data=np.array(s.conv.dilation))
+                    g.create_dataset("groups", data=s.conv.groups)
+                    per_neuron = bias.reshape(out)
+                    if np.all(per_neuron == per_neuron[:, :1, :1]):
+                        g.create_dataset("bias", data=per_neuron[:, 0, 0])
+                    else:  # lava-dl's neuron-wise bias is in its (x, y, f) order
+                        g.create_dataset("bias", data=per_neuron.transpose(2, 1, 0))
+                    frame = out
+                _neuron(g, pop)
                 g.attrs["name"] = pop.name
                 g.attrs["readout"] = bool(pop.readout)

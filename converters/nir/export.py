@@ -19,6 +19,14 @@ Mapping (forward Euler at dt reproduces the Loihi update up to its truncations):
   bias then rides as the bias of an ``Affine`` into the neuron (no v_leak exists there)
 - readout with dv > 0           -> ``CubaLI`` (du < 4095) or ``LI`` (du = 4095)
 - projection with k taps        -> per tap j an ``Affine``/``Linear`` and, for j > 0, a ``Delay`` of j * dt
+- convolutional projection      -> per tap j a ``Conv1d`` / ``Conv2d`` (with its input shape) holding the
+  deployed kernel (grouped kernels written with groups = 1, the zeros across groups spelled out:
+  nir 1.0.8's type inference takes a grouped kernel's channels for the input's); a population fed
+  only by convolutions is a neuron node of their output frame, and a dense projection out of it
+  starts with a ``Flatten``; a bias the neuron node cannot hold rides on the convolution's
+  per-channel bias. NIR has no reshape, so a convolution out of a flat population is refused.
+- each population's reset (``Population.reset``) and frame are in its metadata; NIR's v_reset = 0
+  states the zero reset only (a subtract reset is ``v - v_threshold`` in the step it fires)
 - projection of origin ``lmu_fir`` from a single neuron u -> ``Linear(B/theta)`` into an integrator
   ``I`` (r = 1/dt) with the recurrent ``Linear(A/theta)``, then ``Linear(G)``, the folded batch norm,
   into the target; G = diag(origin["bn_scale"]) when the lowering states it (else a least-squares
@@ -106,6 +114,78 @@ def _lmu_expressible(net: IntNetwork, proj: Projection) -> bool:
     )
 
 
+
+def _frames(net: IntNetwork) -> dict[str, tuple[int, ...]]:
+    """The shape each population's (and the input's) NIR node states. NIR has no reshape, and a
+    Conv node takes the frame (C, L) or (C, H, W): a population fed only by convolutions that
+    agree is that frame (a dense projection out of it starts with a Flatten); anything fed by a
+    dense projection is flat, and a convolution out of it cannot be stated."""
+    frames: dict[str, tuple[int, ...]] = {}
+    into_input = [s.conv.in_shape for s in net.projections if s.source == net.input_name and s.conv is not None]
+    frames[net.input_name] = tuple(into_input[0]) if into_input and len(set(into_input)) == 1 else (net.input_size,)
+    for pop in net.populations:
+        incoming = net.projections_into(pop.name)
+        outs = {tuple(s.out_shape) for s in incoming if s.conv is not None}
+        all_conv = incoming and all(s.conv is not None for s in incoming)
+        frames[pop.name] = next(iter(outs)) if all_conv and len(outs) == 1 else (pop.size,)
+    for s in net.projections:
+        if s.conv is not None and tuple(frames[s.source]) != tuple(s.conv.in_shape):
+            raise UserError(f"projection '{s.name}': a convolution over the frame {tuple(s.conv.in_shape)} of "
+                            f"'{s.source}', whose NIR node is {frames[s.source]} (it has dense or differently "
+                            "shaped inputs, and NIR has no reshape); expected its inputs to be convolutions "
+                            "with that output frame")
+    return frames
+
+
+def _reshape_params(node, frame) -> None:
+    """A neuron node's per-neuron arrays in the population's frame (C order, as its neurons)."""
+    if len(frame) == 1:
+        return
+    for key, value in list(vars(node).items()):
+        if isinstance(value, np.ndarray) and value.ndim == 1 and value.size == int(np.prod(frame)):
+            setattr(node, key, value.reshape(frame))
+    node.__post_init__()  # the node's input / output types follow its parameters
+
+
+def _conv_node(s: Projection, kernel: np.ndarray):
+    """One tap of a convolution as nir.Conv1d / Conv2d. Written with groups = 1 and the grouped
+    kernel expanded over all input channels (zeros across groups): nir 1.0.8 infers a grouped
+    convolution's input channels as the kernel's, so its own type check rejects groups > 1;
+    the metadata keeps the grouped integer kernel."""
+    import nir
+
+    c = s.conv
+    c_out, c_in_g = kernel.shape[:2]
+    per = c_out // c.groups
+    full = np.zeros((c_out, c.in_shape[0]) + kernel.shape[2:])
+    for o in range(c_out):
+        full[o, (o // per) * c_in_g:(o // per + 1) * c_in_g] = kernel[o]
+    if c.dims == 1:
+        return nir.Conv1d(input_shape=int(c.in_shape[1]), weight=full, stride=int(c.stride[0]),
+                          padding=int(c.padding[0]), dilation=int(c.dilation[0]), groups=1, bias=np.zeros(c_out))
+    return nir.Conv2d(input_shape=tuple(int(v) for v in c.in_shape[1:]), weight=full, stride=c.stride,
+                      padding=c.padding, dilation=c.dilation, groups=1, bias=np.zeros(c_out))
+
+
+def _carry_bias(nodes: dict, first: str, s: Projection, pending_bias: dict) -> None:
+    """Put a population's bias (that its IF / I / LI node cannot hold) on its first synapse: a
+    Linear becomes an Affine; a convolution takes it as its per-channel bias."""
+    import nir
+
+    bias = pending_bias.pop(s.target)
+    node = nodes[first]
+    if s.conv is None:
+        nodes[first] = nir.Affine(weight=node.weight, bias=bias)
+    else:
+        per = bias.reshape(s.out_shape[0], -1)
+        if np.any(per != per[:, :1]):
+            raise UserError(f"population '{s.target}': its bias differs within a channel, and its neuron node holds "
+                            f"no bias; the convolution '{s.name}' that feeds it holds one per channel (expected one "
+                            "bias per channel)")
+        node.bias = per[:, 0].copy()
+        return
+    nodes[first].metadata = node.metadata
+
 def build_graph(net: IntNetwork, dt: float | None = None):
     """The ``nir.NIRGraph`` for ``net`` (see the module docstring for the mapping)."""
     import nir
@@ -120,21 +200,34 @@ def build_graph(net: IntNetwork, dt: float | None = None):
     edges: list[tuple[str, str]] = []
     out_name = "output" if "output" not in {p.name for p in net.populations} else "output_node"
     in_name = net.input_name
-    nodes[in_name] = nir.Input(input_type={"input": np.array([net.input_size])})
+    frames = _frames(net)
+    nodes[in_name] = nir.Input(input_type={"input": np.array(frames[in_name])})
 
     pending_bias: dict[str, np.ndarray] = {}
     for order, pop in enumerate(net.populations):
         node, bias = _neuron_node(pop, dt)
+        _reshape_params(node, frames[pop.name])
         node.metadata = {
             META_KEY: encode_meta(
                 {"role": "population", "name": pop.name, "index": order, "du": pop.du, "dv": pop.dv, "vth": pop.vth,
-                 "bias_exp": pop.bias_exp, "readout": bool(pop.readout), "meta": pop.meta, "reset": "zero"}
+                 "bias_exp": pop.bias_exp, "readout": bool(pop.readout), "meta": pop.meta, "reset": pop.reset,
+                 "shape": None if pop.shape is None else [int(v) for v in pop.shape]}
             ),
             "bias_mant": np.asarray(pop.bias_mant, dtype=np.int64),
         }
         nodes[pop.name] = node
         if bias is not None and np.any(bias != 0):
             pending_bias[pop.name] = bias
+
+    def flat_of(name: str) -> str:
+        """The node that gives ``name``'s output as a flat vector (a Flatten after a frame)."""
+        if len(frames[name]) == 1:
+            return name
+        flat = f"{name}.flat"
+        if flat not in nodes:
+            nodes[flat] = nir.Flatten(input_type={"input": np.array(frames[name])}, start_dim=0, end_dim=-1)
+            edges.append((name, flat))
+        return flat
 
     proj_meta = []
     for s in net.projections:
@@ -169,32 +262,42 @@ def build_graph(net: IntNetwork, dt: float | None = None):
             info["nodes"] = [f"{s.name}.bn"]
         else:
             info["nodes"] = []
+            if s.conv is not None:
+                c = s.conv
+                info["conv"] = {"in_shape": list(c.in_shape), "stride": list(c.stride), "padding": list(c.padding),
+                                "dilation": list(c.dilation), "groups": c.groups}
             for j in range(s.taps):
                 tap = f"{s.name}.tap{j}"
-                nodes[tap] = nir.Linear(weight=w[j].astype(np.float64) * scale)
+                nodes[tap] = (nir.Linear(weight=w[j].astype(np.float64) * scale) if s.conv is None
+                              else _conv_node(s, w[j].astype(np.float64) * scale))
                 nodes[tap].metadata = {
                     META_KEY: encode_meta({**info, "form": "taps", "tap": j}),
                     "weight_mant": w[j].astype(np.int16),
                 }
+                src = s.source if s.conv is not None else flat_of(s.source)
                 if j == 0:
-                    edges.append((s.source, tap))
+                    edges.append((src, tap))
                 else:
                     dly = f"{s.name}.delay{j}"
-                    nodes[dly] = nir.Delay(delay=np.full(net.size_of(s.source), j * dt))
-                    edges += [(s.source, dly), (dly, tap)]
-                feeding.append(tap)
+                    nodes[dly] = nir.Delay(delay=np.full(frames[s.source] if s.conv is not None else
+                                                         net.size_of(s.source), j * dt))
+                    edges += [(src, dly), (dly, tap)]
+                if s.conv is not None and tuple(frames[s.target]) != tuple(s.out_shape):  # a flat target
+                    nodes[f"{tap}.flat"] = nir.Flatten(input_type={"input": np.array(s.out_shape)}, start_dim=0,
+                                                       end_dim=-1)
+                    edges.append((tap, f"{tap}.flat"))
+                    feeding.append(f"{tap}.flat")
+                else:
+                    feeding.append(tap)
                 info["nodes"].append(tap)
         if s.target in pending_bias:  # an IF / I neuron holds no bias: the first synapse into it does
-            first = feeding[0]
-            lin = nodes[first]
-            nodes[first] = nir.Affine(weight=lin.weight, bias=pending_bias.pop(s.target))
-            nodes[first].metadata = lin.metadata
+            _carry_bias(nodes, info["nodes"][0], s, pending_bias)
         edges += [(f, s.target) for f in feeding]
         proj_meta.append({k: v for k, v in info.items() if k != "origin"})
     if pending_bias:
         raise UserError(f"population '{next(iter(pending_bias))}': has a bias but no incoming projection to carry it")
 
-    nodes[out_name] = nir.Output(output_type={"output": np.array([net.size_of(net.output)])})
+    nodes[out_name] = nir.Output(output_type={"output": np.array(frames[net.output])})
     edges.append((net.output, out_name))
     graph_meta = {
         "format": FORMAT,
@@ -206,7 +309,9 @@ def build_graph(net: IntNetwork, dt: float | None = None):
         "output_node": out_name,
         "populations": [p.name for p in net.populations],
         "projections": proj_meta,
-        "reset": "zero",
+        # each population's reset is in its metadata ("subtract": v - v_threshold in the step it
+        # fires, Loihi 2 only); NIR's v_reset = 0 states only the zero reset
+        "reset": "/".join(sorted({p.reset for p in net.populations if not p.readout})) or "zero",
         "spike_condition": "v > v_threshold",
         "units": "voltage in units of Loihi synaptic input (v_int / 64); graph input = float features",
         "net_meta": net.meta,

@@ -22,7 +22,16 @@ Discretisation (``method``):
   with, and stable at any dt (forward Euler on A/theta diverges once dt |eig| > 2, which the LMU's
   A reaches at the model's own step: |eig(A/theta)| = 3.5 for order 16 / theta 8, 104 for 512 / 128).
 Spiking nodes (IF, LIF, CubaLIF, Threshold) emit ``v > v_threshold`` after the update, and IF/LIF/
-CubaLIF then set ``v = v_reset``. Delay nodes delay by ``round(delay / dt)`` steps per element.
+CubaLIF then reset in the same step (``reset``): ``"zero"`` sets ``v = v_reset`` (what NIR states),
+``"subtract"`` sets ``v = v - v_threshold``, the rule of ``fixed_point.lif_step(reset="subtract")``.
+``reset=None`` takes each node's reset from our metadata (files of ``export_nir``), else "zero".
+snnTorch 1.0's Leaky with ``reset_mechanism="subtract"`` (default ``reset_delay=True``) subtracts the
+threshold one step later, from the decayed voltage: ``v[t] = beta v[t-1] + I[t] - thr [v[t-1] > thr]``,
+where this rule gives ``beta (v[t-1] - thr) + I[t]``, i.e. ``beta thr`` instead of ``thr`` is taken off
+(the spikes of step t itself are the same; the two differ by ``(1 - beta) thr`` per spike from the
+next step on). With ``reset_delay=False`` snnTorch subtracts in the firing step, as here (tested in
+tests/converters/nir/test_nir_reset.py). Its zero reset (reset_delay=True zeroes v[t-1] before the
+update) equals the same-step zero reset here. Delay nodes delay by ``round(delay / dt)`` steps per element.
 Conv1d/Conv2d/pooling/Flatten act on each step's tensor (no batch dimension in NIR shapes).
 """
 
@@ -34,21 +43,35 @@ import numpy as np
 import torch
 
 from converters.nir.graph import execution_order, flatten_graph, node_type
+from converters.nir.metadata import META_KEY, decode_meta
 from converters.nir.nodes import FLOAT_TYPES, KINDS, float_step, prepare
 from converters.nir.read import read_graph
 from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.fixed_point import RESETS
 
 SUPPORTED = FLOAT_TYPES  # every declared node kind; a nested NIRGraph is inlined first
 METHODS = ("euler", "exact")
 
 
+def _stated_reset(node) -> str:
+    """A node's reset as our metadata states it (files of export_nir), else NIR's: to v_reset."""
+    md = getattr(node, "metadata", None) or {}
+    try:
+        return str(decode_meta(md[META_KEY]).get("reset", "zero")) if META_KEY in md else "zero"
+    except (ValueError, TypeError, AttributeError):
+        return "zero"
+
+
 class NIRTorch(torch.nn.Module):
     """A NIR graph as a torch module; see the module docstring for the time semantics."""
 
-    def __init__(self, graph, dt: float, method: str = "euler", dtype=torch.float64, where: str = "graph"):
+    def __init__(self, graph, dt: float, method: str = "euler", dtype=torch.float64, where: str = "graph",
+                 reset: str | None = None):
         super().__init__()
         if method not in METHODS:
             raise UserError(f"method '{method}': expected one of {', '.join(METHODS)}")
+        if reset is not None and reset not in RESETS:
+            raise UserError(f"reset '{reset}': expected one of {', '.join(RESETS)}")
         if not dt > 0:
             raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
         self.dt, self.method, self.dtype = float(dt), method, dtype
@@ -63,6 +86,7 @@ class NIRTorch(torch.nn.Module):
         self.inputs = [n for n in self.nodes if node_type(self.nodes[n]) == "Input" and not self.preds[n]]
         self.outputs = [n for n in self.nodes if node_type(self.nodes[n]) == "Output" and not any(a == n for a, _ in self.edges)]
         self.params = {n: self._prepare(n, node) for n, node in self.nodes.items()}
+        self.resets = {n: reset or _stated_reset(node) for n, node in self.nodes.items()}
         self.fused: dict[str, str] = {}
         if method == "exact":
             self._fuse_linear_loops()
@@ -153,7 +177,10 @@ class NIRTorch(torch.nn.Module):
             v = self._leaky(v, p["tau_mem"], p["v_leak"] + p["r"] * cur)
         if kind.spiking:
             z = v > p["v_threshold"]
-            st["v"] = torch.where(z, p["v_reset"].expand_as(v), v)
+            if self.resets[name] == "subtract":
+                st["v"] = v - z.to(v.dtype) * p["v_threshold"]
+            else:
+                st["v"] = torch.where(z, p["v_reset"].expand_as(v), v)
             st["v_pre_reset"] = v
             return z.to(x.dtype)
         st["v"] = v
@@ -206,11 +233,12 @@ class NIRTorch(torch.nn.Module):
         return result
 
 
-def load(path_or_graph, dt: float, method: str = "euler", dtype=torch.float64) -> NIRTorch:
-    """Read a .nir file (or take a ``nir.NIRGraph``) and return the executable torch model."""
+def load(path_or_graph, dt: float, method: str = "euler", dtype=torch.float64, reset: str | None = None) -> NIRTorch:
+    """Read a .nir file (or take a ``nir.NIRGraph``) and return the executable torch model
+    (``reset``: see the module docstring; None = what the file states)."""
     if isinstance(path_or_graph, (str, os.PathLike)):
-        return NIRTorch(read_graph(path_or_graph), dt, method, dtype, where=str(path_or_graph))
-    return NIRTorch(path_or_graph, dt, method, dtype)
+        return NIRTorch(read_graph(path_or_graph), dt, method, dtype, where=str(path_or_graph), reset=reset)
+    return NIRTorch(path_or_graph, dt, method, dtype, reset=reset)
 
 
 __all__ = ["NIRTorch", "load", "SUPPORTED", "METHODS"]

@@ -1,10 +1,21 @@
 """Anyone's NIR graph -> IntNetwork, quantized by forward Euler at a stated dt.
 
-``lower_graph(graph, path, dt, input_scale)`` (reached through ``converters.nir.read.read_intnet``):
-any chain of stateless synapse nodes (``nodes.SYNAPSE_TYPES``: Linear / Affine / Scale / Conv1d /
-Conv2d / pooling / Flatten) and Delays between neurons becomes one projection (a dense matrix per
-delay tap; a node without a closed form here is composed by applying its float step from
-``converters.nir.nodes`` to the identity basis), and each neuron (LIF, CubaLIF, IF, LI, CubaLI, I)
+``lower_graph(graph, path, dt, input_scale, reset, conv)`` (reached through
+``converters.nir.read.read_intnet``): any chain of stateless synapse nodes (``nodes.SYNAPSE_TYPES``:
+Linear / Affine / Scale / Conv1d / Conv2d / pooling / Flatten) and Delays between neurons becomes
+one projection. A chain that composes into one convolution (Conv1d / Conv2d, sum / average pooling
+as a depthwise constant kernel, a per-channel Scale, Flatten, a Delay of one length; several
+composed by ``core.conv.compose``) is a convolutional projection whose kernel is stored once;
+its size guards bound the kernel and its synapses, never a dense matrix. Its float kernel is the
+dense path's matrix in another layout (offsets that only ever meet padding are dropped), so the
+weight exponent, thresholds and spikes are the dense path's bit for bit (``conv=False`` forces the
+dense path; tested). A neuron node split by decay, or thresholds that differ within a channel,
+expand the convolution to the dense path. Any other chain is a dense matrix per delay tap (a node
+without a closed form here is composed by applying its float step from ``converters.nir.nodes``
+to the identity basis). ``origin["ann_macs"]`` records the chain's own MACs per step
+(NeuroBench's count: each Conv at every output position, each Linear its weights, pooling none)
+where they differ from the projection's ``macs()``; a population takes its neuron node's frame
+((C, L) or (C, H, W)) as ``shape``. Each neuron (LIF, CubaLIF, IF, LI, CubaLI, I)
 becomes a Loihi population by forward Euler at ``dt`` (what the NIR paper's backends do):
 ``dv = round(4096 dt / tau_mem)``, ``du = round(4096 dt / tau_syn) - 1`` (4095 when there is no
 synaptic state), per-step input gain ``g = (dt/tau_mem) r (dt/tau_syn) w_in`` (LIF: ``dt r / tau``,
@@ -13,6 +24,8 @@ IF / I: ``dt r``) and bias ``(dt/tau_mem) v_leak``. Each spiking neuron gets its
 into that neuron's weights and bias; neurons of one node with different decays become one
 population per (du, dv) (``<node>.<k>``). A graph whose output is a spiking population gets a
 readout population ``<name>.count`` that counts its spikes (integer network outputs are readouts).
+Spiking populations reset to zero (what NIR's v_reset = 0 states) unless ``reset="subtract"`` is
+given (Loihi 2 only; snnTorch's default, which NIR cannot state); a readout never spikes.
 A Threshold node becomes a population with both decays 4095 (Loihi's shortest memory: 1/4096
 of the last step survives) and gain 1. What cannot be expressed (recurrence between
 populations, v_reset != 0, a non-spiking neuron feeding others) is named in a ``UserError``,
@@ -23,14 +36,18 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from converters.nir.graph import execution_order, flatten_graph, node_type, one_line
-from converters.nir.nodes import INTNET_TYPES, KINDS, NEURON_TYPES, SPIKING_TYPES, SYNAPSE_TYPES, float_step, prepare
+from converters.nir.nodes import (INTNET_TYPES, KINDS, NEURON_TYPES, SPIKING_TYPES, SYNAPSE_TYPES, float_step, pair,
+                                  prepare)
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
+from lmu2neuro.core.conv import ConvGeometry, compose
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
 
@@ -155,13 +172,16 @@ def _dense_map(path, name, node, shape: tuple[int, ...]):
     return y.reshape(n, -1).T.numpy(), c.reshape(-1).numpy(), out_shape
 
 
-def _trace_synapse_chain(path, nodes, preds, start, dt, target, delayed=frozenset()):
+def _trace_synapse_chain(path, nodes, preds, start, dt, target, delayed=frozenset(), conv: bool = False):
     """Walk back from `start` (a predecessor of neuron `target`) to a neuron or Input and compose
-    the linear, stateless nodes on the way into one dense map per delay.
+    the linear, stateless nodes on the way into one map per delay.
 
-    An edge in `delayed` (execution_order's loop edges, read one step late as nir_torch does) adds
-    one step to every tap. Returns (source, taps {steps: matrix (n_target_side, n_source)},
-    bias (n_target_side,)); a bias is applied at every step, also while a Delay is still filling.
+    With ``conv``, a chain that composes into one convolution (``_conv_chain``) comes back as a
+    ``ConvChain``, its kernel stored once; any other chain is one dense matrix per delay. An edge
+    in `delayed` (execution_order's loop edges, read one step late as nir_torch does) adds one
+    step to every tap. Returns (source, taps {steps: matrix (n_target_side, n_source)} or a
+    ConvChain, bias (n_target_side,)); a bias is applied at every step, also while a Delay is
+    still filling.
     """
     chain = []
     late = int((start, target) in delayed)
@@ -189,13 +209,38 @@ def _trace_synapse_chain(path, nodes, preds, start, dt, target, delayed=frozense
     if node_type(nodes[source]) == "Output":
         raise UserError(f"{path}: node '{source}' (Output) feeds '{target}'")
     shape = _out_shape(nodes[source])
+    if conv:
+        found = _conv_chain(path, nodes, chain[::-1], shape, dt, late, f"'{source}' -> '{target}'")
+        if found is not None:
+            return source, found[0], found[1], found[0].ann_macs
+    return (source,) + _dense_chain(path, nodes, chain[::-1], shape, dt, late, source, target)
+
+
+def _delay_steps(path, name, node, dt, n_cur) -> np.ndarray:
+    d = np.asarray(node.delay, dtype=np.float64).reshape(-1)
+    steps = np.round(d / dt).astype(int)
+    # a thousandth of a step absorbs float32 storage of the delays
+    if np.any(np.abs(steps * dt - d) > 1e-3 * dt) or np.any(steps < 0):
+        raise UserError(f"{path}: node '{name}' (Delay): parameter 'delay' is not a whole number of steps of dt = {dt}")
+    if steps.size not in (1, n_cur):
+        raise UserError(f"{path}: node '{name}' (Delay): parameter 'delay' has {steps.size} values, expected {n_cur}")
+    if steps.size:  # the taps become a buffer of the longest delay
+        longest = int(steps.max())
+        guards.check_elements(path, f"node '{name}' (Delay): a delay of {longest:,} steps at dt = {dt} "
+                              "needs a tap buffer", (longest + 1, n_cur))
+    return steps
+
+
+def _dense_chain(path, nodes, chain, shape, dt, late, source, target):
+    """The chain (source side first) as one dense matrix per delay: (taps, bias, ann_macs)."""
     n_src = int(np.prod(shape))
     # the chain is composed through a dense identity: its size is what this reader can afford
     guards.check_elements(path, f"node '{source}' ({node_type(nodes[source])}) with {n_src:,} outputs feeding "
                           f"'{target}' (composed as an {n_src} x {n_src} matrix)", (n_src, n_src))
     taps = {0: np.eye(n_src)}
     bias = np.zeros(n_src)
-    for name in reversed(chain):
+    macs = 0
+    for name in chain:
         node = nodes[name]
         typ = node_type(node)
         n_cur = next(iter(taps.values())).shape[0]
@@ -208,6 +253,7 @@ def _trace_synapse_chain(path, nodes, preds, start, dt, target, delayed=frozense
             if w.shape[1] != n_cur:
                 raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' has {w.shape[1]} inputs, expected {n_cur}")
             taps = {k: w @ m for k, m in taps.items()}
+            macs += int(w.size)
             bias = w @ bias + (np.asarray(node.bias, dtype=np.float64).reshape(-1) if typ == "Affine" else 0.0)
             shape = (w.shape[0],)
         elif typ == "Scale" and np.asarray(node.scale).size in (1, n_cur):
@@ -215,17 +261,7 @@ def _trace_synapse_chain(path, nodes, preds, start, dt, target, delayed=frozense
             taps = {k: s[:, None] * m for k, m in taps.items()}
             bias = s * bias
         elif typ == "Delay":
-            d = np.asarray(node.delay, dtype=np.float64).reshape(-1)
-            steps = np.round(d / dt).astype(int)
-            # a thousandth of a step absorbs float32 storage of the delays
-            if np.any(np.abs(steps * dt - d) > 1e-3 * dt) or np.any(steps < 0):
-                raise UserError(f"{path}: node '{name}' (Delay): parameter 'delay' is not a whole number of steps of dt = {dt}")
-            if steps.size not in (1, n_cur):
-                raise UserError(f"{path}: node '{name}' (Delay): parameter 'delay' has {steps.size} values, expected {n_cur}")
-            if steps.size:  # the taps become a buffer of the longest delay
-                longest = int(steps.max())
-                guards.check_elements(path, f"node '{name}' (Delay): a delay of {longest:,} steps at dt = {dt} "
-                                      "needs a tap buffer", (longest + 1, n_cur))
+            steps = _delay_steps(path, name, node, dt, n_cur)
             new: dict[int, np.ndarray] = {}
             for k, m in taps.items():
                 for row_steps in np.unique(steps):
@@ -238,12 +274,190 @@ def _trace_synapse_chain(path, nodes, preds, start, dt, target, delayed=frozense
             if in_shape is None or int(np.prod(in_shape)) != n_cur:
                 in_shape = shape if int(np.prod(shape)) == n_cur else (n_cur,)
             a, c, shape = _dense_map(path, name, node, in_shape)
+            macs += _node_macs(node, shape)
             taps = {k: a @ m for k, m in taps.items()}
             bias = a @ bias + c
     if late:
         taps = {k + late: m for k, m in taps.items()}
-    return source, taps, bias
+    return taps, bias, macs
 
+
+_CONV_TYPES = ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
+
+
+@dataclass
+class ConvChain:
+    """A chain of synapse nodes that is one convolution: the float kernel (taps, C_out, C_in / groups,
+    *k), stored once, with its geometry; ``ann_macs``: the source nodes' own MACs per step."""
+
+    geometry: ConvGeometry
+    kernel: np.ndarray
+    ann_macs: int
+
+    def row_peaks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per target neuron: the largest |weight| of any tap and the sum of |weights| over all taps,
+        over the synapses from real (not padded) sources: what the dense matrix's rows hold."""
+        g, k = self.geometry, np.abs(self.kernel)
+        c_out = k.shape[1]
+        total = g.apply(torch.as_tensor(k.sum(axis=0)), torch.ones(1, g.in_size, dtype=torch.float64))[0].numpy()
+        mask = _offsets_in_frame(g, k.shape[3:])  # (kernel offsets, output positions)
+        spatial = torch.as_tensor(k.max(axis=(0, 2)).reshape(c_out, -1, 1))
+        peak = torch.zeros(c_out, mask.shape[1], dtype=torch.float64)
+        for o in range(c_out):  # one output channel at a time bounds the (offsets, positions) product
+            peak[o] = (spatial[o] * mask).max(dim=0).values
+        return peak.reshape(-1).numpy(), total
+
+    def dense_taps(self, path, where) -> dict[int, np.ndarray]:
+        g = self.geometry
+        out_size = int(np.prod(g.out_shape(self.kernel.shape)))
+        guards.check_elements(path, f"{where}: a convolution expanded to a dense matrix",
+                              (self.kernel.shape[0], out_size, g.in_size))
+        dense = g.dense(self.kernel)
+        return {j: dense[j] for j in range(dense.shape[0]) if j == dense.shape[0] - 1 or np.any(dense[j])}
+
+
+def _offsets_in_frame(g: ConvGeometry, k_spatial) -> torch.Tensor:
+    """(prod(k), output positions) float64: 1 where that kernel offset meets a real source at that
+    output position (0 where it meets padding)."""
+    ones = torch.ones((1, 1) + tuple(g.in_shape[1:]), dtype=torch.float64)
+    if g.dims == 1:
+        ones, ks = ones.unsqueeze(2), (1,) + tuple(k_spatial)
+        stride, padding, dilation = (1,) + g.stride, (0,) + g.padding, (1,) + g.dilation
+    else:
+        ks, stride, padding, dilation = tuple(k_spatial), g.stride, g.padding, g.dilation
+    return F.unfold(ones, ks, dilation=dilation, padding=padding, stride=stride)[0]
+
+
+def _node_macs(node, out_shape) -> int:
+    """NeuroBench's count for one node on one step: a convolution at every output position (with
+    padded positions); a Linear its weights; pooling, Scale, Flatten, Delay none."""
+    typ = node_type(node)
+    if typ in ("Conv1d", "Conv2d"):
+        w = np.shape(node.weight)
+        return int(np.prod(out_shape)) * int(np.prod(w[1:]))
+    if typ in ("Linear", "Affine"):
+        return int(np.asarray(node.weight).size)
+    return 0
+
+
+def _conv_of(node, in_shape):
+    """(geometry, float kernel of one tap) of a Conv / pooling node on a frame, or None when it
+    needs the dense path (a padding given as a string, a frame that does not fit)."""
+    typ = node_type(node)
+    settings = ("stride", "padding", "dilation", "groups") if typ in ("Conv1d", "Conv2d") else (
+        "kernel_size", "stride", "padding")
+    for name in settings:
+        value = getattr(node, name)
+        try:
+            if isinstance(value, str) or np.any(np.asarray(value, dtype=np.float64) % 1):
+                return None  # "same" / "valid", or a fraction: the dense path's torch step says what it is
+        except (TypeError, ValueError):
+            return None
+    if typ in ("Conv1d", "Conv2d"):
+        dims = 1 if typ == "Conv1d" else 2
+        if len(in_shape) != dims + 1:
+            return None
+        kernel = np.asarray(node.weight, dtype=np.float64)
+        conv = (lambda v: (int(np.asarray(v).reshape(-1)[0]),)) if dims == 1 else pair
+        g = ConvGeometry(tuple(in_shape), conv(node.stride), conv(node.padding), conv(node.dilation),
+                         int(np.asarray(node.groups)))
+    else:
+        if len(in_shape) != 3:
+            return None
+        kh, kw = pair(node.kernel_size)
+        c = int(in_shape[0])
+        value = 1.0 if typ == "SumPool2d" else 1.0 / (kh * kw)  # count_include_pad: the window's size
+        kernel = np.full((c, 1, kh, kw), value)
+        g = ConvGeometry(tuple(in_shape), pair(node.stride), pair(node.padding), (1, 1), c)
+    if g.problem((1,) + kernel.shape):
+        return None
+    return g, kernel
+
+
+def _conv_chain(path, nodes, chain, shape, dt, late, where):
+    """The chain (source side first) as one convolution, or None when it is not one.
+
+    Conv1d / Conv2d and sum / average pooling (a depthwise constant kernel) compose with
+    ``core.conv.compose``; a Scale that is one factor per channel is a depthwise 1 x 1 kernel;
+    Flatten and pass-through Input / Output are the identity; a Delay of one length for every
+    element shifts the kernel to a later tap. Anything else (a Linear, per-element delays or
+    scales, a second convolution that pads) leaves the chain to the dense path. Returns
+    (ConvChain, bias per target neuron) with the kernel's offsets that never meet a real source
+    set to zero (the dense matrix has no entry for them), so the weight exponent is the dense
+    path's."""
+    conv = None  # (geometry, float kernel of one tap)
+    delay = late
+    macs = 0
+    has_conv = False
+    bias = torch.zeros((1,) + tuple(shape), dtype=torch.float64)
+    for name in chain:
+        node = nodes[name]
+        typ = node_type(node)
+        if KINDS[typ].role == "io":
+            continue
+        n_cur = bias[0].numel()
+        in_shape = _node_shape(node, "input")
+        if in_shape is None or int(np.prod(in_shape)) != n_cur:
+            in_shape = tuple(bias.shape[1:])
+        frame = bias.reshape((1,) + tuple(in_shape))
+        if typ in _CONV_TYPES:
+            found = _conv_of(node, in_shape)
+            if found is None:
+                return None
+            has_conv = True
+        elif typ == "Scale":
+            s = np.asarray(node.scale, dtype=np.float64)
+            try:
+                per = np.broadcast_to(s, in_shape).reshape(in_shape[0], -1)
+            except ValueError:
+                return None
+            if len(in_shape) not in (2, 3) or not np.all(per == per[:, :1]):
+                return None
+            c = in_shape[0]
+            found = (ConvGeometry(tuple(in_shape), 1, 0, 1, c), per[:, 0].reshape((c, 1) + (1,) * (len(in_shape) - 1)))
+        elif typ == "Flatten":
+            bias = float_step(typ, frame, prepare(node, torch.float64))
+            continue
+        elif typ == "Delay":
+            steps = _delay_steps(path, name, node, dt, n_cur)
+            if steps.size and np.any(steps != steps.flat[0]):
+                return None
+            delay += int(steps.flat[0]) if steps.size else 0
+            continue
+        else:
+            return None
+        g2, k2 = found
+        out_shape = g2.out_shape((1,) + k2.shape)
+        # sizes from the file, bounded before torch pads the frame or numpy holds a composed kernel
+        padded = (g2.in_shape[0],) + tuple(n + 2 * q for n, q in zip(g2.in_shape[1:], g2.padding))
+        guards.check_elements(path, f"node '{name}' ({typ}): padded input frame", padded)
+        guards.check_elements(path, f"node '{name}' ({typ}): output frame", out_shape)
+        if conv is None:
+            conv = found
+        else:
+            g1, k1 = conv
+            extent = tuple(s1 * d2 * (n2 - 1) + d1 * (n1 - 1) + 1 for s1, d1, n1, d2, n2 in
+                           zip(g1.stride, g1.dilation, k1.shape[2:], g2.dilation, k2.shape[2:]))
+            guards.check_elements(path, f"node '{name}' ({typ}): kernel composed with the convolution before it",
+                                  (k2.shape[0], g1.in_shape[0]) + extent)
+            conv = compose(g1, k1, g2, k2)
+            if conv is None:
+                return None
+        macs += _node_macs(node, out_shape)
+        bias = float_step(typ, frame, prepare(node, torch.float64))
+        if tuple(bias.shape[1:]) != tuple(out_shape):  # pragma: no cover - the geometry is torch's
+            return None
+    if not has_conv:
+        return None
+    g, k = conv
+    guards.check_elements(path, f"{where}: convolution kernel with {delay + 1} delay taps", (delay + 1,) + k.shape)
+    out_size = int(np.prod(g.out_shape((1,) + k.shape)))
+    # the synapses (target, source) that counting and back ends may list (Projection.pairs)
+    guards.check_elements(path, f"{where}: convolution synapses", (out_size, int(np.prod(k.shape[1:]))))
+    used = _offsets_in_frame(g, k.shape[2:]).any(dim=1).numpy().reshape(k.shape[2:])
+    kernel = np.zeros((delay + 1,) + k.shape)
+    kernel[delay] = np.where(used, k, 0.0)
+    return ConvChain(g, kernel, macs), bias.reshape(-1).numpy()
 
 def _out_shape(node):
     ot = node.output_type.get("output") if getattr(node, "output_type", None) else None
@@ -252,8 +466,17 @@ def _out_shape(node):
     return tuple(int(v) for v in np.asarray(ot).reshape(-1))
 
 
-def lower_graph(graph, path, dt: float, input_scale: float | None) -> IntNetwork:
-    """A third-party ``nir.NIRGraph`` (read from ``path``, named in errors) as an IntNetwork at ``dt`` s per step."""
+def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | None = None,
+                conv: bool = True) -> IntNetwork:
+    """A third-party ``nir.NIRGraph`` (read from ``path``, named in errors) as an IntNetwork at ``dt`` s per step.
+
+    ``reset``: what a spike does to every spiking population (``fixed_point.RESETS``); None is
+    what NIR states, "zero" (NIR has no field for a subtract reset: snnTorch writes v_reset = 0
+    for both mechanisms). ``conv=False`` expands every convolution into dense matrices (the
+    reference the convolution path is tested against)."""
+    reset = "zero" if reset is None else reset
+    if reset not in fx.RESETS:
+        raise UserError(f"reset '{reset}': expected one of {', '.join(fx.RESETS)}")
     nodes, edges = flatten_graph(graph)
     # a loop without state is an error before anything else; loop edges carry the previous step
     _, delayed = execution_order(nodes, edges, str(path))
@@ -279,13 +502,18 @@ def lower_graph(graph, path, dt: float, input_scale: float | None) -> IntNetwork
     incoming: dict[str, list] = {n: [] for n in neurons}
     for n in neurons:
         for p in preds[n]:
-            src, taps, bias = _trace_synapse_chain(path, nodes, preds, p, dt, n, delayed)
+            src, taps, bias, macs = _trace_synapse_chain(path, nodes, preds, p, dt, n, delayed, conv=conv)
+            if isinstance(taps, ConvChain) and (len(_groups(dyn[n])) > 1 or
+                                                (src in dyn and len(_groups(dyn[src])) > 1)):
+                # neurons with different decays become several populations: a kernel shared across
+                # them is not one projection, so this chain is a dense matrix per population pair
+                taps = taps.dense_taps(path, f"node '{n}': input from '{src}'")
             if src in dyn and dyn[src]["vth"] is None:
                 raise UserError(
                     f"{path}: node '{src}' ({dyn[src]['type']}) is a non-spiking neuron feeding '{n}'; Loihi "
                     "populations pass spikes only (expected a spiking neuron or the Input)"
                 )
-            incoming[n].append((src, taps, bias, p))
+            incoming[n].append((src, taps, bias, p, macs))
     # topological order of neurons; a neuron feeding itself (through a loop edge, so one step late)
     # is a recurrent projection within its population, the only recurrence Lava delivers in time
     order: list[str] = []
@@ -331,7 +559,7 @@ def lower_graph(graph, path, dt: float, input_scale: float | None) -> IntNetwork
         split[n] = [(n if len(groups) == 1 else f"{n}.{k}", idx) for k, idx in enumerate(groups)]
         # recurrent weights from a later decay group into an earlier one would be a loop between two
         # Loihi populations (a group feeding a later group, or itself, is fine)
-        for src, taps, _, via in incoming[n]:
+        for src, taps, _, via, _ in incoming[n]:
             if src != n or len(groups) == 1:
                 continue
             for a, rows in enumerate(groups):
@@ -355,9 +583,15 @@ def lower_graph(graph, path, dt: float, input_scale: float | None) -> IntNetwork
             peak_w = np.zeros(rows.size)
             peak_cur = np.zeros(rows.size)
             bias_ss = d["bias"][rows].copy()
-            for src, taps, bias, _ in incoming[n]:
+            for src, taps, bias, *_ in incoming[n]:
                 per_src = 1.0 / x_scale if src == in_name else 1.0
                 x_max = 127 if src == in_name else 1
+                if isinstance(taps, ConvChain):  # unsplit target: rows are all its neurons
+                    row_max, row_sum = taps.row_peaks()
+                    peak_w = np.maximum(peak_w, row_max * np.abs(gain) * per_src)
+                    peak_cur += row_sum * np.abs(gain) * per_src * x_max / keep_syn
+                    bias_ss = bias_ss + gain / keep_syn * bias[rows]
+                    continue
                 for m in taps.values():
                     if m.shape[0] != d["n"]:
                         raise UserError(f"{path}: node '{n}': receives {m.shape[0]} values, expected {d['n']}")
@@ -396,12 +630,33 @@ def lower_graph(graph, path, dt: float, input_scale: float | None) -> IntNetwork
                 scale = np.full(rows.size, min(fx.WEIGHT_MAX / top, cur_cap / max(float(np.max(peak_cur)), 1e-300)))
                 vth_int, readout = fx.VTH_MAX, True
             bias_mant, bias_exp = fx.quantize_bias(bias_ss * scale * (1 << fx.ACT_SHIFT))
+            frame = _out_shape(nodes[n])
             pops.append(Population(name=pop_name, size=int(rows.size), du=du, dv=dv, vth=vth_int, bias_mant=bias_mant,
                                    bias_exp=bias_exp, readout=readout,
                                    meta={"nir_node": n, "nir_type": d["type"], "neurons": rows.tolist(),
-                                         "voltage_scale": scale.tolist()}))
-            for src, taps, _, via in incoming[n]:
+                                         "voltage_scale": scale.tolist()},
+                                   reset="zero" if readout else reset,
+                                   shape=frame if len(split[n]) == 1 and len(frame) in (2, 3)
+                                   and int(np.prod(frame)) == rows.size else None))
+            for src, taps, _, via, macs in incoming[n]:
                 per_src = 1.0 / x_scale if src == in_name else 1.0
+                base = f"{via}->{pop_name}" if via != src else f"{src}->{pop_name}"
+                origin = {"kind": "nir", "via": via}
+                if isinstance(taps, ConvChain):
+                    factor = (gain * scale * per_src).reshape(taps.kernel.shape[1], -1)
+                    if np.all(factor == factor[:, :1]):  # one factor per output channel: the kernel holds it
+                        w = taps.kernel * factor[:, 0].reshape((1, -1) + (1,) * (taps.kernel.ndim - 2))
+                        if not np.any(w):
+                            continue
+                        mant, exp = fx.quantize_weights(torch.as_tensor(w))
+                        proj = Projection(name=base, source=src, target=pop_name, weights=mant.numpy(),
+                                          weight_exp=int(exp), origin=origin, conv=taps.geometry)
+                        if macs != proj.macs():
+                            proj.origin["ann_macs"] = int(macs)
+                        projs.append(proj)
+                        continue
+                    # thresholds that differ within a channel scale each neuron's weights differently
+                    taps = taps.dense_taps(path, f"node '{n}': input from '{src}' (thresholds differ within a channel)")
                 k = max(taps) + 1
                 for src_pop, cols in split[src]:
                     guards.check_elements(path, f"node '{n}': projection from '{src_pop}' with {k} delay taps",
@@ -412,10 +667,12 @@ def lower_graph(graph, path, dt: float, input_scale: float | None) -> IntNetwork
                     if not np.any(w):
                         continue
                     mant, exp = fx.quantize_weights(torch.as_tensor(w))
-                    base = f"{via}->{pop_name}" if via != src else f"{src}->{pop_name}"
                     name = base if len(split[src]) == 1 else f"{base}[{src_pop}]"
-                    projs.append(Projection(name=name, source=src_pop, target=pop_name, weights=mant.numpy(),
-                                            weight_exp=int(exp), origin={"kind": "nir", "via": via}))
+                    proj = Projection(name=name, source=src_pop, target=pop_name, weights=mant.numpy(),
+                                      weight_exp=int(exp), origin=dict(origin))
+                    if len(split[src]) == 1 and len(split[n]) == 1 and macs != proj.macs():
+                        proj.origin["ann_macs"] = int(macs)
+                    projs.append(proj)
     if dyn[out_name]["vth"] is not None:
         output = f"{out_name}.count"
         size = dyn[out_name]["n"]

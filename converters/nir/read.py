@@ -5,7 +5,7 @@
 ``UserError`` line naming the file, the node and the field. The node types and the fields each must
 carry are those of ``converters.nir.nodes.KINDS``.
 
-``read_intnet(path, dt=None, input_scale=None)``:
+``read_intnet(path, dt=None, input_scale=None, reset=None)``:
 - a file written by ``converters.nir.export`` carries the Loihi integers as metadata
   (``converters.nir.metadata``) and is rebuilt exactly (same arrays, same spikes);
 - any other graph is lowered by forward Euler at ``dt`` (``converters.nir.lower``, whose docstring
@@ -24,7 +24,9 @@ from converters.nir.graph import one_line
 from converters.nir.lower import lower_graph
 from converters.nir.metadata import FORMAT, META_KEY, decode_meta
 from converters.nir.nodes import KINDS
+from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
+from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
 
@@ -128,10 +130,14 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
         m, md = node_meta(name)
         if "bias_mant" not in md:
             raise UserError(f"{path}: node '{name}': missing metadata field 'bias_mant'")
+        shape = m.get("shape")
         pops.append(
-            Population(name=name, size=int(np.asarray(md["bias_mant"]).shape[0]), du=int(m["du"]), dv=int(m["dv"]),
-                       vth=int(m["vth"]), bias_mant=np.asarray(md["bias_mant"], dtype=np.int64),
-                       bias_exp=int(m["bias_exp"]), readout=bool(m["readout"]), meta=m.get("meta") or {})
+            Population(name=name, size=int(np.asarray(md["bias_mant"]).shape[0]), du=int(m["du"]),
+                       dv=int(m["dv"]), vth=int(m["vth"]),
+                       bias_mant=np.asarray(md["bias_mant"], dtype=np.int64),
+                       bias_exp=int(m["bias_exp"]), readout=bool(m["readout"]), meta=m.get("meta") or {},
+                       # files written before resets were stated: every population reset to zero
+                       reset=str(m.get("reset", "zero")), shape=None if shape is None else tuple(int(v) for v in shape))
         )
     projs = []
     for pm in gm["projections"]:
@@ -144,8 +150,11 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
             mants.append(w if m.get("form") == "lmu_integrator" else w[None])
             origin = m.get("origin") or {}
         weights = np.concatenate(mants, axis=0)
+        c = pm.get("conv")
+        geometry = None if c is None else ConvGeometry(tuple(c["in_shape"]), tuple(c["stride"]), tuple(c["padding"]),
+                                                       tuple(c["dilation"]), int(c["groups"]))
         projs.append(Projection(name=pm["name"], source=pm["source"], target=pm["target"], weights=weights,
-                                weight_exp=int(pm["weight_exp"]), origin=origin))
+                                weight_exp=int(pm["weight_exp"]), origin=origin, conv=geometry))
     try:
         return IntNetwork(input_size=int(gm["input_size"]), input_scale=float(gm["input_scale"]), populations=pops,
                           projections=projs, output=gm["output"], input_name=gm["input_name"],
@@ -154,14 +163,21 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
         raise UserError(f"{path}: metadata does not form a valid integer network: {exc}") from None
 
 
-def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None) -> IntNetwork:
+def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
+                reset: str | None = None, conv: bool = True) -> IntNetwork:
     """Read a .nir file as an IntNetwork (exact for our files; forward-Euler quantized at dt otherwise).
 
-    For files written by ``export_nir`` the integers are fixed: the stored dt and input scale are
-    used, and a different ``dt`` is refused. For other graphs: ``dt`` defaults to the graph's stated dt, else
-    1e-4 s; ``input_scale`` maps float input -> ``clip(round(x * input_scale), -128, 127)``,
-    default 1 (spike or small-integer inputs).
+    For files written by ``export_nir`` the integers are fixed: the stored dt, input scale and
+    each population's reset are used, and a different ``dt`` or ``reset`` is refused. For other
+    graphs: ``dt`` defaults to the graph's stated dt, else 1e-4 s; ``input_scale`` maps float
+    input -> ``clip(round(x * input_scale), -128, 127)``, default 1 (spike or small-integer
+    inputs); ``reset`` ("zero" or "subtract", ``fixed_point.RESETS``) sets what a spike does in
+    every spiking population, None = what the file states (NIR can state only "zero"; snnTorch
+    writes v_reset = 0 for its subtract reset too). ``conv=False`` expands convolutions into
+    dense matrices (the reference the convolution path is tested against).
     """
+    if reset is not None and reset not in fx.RESETS:
+        raise UserError(f"reset '{reset}': expected one of {', '.join(fx.RESETS)}")
     graph = read_graph(path)
     ours = is_ours(graph)
     try:
@@ -170,6 +186,10 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
             if dt is not None and not (net.dt and math.isclose(dt, net.dt)):
                 raise UserError(f"{path}: dt = {dt} given, but this file carries its own dt = {net.dt} s, for which "
                                 "its Loihi integers were computed (expected no dt, or the same)")
+            stated = sorted({p.reset for p in net.populations if not p.readout})
+            if reset is not None and stated and stated != [reset]:
+                raise UserError(f"{path}: reset '{reset}' given, but this file states reset '{'/'.join(stated)}' for "
+                                "its populations, with which its integers were computed (expected no reset, or the same)")
             return net
         where = f"{path}: dt = {dt}"
         if dt is None:
@@ -178,7 +198,7 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
             where = f"{path}: graph metadata field 'dt' = {dt}"
         if not (dt > 0 and math.isfinite(dt)):
             raise UserError(f"{where}: expected a positive, finite number of seconds per step")
-        return lower_graph(graph, path, float(dt), input_scale)
+        return lower_graph(graph, path, float(dt), input_scale, reset=reset, conv=conv)
     except UserError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:

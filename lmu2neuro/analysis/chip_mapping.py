@@ -8,6 +8,12 @@ the next neuron would exceed a per-core limit:
 - synaptic memory: nonzero synapses (each delay tap is its own synapse) x (weight bits + delay
   bits) / 8, where delay bits = ceil(log2(taps)) for a projection with taps > 1. Assumption:
   no per-synapse index overhead (Loihi's sparse formats add some), all memory holds synapses.
+  A convolution is stored by the profile's rule (``chip.conv_weights``, with its source):
+  "per_synapse" (Loihi 1, Davies et al. 2018: each connection its own synapse) or "shared"
+  (Loihi 2, lava-dl's compiler printout for PilotNet: each output channel's nonzero kernel
+  entries once per core holding neurons of that channel). Both figures are reported per layer.
+Connectivity comes from each projection's sparse (target, source) pairs, never a dense matrix,
+so a convolution is mapped at the size people deploy.
 Then per core, fan-out axons = sum over its neurons of the distinct target cores each one
 reaches. The input is injected by the host and takes no core. A single neuron that breaks a
 limit on its own cannot be fixed by packing: it is reported as a violation with its layer.
@@ -41,13 +47,17 @@ class LayerCores:
     layer: str
     neurons: int
     cores: int
-    synapses: int  # nonzero, all taps
-    synaptic_bytes: int
+    synapses: int  # nonzero connections, all taps: what a chip without weight sharing stores
+    synaptic_bytes: int  # under the profile's rule for convolutions (conv_weights)
     max_fan_in_axons: int  # per neuron
     max_core_fan_in_axons: int
     max_core_fan_out_axons: int
     max_core_synaptic_bytes: int
     limited_by: str  # the limit that closed most cores
+    stored_weights: int = 0  # parameters the model stores (a convolution's kernel once)
+    synaptic_bytes_per_synapse: int = 0  # every connection its own synapse
+    synaptic_bytes_shared: int | None = None  # convolution kernels shared within a core; None: no convolution in
+    conv_weights: str = "per_synapse"  # the rule the mapping packed with
 
 
 @dataclass
@@ -74,6 +84,26 @@ def _limit(profile: Profile, key: str) -> float | None:
     return None if q is None else q.value
 
 
+def connections(proj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target, source, synapses) of each connected pair of a projection: synapses = the taps on
+    which the pair's weight is nonzero. From the projection's sparse pairs, never its dense matrix."""
+    if proj.taps == 1:
+        tgt, src = proj.pairs()
+        return tgt, src, np.ones(tgt.size, dtype=np.int64)
+    w = np.asarray(proj.weights)
+    if proj.conv is not None:
+        tgt, src, k = proj.conv.pairs(w)
+        return tgt, src, np.count_nonzero(w.reshape(w.shape[0], -1)[:, k], axis=0).astype(np.int64)
+    tgt, src = proj.pairs()
+    return tgt, src, np.count_nonzero(w[:, tgt, src], axis=0).astype(np.int64)
+
+
+def _channel_bytes(proj, bits: int) -> np.ndarray:
+    """(C_out,) bytes of one output channel's kernel, nonzero entries over all taps."""
+    w = np.asarray(proj.weights)
+    return np.count_nonzero(w.reshape(w.shape[0], w.shape[1], -1), axis=(0, 2)) * bits / 8
+
+
 def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_BITS) -> ChipMapping:
     """Map `net` onto `profile`'s cores; raises ValueError if the profile has no `chip` section."""
     if profile.chip is None:
@@ -83,6 +113,7 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
     fin = _limit(profile, "fan_in_axons_per_core")
     fout = _limit(profile, "fan_out_axons_per_core")
     max_delay = _limit(profile, "max_delay")
+    rule = profile.chip.conv_weights.storage if profile.chip.conv_weights is not None else "per_synapse"
     unchecked = [f"chip.{k} (not in the profile)" for k in ("fan_in_axons_per_core", "fan_out_axons_per_core", "max_delay")
                  if _limit(profile, k) is None]
     violations: list[Violation] = []
@@ -95,11 +126,9 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
     rows: list[LayerCores] = []
     next_core = 0
     pops, projs = net.on_chip()
+    links: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # projection -> connections()
     for pop in pops:
         into = [p for p in projs if p.target == pop.name]
-        # Connectivity of each target neuron to every source neuron (over taps), all projections.
-        conn = [np.any(np.asarray(p.weights) != 0, axis=0) for p in into]
-        conn_all = np.concatenate(conn, axis=1) if conn else np.zeros((pop.size, 0), bool)
         bits_per = []
         for p in into:
             if p.taps > 1 and max_delay is not None and p.taps - 1 > max_delay:
@@ -107,38 +136,69 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
                                             f"layer '{pop.name}': projection '{p.name}' needs delays up to "
                                             f"{p.taps - 1} steps, {profile.name} allows {max_delay:g}"))
             bits_per.append(weight_bits + (math.ceil(math.log2(p.taps)) if p.taps > 1 else 0))
-        syn_bits = np.zeros(pop.size)
+        # Sources of each target neuron over all projections into it, in one index space
+        # (projection k's sources offset by the sizes before it), as CSR rows.
+        tgts, srcs, offset = [], [], 0
+        per_syn_bytes = np.zeros(pop.size)  # every connection its own synapse
+        own_bytes = np.zeros(pop.size)  # what each neuron adds alone under the profile's rule
+        shared = []  # (channel of each neuron, bytes per channel) of the shared convolutions
         for p, b in zip(into, bits_per):
-            syn_bits += np.count_nonzero(np.asarray(p.weights), axis=(0, 2)) * b
-        syn_bytes = syn_bits / 8
-        fan_in = conn_all.sum(axis=1)
+            tgt, src, _ = links[p.name] = connections(p)
+            tgts.append(tgt)
+            srcs.append(src + offset)
+            offset += net.size_of(p.source)
+            neuron_bytes = p.fan_in() * b / 8
+            per_syn_bytes += neuron_bytes
+            if p.conv is not None and rule == "shared":
+                positions = pop.size // int(p.out_shape[0])
+                shared.append((np.arange(pop.size) // positions, _channel_bytes(p, b)))
+            else:
+                own_bytes += neuron_bytes
+        tgt = np.concatenate(tgts) if tgts else np.zeros(0, np.int64)
+        src = np.concatenate(srcs) if srcs else np.zeros(0, np.int64)
+        order = np.argsort(tgt, kind="stable")
+        src_sorted = src[order]
+        starts = np.concatenate([[0], np.cumsum(np.bincount(tgt, minlength=pop.size))]).astype(np.int64)
+        fan_in = np.diff(starts)  # distinct sources per neuron (pairs are distinct per projection)
 
         cores = np.zeros(pop.size, dtype=np.int64)
-        union = np.zeros(conn_all.shape[1], bool)
-        count, mem, core = 0, 0.0, 0
+        seen = np.zeros(max(offset, 1), bool)  # sources already on the current core
+        seen_list: list[np.ndarray] = []
+        seen_channels = [set() for _ in shared]
+        count, axons, mem, core = 0, 0, 0.0, 0
         closed_by: dict[str, int] = {}
         core_fan_in, core_mem = [], []
         for i in range(pop.size):
-            new_union = union | conn_all[i]
+            mine = src_sorted[starts[i]:starts[i + 1]]
+            new = mine[~seen[mine]]
+            add = own_bytes[i] + sum(cb[ch[i]] for (ch, cb), sc in zip(shared, seen_channels) if ch[i] not in sc)
             reason = None
             if count + 1 > n_core:
                 reason = "neurons"
-            elif fin is not None and new_union.sum() > fin and count > 0:
+            elif fin is not None and axons + new.size > fin and count > 0:
                 reason = "fan-in axons"
-            elif mem_core is not None and mem + syn_bytes[i] > mem_core and count > 0:
+            elif mem_core is not None and mem + add > mem_core and count > 0:
                 reason = "synaptic memory"
             if reason:
                 closed_by[reason] = closed_by.get(reason, 0) + 1
-                core_fan_in.append(int(union.sum()))
+                core_fan_in.append(axons)
                 core_mem.append(mem)
                 core += 1
-                union, count, mem = conn_all[i].copy(), 0, 0.0
-            else:
-                union = new_union
+                for arr in seen_list:
+                    seen[arr] = False
+                seen_list, count, axons, mem = [], 0, 0, 0.0
+                seen_channels = [set() for _ in shared]
+                new = mine
+                add = own_bytes[i] + sum(cb[ch[i]] for ch, cb in shared)
+            seen[new] = True
+            seen_list.append(new)
+            axons += new.size
+            for (ch, _), sc in zip(shared, seen_channels):
+                sc.add(int(ch[i]))
             count += 1
-            mem += syn_bytes[i]
+            mem += add
             cores[i] = core
-        core_fan_in.append(int(union.sum()))
+        core_fan_in.append(axons)
         core_mem.append(mem)
         n_cores = core + 1 if pop.size else 0
         core_of[pop.name] = cores + next_core
@@ -149,32 +209,51 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
             violations.append(Violation(pop.name, "chip.fan_in_axons_per_core", worst, fin,
                                         f"layer '{pop.name}': a single neuron has {worst} fan-in axons, "
                                         f"a {profile.name} core allows {fin:g}"))
-        if mem_core is not None and syn_bytes.size and syn_bytes.max() > mem_core:
-            violations.append(Violation(pop.name, "chip.synaptic_memory_per_core", float(syn_bytes.max()), mem_core,
-                                        f"layer '{pop.name}': a single neuron's synapses need {syn_bytes.max():.0f} B, "
+        alone = own_bytes + sum(cb[ch] for ch, cb in shared) if pop.size else own_bytes
+        if mem_core is not None and alone.size and alone.max() > mem_core:
+            violations.append(Violation(pop.name, "chip.synaptic_memory_per_core", float(alone.max()), mem_core,
+                                        f"layer '{pop.name}': a single neuron's synapses need {alone.max():.0f} B, "
                                         f"a {profile.name} core has {mem_core:g} B"))
+        has_conv = any(p.conv is not None for p in into)
+        shared_total = None
+        if has_conv:  # with sharing: each core stores the kernels of the channels it holds
+            shared_total = 0.0
+            for p, b in zip(into, bits_per):
+                if p.conv is None:
+                    shared_total += float((p.fan_in() * b / 8).sum())
+                    continue
+                positions = pop.size // int(p.out_shape[0])
+                ch = np.arange(pop.size) // positions
+                pairs = np.unique(cores * int(p.out_shape[0]) + ch)
+                shared_total += float(_channel_bytes(p, b)[pairs % int(p.out_shape[0])].sum())
         rows.append(LayerCores(
             layer=pop.name, neurons=pop.size, cores=n_cores,
-            synapses=int(sum(np.count_nonzero(p.weights) for p in into)),
-            synaptic_bytes=int(math.ceil(syn_bytes.sum())), max_fan_in_axons=worst,
+            synapses=int(sum(p.synapses() for p in into)),
+            synaptic_bytes=int(math.ceil(sum(core_mem))), max_fan_in_axons=worst,
             max_core_fan_in_axons=max(core_fan_in), max_core_fan_out_axons=0,
             max_core_synaptic_bytes=int(math.ceil(max(core_mem))),
             limited_by=max(closed_by, key=closed_by.get) if closed_by else "fits one core",
+            stored_weights=int(sum(p.stored_weights() for p in into)),
+            synaptic_bytes_per_synapse=int(math.ceil(per_syn_bytes.sum())),
+            synaptic_bytes_shared=None if shared_total is None else int(math.ceil(shared_total)),
+            conv_weights=rule,
         ))
 
     # Fan-out axons: per source neuron, the distinct target cores it reaches.
     row_of = {r.layer: r for r in rows}
+    n_total = max(next_core, 1)
     for pop in pops:
-        out_axons = np.zeros(pop.size, dtype=np.int64)
-        targets_cores: list[set] = [set() for _ in range(pop.size)]
+        keys = []
         for p in projs:
             if p.source != pop.name:
                 continue
-            reach = np.any(np.asarray(p.weights) != 0, axis=0)  # (target, source)
-            tc = core_of[p.target]
-            for j in range(pop.size):
-                targets_cores[j].update(np.unique(tc[reach[:, j]]).tolist())
-        out_axons[:] = [len(s) for s in targets_cores]
+            tgt, src, _ = links[p.name]
+            keys.append(src * n_total + core_of[p.target][tgt])
+        if keys:
+            reached = np.unique(np.concatenate(keys))
+            out_axons = np.bincount(reached // n_total, minlength=pop.size)
+        else:
+            out_axons = np.zeros(pop.size, dtype=np.int64)
         per_core = np.bincount(core_of[pop.name] - core_of[pop.name].min(), weights=out_axons) if pop.size else np.zeros(1)
         row_of[pop.name].max_core_fan_out_axons = int(per_core.max()) if per_core.size else 0
         if fout is not None and per_core.size and per_core.max() > fout:
@@ -192,6 +271,9 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
     assumptions = [
         "greedy in-order packing of each layer's neurons (an optimising compiler may use fewer cores)",
         "synaptic memory = nonzero synapses x (weight bits + delay bits), no index overhead",
+        (f"convolutions: {rule.replace('_', ' ')} weights ({profile.chip.conv_weights.source})"
+         if profile.chip.conv_weights is not None else
+         "convolutions: every connection its own synapse (the profile states no weight sharing)"),
         "the input is injected by the host and occupies no core",
     ] + profile.assumptions()
     per_tile = _limit(profile, "cores_per_tile") or 1

@@ -1,14 +1,23 @@
 """Operation counts per layer from a traffic record and the deployed IntNetwork.
 
 Definitions follow NeuroBench (Yik et al. 2023/2025) where it has one:
-- Dense: every connection of every projection, every time step (weights incl. zeros, all delay
-  taps) = dense-equivalent MACs of the same network run without spikes.
+- Dense: NeuroBench's "Dense" synaptic operations (neurobench/metrics/workload/synaptic_operations.py
+  with metrics/utils/layers/macs.py: every Linear / Conv layer is run once per time step as a copy
+  with all-one weights on an all-one input, bias excluded, and its outputs summed), so per step:
+  a dense projection's weights (incl. zeros, all delay taps), a convolution's real MACs (the
+  kernel at every output position, padded positions excluded, as zero padding adds zeros), and
+  for a projection folded from several layers (a pooling after a convolution) the source layers'
+  own MACs (``origin["ann_macs"]``); times T steps.
+- ANN baseline: the same network without spikes, as an ANN runs it: one pass per distinct input
+  frame, so ONE pass for a static input presented for T steps (the traffic's ``static`` flag:
+  every step's input identical), T passes otherwise.
 - Effective MACs / ACs: synaptic operations with a nonzero input and a nonzero weight. A
   projection counts as ACs only if all its inputs are binary spikes; graded inputs (the analog
   first layer, a graded LMU memory) count as MACs, but an input whose every value is 0 or 1
   (the traffic's `binary` flag on the input layer) is spikes, so ACs. Bias is not counted.
 - Activation sparsity: 1 - spikes / (neurons x steps) over the spiking populations.
-- Footprint: bytes of weights (all taps, incl. zeros) and bias mantissas at their stored widths.
+- Footprint: bytes of the weights actually stored (a convolution's kernel once, all taps, incl.
+  zeros) and bias mantissas at their stored widths.
 Beyond NeuroBench, per layer: neuron updates (neurons x steps), spikes sent, firing rate.
 Every figure is per inference (one sample of `timesteps` frames): traffic totals / samples.
 """
@@ -35,12 +44,14 @@ class ProjectionCount:
     target: str
     graded: bool
     taps: int
-    weights: int  # all entries incl. zeros and taps
+    weights: int  # stored: a convolution's kernel once, all entries incl. zeros and taps
     nonzero_weights: int
     weight_bits: int
     synaptic_ops: float  # per inference: nonzero input x nonzero fan-out
-    dense_macs: float  # per inference: weights x steps
+    dense_macs: float  # per inference: NeuroBench Dense per step x steps
     ops_per_step: list[float]  # per inference, by frame (sums to synaptic_ops)
+    synapses: int = 0  # nonzero connections over taps (a convolution's at every position)
+    ann_macs_per_step: float = 0.0  # NeuroBench Dense of one step
 
 
 @dataclass
@@ -70,6 +81,7 @@ class Counts:
     layers: list[LayerCount]
     projections: list[ProjectionCount]
     input_nonzero_per_step: list[float] = field(default_factory=list)
+    static_input: bool = False  # every step's input identical (the traffic's input flag)
 
     def layer(self, name: str) -> LayerCount:
         for lay in self.layers:
@@ -83,8 +95,12 @@ class Counts:
         spiking = [lay for lay in self.layers if lay.kind != "readout"]
         slots = sum(lay.neurons * lay.steps for lay in spiking)
         spikes = sum(lay.spikes for lay in spiking)
+        per_step = sum(p.ann_macs_per_step for p in self.projections)
+        passes = 1 if self.static_input else self.timesteps
         return {
             "dense": sum(p.dense_macs for p in self.projections),
+            "ann_passes": passes,
+            "ann_baseline_macs": per_step * passes,
             "effective_macs": sum(p.synaptic_ops for p in self.projections if p.graded),
             "effective_acs": sum(p.synaptic_ops for p in self.projections if not p.graded),
             "neuron_updates": sum(lay.neuron_updates for lay in self.layers),
@@ -94,7 +110,8 @@ class Counts:
         }
 
     def to_dict(self) -> dict:
-        return {"samples": self.samples, "timesteps": self.timesteps, "totals": self.totals,
+        return {"samples": self.samples, "timesteps": self.timesteps, "static_input": self.static_input,
+                "totals": self.totals,
                 "layers": [asdict(x) for x in self.layers], "projections": [asdict(p) for p in self.projections]}
 
 
@@ -125,7 +142,6 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
     pops, projs = net.on_chip()
     projections: list[ProjectionCount] = []
     for proj in projs:
-        w = np.asarray(proj.weights)
         t = tp[proj.name]
         # The simulator knows whether the input was graded: trust its flag, except for an input of
         # binary spikes (every value 0 or 1), whose ops NeuroBench counts as ACs.
@@ -152,10 +168,11 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
         scale = ops_total / samples / denom if denom else 0.0
         projections.append(ProjectionCount(
             name=proj.name, source=proj.source, target=proj.target, graded=graded, taps=proj.taps,
-            weights=int(w.size), nonzero_weights=int(np.count_nonzero(w)),
+            weights=proj.stored_weights(), nonzero_weights=int(np.count_nonzero(proj.weights)),
             weight_bits=int(t.get("weight_bits", fx.WEIGHT_BITS)),
-            synaptic_ops=ops_total / samples, dense_macs=float(w.size) * steps,
-            ops_per_step=(src_steps * scale).tolist(),
+            synaptic_ops=ops_total / samples, dense_macs=float(dense_per_step(proj)) * steps,
+            ops_per_step=(src_steps * scale).tolist(), synapses=int(fo.sum()),
+            ann_macs_per_step=float(dense_per_step(proj)),
         ))
 
     layers: list[LayerCount] = []
@@ -176,4 +193,15 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
             spikes_per_step=sps.tolist(),
         ))
     return Counts(samples=samples, timesteps=steps, layers=layers, projections=projections,
-                  input_nonzero_per_step=input_steps.tolist())
+                  input_nonzero_per_step=input_steps.tolist(), static_input=inp.get("static") is True)
+
+
+def dense_per_step(proj) -> int:
+    """NeuroBench's Dense synaptic operations of one step of a projection (module docstring)."""
+    if "ann_macs" in proj.origin:
+        return int(proj.origin["ann_macs"])
+    if proj.conv is None:
+        return proj.macs()
+    # the all-one kernel's fan-in counts the real (not padded) sources at every output position
+    ones = np.ones((1,) + tuple(np.shape(proj.weights)[1:]), dtype=np.int64)
+    return proj.taps * int(proj.conv.fan_in(ones).sum())

@@ -205,21 +205,29 @@ def estimate_energy(counts: Counts, profile: Profile, time: TimeEstimate | None 
 
 
 def dense_baseline(counts: Counts, profile: Profile) -> dict:
-    """The same network run without spikes: dense-equivalent MACs x the profile's MAC energy.
+    """The same network as an ANN (no spikes): its MACs x the profile's MAC energy, one pass per
+    distinct input frame: ONE pass for a static input presented for T steps, T otherwise
+    (``counts.totals["ann_passes"]``).
 
-    Neuron updates become one activation per neuron per step at the profile's neuron-update
-    energy when it has one. Returns a plain dict naming profile, sources and what is left out.
+    Activations become one per neuron per pass at the profile's neuron-update energy when it has
+    one. Returns a plain dict naming profile, passes, sources and what is left out.
     """
     if profile.energy.mac is None:
         raise ValueError(f"profile '{profile.name}' has no 'energy.mac'")
-    dense = counts.totals["dense"]
+    totals = counts.totals
+    dense = totals["ann_baseline_macs"]
+    passes = totals["ann_passes"]
+    neurons = sum(lay.neurons for lay in counts.layers)
     mac_j = dense * profile.energy.mac.value
-    act_j = counts.totals["neuron_updates"] * profile.energy.neuron_update.value if profile.energy.neuron_update else 0.0
+    act_j = neurons * passes * profile.energy.neuron_update.value if profile.energy.neuron_update else 0.0
     left = list(ALWAYS_LEFT_OUT) + ["static power"]
     if profile.energy.neuron_update is None:
         left.append("activation functions (no 'energy.neuron_update' in the profile)")
     sources = {"energy.mac": profile.energy.mac.source}
     if profile.energy.neuron_update is not None:
         sources["energy.neuron_update"] = profile.energy.neuron_update.source
-    return {"profile": profile.name, "floor": profile.floor, "dense_macs": dense, "mac_j": mac_j, "activation_j": act_j,
+    basis = (f"one ANN pass: the input is static (the same frame at all {counts.timesteps} steps)"
+             if counts.static_input and counts.timesteps > 1 else f"{passes} ANN pass(es), one per input frame")
+    return {"profile": profile.name, "floor": profile.floor, "dense_macs": dense, "passes": passes, "basis": basis,
+            "mac_j": mac_j, "activation_j": act_j,
             "dynamic_j": mac_j + act_j, "sources": sources, "leaves_out": left}

@@ -188,6 +188,24 @@ class Time(BaseModel):
     message_in: Quantity | None = None
 
 
+class ConvWeights(BaseModel):
+    """How a core stores a convolution's synapses: "shared" (the kernel once per output channel on
+    the core, every neuron of the channel uses it) or "per_synapse" (every connection its own
+    synapse), with where that rule comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+    storage: Literal["shared", "per_synapse"]
+    source: str = Field(min_length=1)
+    assumed: bool = False
+    why: str | None = None
+
+    @model_validator(mode="after")
+    def _why(self):
+        if self.assumed and not self.why:
+            raise ValueError("an assumed rule must say why (field 'why')")
+        return self
+
+
 class ChipLimits(BaseModel):
     """Per-core and per-chip limits of a neuromorphic chip; a missing limit is not checked."""
 
@@ -203,6 +221,7 @@ class ChipLimits(BaseModel):
     max_delay: Quantity | None = None  # steps
     neurons_per_chip: Quantity | None = None
     synapses_per_chip: Quantity | None = None
+    conv_weights: ConvWeights | None = None  # None: per synapse (the conservative rule)
 
     @model_validator(mode="after")
     def _limits_make_sense(self):
@@ -291,6 +310,9 @@ class Profile(BaseModel):
         for field, q in self.quantities():
             if q.assumed:
                 out.append(f"{field} = {q.given or q.value}: {' '.join((q.why or '').split())}")
+        cw = self.chip.conv_weights if self.chip is not None else None
+        if cw is not None and cw.assumed:
+            out.append(f"chip.conv_weights = {cw.storage}: {' '.join((cw.why or '').split())}")
         if self.barrier_sync is not None and self.barrier_sync.assumed:
             out.append(f"barrier_sync: {' '.join((self.barrier_sync.why or '').split())}")
         return out
@@ -304,7 +326,7 @@ class Profile(BaseModel):
                 continue
             for k in type(group).model_fields:
                 q = getattr(group, k)
-                if q is not None:
+                if isinstance(q, Quantity):
                     out.append((f"{group_name}.{k}", q))
         for k in ("static_power", "throughput", "step_time"):
             q = getattr(self, k)
@@ -376,7 +398,7 @@ def _to_si(prof: Profile, path) -> Profile:
             upd[k] = _convert(q, _KIND[k], k, path)
     if prof.chip is not None:
         conv = {k: _convert(getattr(prof.chip, k), _CHIP_KIND[k], f"chip.{k}", path)
-                for k in type(prof.chip).model_fields if getattr(prof.chip, k) is not None}
+                for k in _CHIP_KIND if getattr(prof.chip, k) is not None}
         upd["chip"] = prof.chip.model_copy(update=conv)
     if prof.barrier_sync is not None:
         b = prof.barrier_sync

@@ -25,8 +25,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy import sparse
 
-from lmu2neuro.analysis.chip_mapping import ChipMapping
+from lmu2neuro.analysis.chip_mapping import ChipMapping, connections
 from lmu2neuro.analysis.profiles import Profile
 from lmu2neuro.core.intnet import IntNetwork
 
@@ -99,28 +100,27 @@ def core_loads(net: IntNetwork, traffic: dict, mapping: ChipMapping) -> CoreLoad
     macs = np.zeros((n_cores, steps))
     input_messages = 0.0
     graded_input = not bool(inp.get("binary"))
-    # reach[source][j] = set of destination cores of source neuron j over all its projections
-    reach: dict[str, list[np.ndarray]] = {}
+    # reach[source] = (cores, source neurons) synapses of each source neuron on each core, sparse:
+    # built from each projection's connected pairs, never its dense matrix
+    reach: dict[str, sparse.csr_matrix] = {}
     for proj in projs:
-        w = np.asarray(proj.weights) != 0  # (taps, target, source)
-        tgt_core = core_of[proj.target]
-        syn = w.sum(axis=0)  # (target, source): synapses over taps
-        # synapses of each source neuron on each destination core
-        per_core = np.zeros((n_cores, syn.shape[1]))
-        np.add.at(per_core, tgt_core, syn)
+        tgt, src, nsyn = connections(proj)
+        n_src = net.size_of(proj.source)
+        per_core = sparse.csr_matrix((nsyn.astype(np.float64), (core_of[proj.target][tgt], src)),
+                                     shape=(n_cores, n_src))
         ev = src_events[proj.source]
         load = np.outer(per_core @ ev, src_shape[proj.source])  # synaptic ops per core per step
         if proj.source == net.input_name and graded_input:
             macs += load
         else:
             acs += load
-        reach.setdefault(proj.source, []).append(per_core > 0)
-    for src, parts in reach.items():
-        reached = np.logical_or.reduce(parts)  # (cores, source neurons)
+        reach[proj.source] = reach[proj.source] + per_core if proj.source in reach else per_core
+    for src, per_core in reach.items():
+        reached = (per_core > 0).astype(np.float64)  # (cores, source neurons)
         ev = src_events[src]
-        into = np.outer(reached.astype(np.float64) @ ev, src_shape[src])
+        into = np.outer(reached @ ev, src_shape[src])
         messages_in += into
-        per_neuron = reached.sum(axis=0) * ev  # messages sent by each source neuron
+        per_neuron = np.asarray(reached.sum(axis=0)).ravel() * ev  # messages sent by each source neuron
         if src == net.input_name:
             input_messages = float(per_neuron.sum())
         else:

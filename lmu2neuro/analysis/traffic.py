@@ -34,6 +34,8 @@ def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: 
         "name": net.input_name, "kind": "input", "neurons": net.input_size, "graded": True,
         # every value 0 or 1: spikes, whose synaptic ops NeuroBench counts as ACs
         "binary": bool(np.isin(x, (0, 1)).all()),
+        # every step's input identical: a static frame presented for T steps (one ANN pass)
+        "static": bool(steps > 0 and (x == x[:, :1]).all()),
         "nonzero_inputs": int(nonzero_in.sum()),
         "nonzero_inputs_per_step": np.count_nonzero(x, axis=(0, 2)).astype(int).tolist(),
     }]
@@ -56,7 +58,7 @@ def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: 
         src_counts = nonzero_in if graded else m.spike_counts[proj.source]
         projections.append({
             "name": proj.name, "source": proj.source, "target": proj.target, "taps": proj.taps,
-            "graded": graded, "weights": int(np.asarray(proj.weights).size),
+            "graded": graded, "weights": proj.stored_weights(),
             "nonzero_weights": int(np.count_nonzero(proj.weights)), "weight_bits": 8,
             "fan_out": fo.tolist(), "synaptic_events": int((src_counts * fo).sum()),
         })
@@ -103,6 +105,7 @@ class Layer(_Open):
     neurons: int = Field(ge=0)
     graded: bool | None = None
     binary: bool | None = None  # input layer: every value 0 or 1 (optional; absent = not known)
+    static: bool | None = None  # input layer: every step's input identical (optional; absent = not known)
     nonzero_inputs: Count | None = None
     nonzero_inputs_per_step: list[Count] | None = None
     spikes: Count | None = None

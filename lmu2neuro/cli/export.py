@@ -23,7 +23,23 @@ def register(sub) -> None:
             "refused. Example: lmu2neuro export runs/digits/best.pt -o model.nir"
         ),
     )
-    p.add_argument("checkpoint", help="checkpoint written by `lmu2neuro train` (.pt)")
+    p.add_argument("checkpoint", help="checkpoint written by `lmu2neuro train` (.pt), or with --model the plain "
+                                      "state_dict of your snnTorch model")
+    p.add_argument("--model", metavar="FILE.py:FUNCTION",
+                   help="a plain snnTorch model trained without lmu2neuro's layers: FUNCTION in FILE.py returns it "
+                        "(an nn.Sequential, or a module whose children are its layers in order: nn.Linear, "
+                        "nn.Conv1d/2d, nn.AvgPool1d/2d, nn.Flatten, snn.Leaky, snn.Synaptic, snn.RLeaky), and "
+                        "CHECKPOINT is its state_dict (loaded with weights_only=True). It is converted with the same "
+                        "float parameters (scalar or equal per-neuron beta and threshold, its reset mechanism), "
+                        "quantized after training with an input scale calibrated from --dataset's training inputs, "
+                        "and measured against the float snnTorch model on its test split (a fidelity report next to "
+                        "the output). FILE.py is code you chose to run, as with `python FILE.py`")
+    p.add_argument("--dataset", help="with --model: the data to calibrate the input scale (train split) and to "
+                                     "measure fidelity (test split): a built-in name, npz:FILE.npz or npy:DIR")
+    p.add_argument("--data-root", metavar="DIR", help="with --model: dataset folder (not needed for digits)")
+    p.add_argument("--samples", type=int, metavar="N", help="with --model: test samples to measure (default: all)")
+    p.add_argument("--report", metavar="FILE.json",
+                   help="with --model: where the fidelity report goes (default: OUTPUT's name + .fidelity.json)")
     p.add_argument("-o", "--output", required=True, help="file to write (e.g. model.nir or model.net)")
     p.add_argument("--format", choices=("nir", "netx", "sanafe"), default="nir",
                    help="output format (default: nir); sanafe: a SANA-FE network YAML mapped onto Loihi 1 cores")
@@ -54,10 +70,52 @@ def run_export(args) -> int:
 
     from lmu2neuro.pipeline.export import export
 
+    if args.model is None:
+        extra = [f for f in ("dataset", "data_root", "samples", "report") if getattr(args, f) is not None]
+        if extra:
+            raise UserError(f"--{extra[0].replace('_', '-')} goes with --model FILE.py:FUNCTION (a plain snnTorch "
+                            "model); a checkpoint of `lmu2neuro train` carries what it needs")
+    elif args.dataset is None:
+        raise UserError(f"--model {args.model}: give --dataset NAME to calibrate the input scale and measure fidelity")
     with output_file_lock(args.output, "-o"):  # releases and removes a folder it made if loading fails
+        if args.model is not None:
+            return _export_snntorch(args)
         net = export(args.checkpoint, args.output, args.format, args.dt)
     print(f"wrote {args.output} ({args.format}): {len(net.populations)} populations, "
           f"{len(net.projections)} projections")
+    return 0
+
+
+def _export_snntorch(args) -> int:
+    import sys
+
+    from lmu2neuro.pipeline.export import export_snntorch
+
+    rep = export_snntorch(args.model, args.checkpoint, args.output, dataset=args.dataset, data_root=args.data_root,
+                          samples=args.samples, format=args.format, dt=args.dt, report=args.report,
+                          progress=sys.stderr.isatty())
+    net = rep["network"]
+    scale = rep["input_scale"]
+    print(f"input scale {scale['value']:.6g} (calibrated: {scale['rule']}); inputs quantized as "
+          "clip(round(x * scale), -128, 127)")
+    if not rep["chain"].startswith("nn.Sequential"):
+        print(f"note: {rep['chain']}")
+    for r in rep["conversion"]:
+        if r.get("note"):
+            print(f"layer '{r['path']}': {r['note']}")
+    if any(r.get("scalar_beta") for r in rep["conversion"]):
+        from lmu2neuro.training.user_model import SCALAR_BETA_HINT
+
+        print(f"note: scalar beta converted here; {SCALAR_BETA_HINT.split(' or let ')[0]}")
+    print(f"float snnTorch model vs deployed integers on {rep['samples']} {args.dataset} test samples: predictions "
+          f"agree on {rep['prediction_agreement']:.2%}, accuracy float {rep['float_accuracy']:.4f} / integer "
+          f"{rep['int_accuracy']:.4f}")
+    if rep["prediction_agreement"] < rep["warn_below"]:
+        print(f"warning: the deployed integer network predicts like the float snnTorch model on only "
+              f"{rep['prediction_agreement']:.2%} of samples (below {rep['warn_below']:.0%}): quantizing after "
+              "training loses this model; retrain it with lmu2neuro.models.layers (QAT)", file=sys.stderr)
+    print(f"wrote {args.output} ({args.format}): {len(net.populations)} populations, {len(net.projections)} "
+          f"projections; fidelity report {rep['report']}")
     return 0
 
 

@@ -39,6 +39,13 @@ def register(sub) -> None:
     p.add_argument("--input-scale", type=float, metavar="S",
                    help="another tool's graph: float input x -> clip(round(x * S), -128, 127) (default: calibrated "
                         "from the inputs given, 127 / max |x|); refused for our own files, which carry theirs")
+    p.add_argument("--reset", choices=("zero", "subtract"), default=None,
+                   help="another tool's graph: what a spike does to the voltage of every spiking population. NIR "
+                        "cannot state a subtract reset (snnTorch writes v_reset = 0 for both of its mechanisms), so "
+                        "a graph trained with snnTorch's default reset_mechanism='subtract' needs --reset subtract. "
+                        "zero (the default, what the file states): Loihi 1 and 2; subtract (v - threshold in the "
+                        "step it fires): Loihi 2 only, run in Lava by a custom neuron process. Refused for our own "
+                        "files, which state their reset")
     p.add_argument("--labels", metavar="FILE.npy",
                    help="with --input: integer class labels, one per sample, giving accuracy")
     p.add_argument("-o", "--out", required=True, metavar="traffic.json")
@@ -82,7 +89,7 @@ def _run(args) -> int:
     traffic, runs = simulate_file(args.model, dataset=args.dataset, input_file=args.input, data_root=args.data_root,
                                   samples=args.samples, backend=args.backend, tag=args.tag, dt=args.dt,
                                   progress=sys.stderr.isatty(), lava_batch=args.lava_batch, device=args.device,
-                                  input_scale=args.input_scale, labels_file=args.labels)
+                                  input_scale=args.input_scale, labels_file=args.labels, reset=args.reset)
     write_json(args.out, traffic)
     scale = traffic["input_scale"]
     if scale and scale["source"] != "model file":

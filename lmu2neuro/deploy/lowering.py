@@ -23,6 +23,10 @@ batch norm folded in, before the neuron's input factor g (for LIF targets scale 
 for the graded input the weight is per integer input unit, i.e. divided by input_scale; for the
 readout scale = 1 / K and the float weight is the head's Linear weight).
 - ``{"kind": "dense", ...}``: a 1-tap matrix (Linear or 1x1 conv).
+- ``{"kind": "conv1d" | "conv2d", "layers": [...], ...}``: a convolutional projection
+  (``Projection.conv``): the kernel of the per-frame convolution and pooling layers between two
+  neuron layers, composed into one (``core.conv.compose``), stored once; ``ann_macs`` (when it
+  differs from ``macs()``) counts only the convolution layers' own MACs (pooling none).
 - ``{"kind": "conv", "kernel": k, "causal": true, ...}``: taps = k.
 - ``{"kind": "lmu_fir", "order": d, "theta": theta, "dt": 1.0, "taps": max_len,
   "bn_scale": [d floats], ...}``: ``weights[k, i, 0] * 2**weight_exp ~= bn_scale[i] * H[i, k]``
@@ -76,7 +80,8 @@ def lower(model) -> IntNetwork:
         pops.append(Population(
             name=spec.name, size=spec.size, du=qp.du, dv=qp.dv, vth=qp.vth,
             bias_mant=qp.bias_mant.numpy().astype(np.int64), bias_exp=qp.bias_exp,
-            readout=spec.readout, meta=meta,
+            readout=spec.readout, meta=meta, shape=spec.shape,
+            reset="zero" if spec.readout else getattr(spec.neuron, "reset_mechanism", "zero"),
         ))
         for pr in qp.projs:
             origin = dict(pr.synapse.origin)
@@ -87,7 +92,7 @@ def lower(model) -> IntNetwork:
                 origin["bn_scale"] = [float(v) for v in (spec.scale * per)]
             projs.append(Projection(
                 name=f"{spec.name}.{pr.synapse.name}", source=pr.synapse.source, target=spec.name,
-                weights=pr.mant.numpy().astype(np.int64), weight_exp=pr.exp, origin=origin,
+                weights=pr.mant.numpy().astype(np.int64), weight_exp=pr.exp, origin=origin, conv=pr.synapse.conv,
             ))
     return IntNetwork(
         input_size=dep["input_size"], input_scale=float(dep["input_scale"]), populations=pops, projections=projs,

@@ -10,6 +10,9 @@ The same declaration drives
 - deployment: every term states its weights per delay tap (``Term.taps``), which
   ``models.quantize`` folds and quantizes into Loihi integers for QAT and for lowering.
 
+A term may state a source's weights as a convolution kernel (``Op.geometry``): it is then stored,
+quantized and applied as one (``models.quantize``), never expanded into its matrix.
+
 A term whose sources include its own node is recurrent (snnTorch's RLeaky): it feeds the node its
 output of the step before, so such a node runs frame by frame (``run_recurrent``).
 
@@ -82,6 +85,12 @@ class Op:
 
     def taps(self) -> tuple[list[torch.Tensor], torch.Tensor | None, dict]:
         raise NotImplementedError(f"{type(self).__name__} has no Loihi projection")
+
+    def geometry(self) -> list | None:
+        """Per source, the ``core.conv.ConvGeometry`` whose kernel ``taps`` gives instead of a matrix
+        (then the weights are (taps, C_out, C_in // groups, *k) and the bias is per target neuron),
+        or None for a matrix; None for all: every source is dense."""
+        return None
 
     def modules(self) -> list[nn.Module]:
         return []
@@ -282,6 +291,7 @@ class Node:
     body: Body
     layer: str = ""  # the model's module path of the node's neuron (or head), for reports
     term_layers: dict = field(default_factory=dict)  # id(term) -> module path
+    shape: tuple[int, ...] | None = None  # the frame its outputs form in the model, when known
 
 
 def annotate(model: nn.Module, nodes: list[Node]) -> list[Node]:

@@ -8,8 +8,8 @@ per architecture: the wrapper traces the model (``models.trace``).
 Tensors are whole sequences, time second: ``(batch, time, *frame)``. Every layer but the neurons
 acts on each frame alone, as snnTorch's layers act on each step; the neurons scan time.
 
-Neurons (Loihi CUBA LIF, ``models.neurons.LoihiLIF`` underneath; reset to zero in the same step,
-spike when ``v > threshold``, as Loihi 1 and 2 do):
+Neurons (Loihi CUBA LIF, ``models.neurons.LoihiLIF`` underneath; spike when ``v > threshold``,
+reset in the same step, as Loihi 1 and 2 do):
 
 - ``Leaky(beta)``: snnTorch's ``Leaky``: ``v = beta v + x``. Called on a whole sequence
   ``spk = lif(x)``; one step as snnTorch: ``spk, mem = lif(x_t, mem)`` with ``mem = lif.init_leaky()``.
@@ -19,11 +19,14 @@ spike when ``v > threshold``, as Loihi 1 and 2 do):
   through ``recurrent`` (a Linear, a same-padded Conv2d, or one weight per neuron ``V``) one step
   late; one step: ``spk, mem = lif(x_t, spk, mem)``.
 
-Differences from snnTorch, on purpose (they are what Loihi computes): the reset is to zero and
-happens in the step that spikes (snnTorch defaults to subtract reset, one step late); ``beta`` and
-``alpha`` are one value per layer, rounded to Loihi's 12-bit decays in QAT; the surrogate
-gradient defaults to a sigmoid of slope 4. Subtract reset (a Loihi 2 option) is not here yet:
-``reset_mechanism="subtract"`` is refused with a UserError.
+Differences from snnTorch, on purpose (they are what Loihi computes): the reset happens in the
+step that spikes (snnTorch resets one step late by default); ``beta`` and ``alpha`` are one value
+per layer, rounded to Loihi's 12-bit decays in QAT; the surrogate gradient defaults to a sigmoid of
+slope 4. ``reset_mechanism``: "zero" (the default here; Loihi 1 and 2) or "subtract" (snnTorch's
+default: v - threshold; Loihi 2 only, its programmable neuron; Loihi 1 cannot run it). Because the
+reset comes in the spiking step, a subtract reset here is decayed with the voltage in the next
+step (beta threshold comes off), where snnTorch's delayed one takes off the whole threshold;
+snnTorch's zero reset is the same either way. "none" is refused: Loihi always resets.
 
 Per-frame layers (linear, so the tracer composes everything between two neuron layers into one
 synaptic projection): ``Linear``, ``Conv1d`` (frames ``(C, L)``), ``Conv2d`` (frames
@@ -52,15 +55,16 @@ from lmu2neuro.core.errors import UserError
 from lmu2neuro.models.neurons import LoihiLIF, sigmoid
 from lmu2neuro.models.quantize import fake_quantize_input
 
-RESETS = ("zero",)
+RESETS = fx.RESETS  # "zero" (Loihi 1 and 2), "subtract" (Loihi 2 only)
 
 
 def _check_reset(layer: str, reset_mechanism: str) -> None:
-    if reset_mechanism == "subtract":
-        raise UserError(f"{layer}: reset_mechanism='subtract' is not supported yet (a Loihi 2 option, planned); "
-                        "use reset_mechanism='zero', which Loihi 1 and 2 both run")
+    if reset_mechanism == "none":
+        raise UserError(f"{layer}: reset_mechanism='none' (no reset) cannot be deployed: a Loihi neuron that "
+                        "fires always resets; expected 'zero' (Loihi 1 and 2) or 'subtract' (Loihi 2 only)")
     if reset_mechanism not in RESETS:
-        raise UserError(f"{layer}: reset_mechanism={reset_mechanism!r}: expected 'zero'")
+        raise UserError(f"{layer}: reset_mechanism={reset_mechanism!r}: expected 'zero' (Loihi 1 and 2) or "
+                        "'subtract' (Loihi 2 only)")
 
 
 def _state(state: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -86,15 +90,18 @@ class _Neuron(LoihiLIF):
                 raise UserError(f"{type(self).__name__}: {name}={value}: expected a keep factor in [0, 1]")
         if not float(threshold) > 0:
             raise UserError(f"{type(self).__name__}: threshold={threshold}: expected a positive number")
-        super().__init__(alpha=float(alpha), beta=float(beta), threshold=float(threshold), slope=slope)
+        super().__init__(alpha=float(alpha), beta=float(beta), threshold=float(threshold), slope=slope,
+                         reset_mechanism=reset_mechanism)
         self.spike_grad = sigmoid(float(slope)) if spike_grad is None else spike_grad
 
     def extra_repr(self) -> str:
-        return f"alpha={float(self.alpha):g}, beta={float(self.beta):g}, threshold={float(self.threshold):g}"
+        return (f"alpha={float(self.alpha):g}, beta={float(self.beta):g}, threshold={float(self.threshold):g}, "
+                f"reset_mechanism={self.reset_mechanism!r}")
 
 
 class Leaky(_Neuron):
-    """snnTorch's ``Leaky`` on Loihi: ``v = beta v + x``, spike when ``v > threshold``, reset to zero.
+    """snnTorch's ``Leaky`` on Loihi: ``v = beta v + x``, spike when ``v > threshold``, reset (to zero,
+    or subtract the threshold) in that step.
 
     ``lif(x)`` with x (batch, time, ...) -> spikes of the same shape; ``spk, mem = lif(x_t, mem)``
     steps once (``mem = lif.init_leaky()`` to start)."""
@@ -115,8 +122,8 @@ class Leaky(_Neuron):
 
 
 class Synaptic(_Neuron):
-    """snnTorch's ``Synaptic`` on Loihi: ``syn = alpha syn + x``, ``v = beta v + syn``, reset to zero
-    (the current ``syn`` is never reset, as on Loihi).
+    """snnTorch's ``Synaptic`` on Loihi: ``syn = alpha syn + x``, ``v = beta v + syn``, reset in the
+    spiking step (the current ``syn`` is never reset, as on Loihi).
 
     ``lif(x)`` -> spikes; ``spk, syn, mem = lif(x_t, syn, mem)`` steps once."""
 

@@ -1,15 +1,17 @@
 """Loihi's CUBA LIF neuron on snnTorch, trained with a surrogate gradient.
 
 ``LoihiLIF`` subclasses ``snntorch.Synaptic`` (a current-based LIF: current keeps ``alpha``,
-voltage keeps ``beta``) and uses snnTorch's surrogate machinery (``self.fire`` with
-``sigmoid``, snnTorch's sigmoid surrogate written so that it stays finite) for the spike. Float (training): ``u = alpha u + I``,
-``v = beta v + u + bias``, spike when ``v > threshold``, then v = 0 in the same step (Loihi and
-SpikingJelly hard reset; the reset is detached from the gradient as in SpikingJelly's
-``detach_reset``). snnTorch's own reset rule differs (it zeroes the current too and resets one
-step late by default), which is why the step is written here. In QAT mode alpha and beta are
-fake-quantized to Lava's 12-bit decays (straight-through); weights, biases and thresholds are
-quantized by ``lmu2neuro.models.quantize``. The integer mode is not here: the deployed integers
-run in the one integer executor (``lmu2neuro.core.executor``).
+voltage keeps ``beta``) and uses snnTorch's surrogate machinery (``self.fire`` with ``sigmoid``,
+snnTorch's sigmoid surrogate written so that it stays finite) for the spike. Float (training):
+``u = alpha u + I``, ``v = beta v + u + bias``, spike when ``v > threshold``, then in the same step
+v = 0 (``reset_mechanism="zero"``: Loihi 1 and 2, SpikingJelly's hard reset) or v = v - threshold
+(``"subtract"``: Loihi 2 only; ``core.fixed_point.lif_step``'s rule). The reset is detached from the
+gradient as in SpikingJelly's ``detach_reset``. snnTorch's own reset timing differs (one step late
+by default, so its subtract takes the threshold off after the decay, Loihi 2's before it), which is
+why the step is written here. In QAT mode alpha and beta are fake-quantized to Lava's 12-bit decays
+(straight-through); weights, biases and thresholds are quantized by ``lmu2neuro.models.quantize``.
+The integer mode is not here: the deployed integers run in the one integer executor
+(``lmu2neuro.core.executor``).
 
 A whole sequence (``forward``) runs as one fused scan (``LIFScan``, a custom autograd function):
 the forward does exactly the float operations of ``step`` in the same order, so its spikes are
@@ -25,6 +27,7 @@ import torch
 from snntorch import Synaptic
 
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.errors import UserError
 
 
 def ste_decay(keep: float, current: bool) -> torch.Tensor:
@@ -70,16 +73,21 @@ class LoihiLIF(Synaptic):
 
     ``alpha``: current keep factor per step (0 = the current is the synaptic input of this step,
     Lava du = 4095); ``beta``: voltage keep factor (0.5 = SpikingJelly tau 2); ``threshold``: spike
-    when v > threshold; ``slope``: sigmoid surrogate slope.
+    when v > threshold; ``slope``: sigmoid surrogate slope; ``reset_mechanism``: what a spike does
+    to the voltage in its own step, "zero" or "subtract" (the threshold; Loihi 2 only), as
+    ``core.fixed_point.RESETS`` names them and ``lif_step`` computes them in integers.
     """
 
-    def __init__(self, alpha: float = 0.0, beta: float = 0.5, threshold: float = 1.0, slope: float = 4.0):
+    def __init__(self, alpha: float = 0.0, beta: float = 0.5, threshold: float = 1.0, slope: float = 4.0,
+                 reset_mechanism: str = "zero"):
+        if reset_mechanism not in fx.RESETS:
+            raise UserError(f"LoihiLIF: reset_mechanism={reset_mechanism!r}: expected one of {', '.join(fx.RESETS)}")
         super().__init__(
             alpha=alpha,
             beta=beta,
             threshold=threshold,
             spike_grad=sigmoid(slope=float(slope)),
-            reset_mechanism="zero",
+            reset_mechanism=reset_mechanism,
             reset_delay=False,
         )
         self.slope = float(slope)
@@ -115,7 +123,10 @@ class LoihiLIF(Synaptic):
         u = alpha.to(current.dtype) * u + current
         v = beta.to(current.dtype) * v + u + bias
         spk = self.fire(v).to(v.dtype)  # snnTorch surrogates return float32
-        v = v * (1.0 - spk.detach())
+        if self.reset_mechanism == "subtract":
+            v = v - spk.detach() * self.threshold
+        else:
+            v = v * (1.0 - spk.detach())
         return spk, (u, v)
 
     def forward(  # type: ignore[override]  (a whole sequence, not snnTorch's one step)
@@ -130,7 +141,7 @@ class LoihiLIF(Synaptic):
         if not isinstance(bias, torch.Tensor):
             bias = None if bias == 0 else torch.as_tensor(bias, dtype=current.dtype, device=current.device)
         return LIFScan.apply(current, bias, alpha.to(current.device), beta.to(current.device),
-                             self.threshold, self.slope)
+                             self.threshold, self.slope, self.reset_mechanism == "subtract")
 
     def scan_steps(self, current: torch.Tensor, bias: torch.Tensor | float = 0.0) -> torch.Tensor:
         """The sequence as a loop of ``step``: the definition ``forward`` is checked against."""
@@ -169,22 +180,24 @@ class LIFScan(torch.autograd.Function):
 
     Forward, the float operations of ``LoihiLIF.step`` per step t, in its order:
     ``u = alpha u + I_t``; ``w = beta v + u (+ bias)``; spike where ``w - threshold > 0``;
-    ``v = w (1 - spike)``. Two exact rewrites make it cheap: the current u does not depend on
-    the voltage, so it is its own pass first (with alpha = 0, every LMUFormer neuron, u is the
-    input itself: ``0 u + I = I`` for finite values, so that pass only runs when an input is not
-    finite); and with a finite threshold ``w - threshold > 0`` is ``w > threshold`` and
-    ``1 - spike`` is ``w <= threshold`` (both false for NaN, where v stays NaN either way). That
-    leaves four element-wise operations per step in the voltage loop, each writing in place.
+    ``v = w (1 - spike)`` (zero reset) or ``v = w - spike threshold`` (subtract reset). Two exact
+    rewrites make it cheap: the current u does not depend on the voltage, so it is its own pass
+    first (with alpha = 0, every LMUFormer neuron, u is the input itself: ``0 u + I = I`` for
+    finite values, so that pass only runs when an input is not finite); and with a finite
+    threshold ``w - threshold > 0`` is ``w > threshold`` and ``1 - spike`` is ``w <= threshold``
+    (both false for NaN, where v stays NaN either way). That leaves four
+    element-wise operations per step in the voltage loop, each writing in place.
 
     Backward: with ``g_s`` the gradient of the spikes and ``sig'`` snnTorch's sigmoid surrogate,
     ``g_w(t) = g_s(t) sig'(w(t) - threshold) + beta keep(t) g_w(t+1)`` (the voltage carries into
-    the next step unless it was reset; the reset is detached as in ``step``), and the current's
+    the next step unless it was reset to zero; the reset is detached as in ``step``, so after a
+    subtract reset it always carries: keep = 1), and the current's
     gradient ``g_I(t) = g_w(t) + alpha g_I(t+1)``. The surrogate of every step is one vectorised
     expression, so the loop is one fused multiply-add per step (one more with alpha not 0).
     """
 
     @staticmethod
-    def forward(ctx, current, bias, alpha, beta, threshold, slope):  # noqa: D401
+    def forward(ctx, current, bias, alpha, beta, threshold, slope, subtract=False):  # noqa: D401
         dtype = current.dtype
         a, b = alpha.to(dtype), beta.to(dtype)
         # w holds u_t first and becomes the voltage before the reset, (T, B, ...) contiguous so that
@@ -206,8 +219,15 @@ class LIFScan(torch.autograd.Function):
             w[t].add_(decayed)  # u + beta v = beta v + u, the same rounding
             if bias is not None:
                 w[t].add_(bias)
-            torch.le(w[t], threshold, out=keep[t])
-            torch.mul(w[t], keep[t], out=v)
+            if subtract:  # v = w - spike threshold: the step's v - spk * threshold, exactly
+                torch.gt(w[t], threshold, out=keep[t])
+                torch.mul(keep[t], threshold, out=decayed)
+                torch.sub(w[t], decayed, out=v)
+            else:
+                torch.le(w[t], threshold, out=keep[t])
+                torch.mul(w[t], keep[t], out=v)
+        if subtract:  # the voltage always carries into the next step (the subtraction is detached)
+            keep.fill_(1.0)
         ctx.save_for_backward(w, keep, a, b, threshold)
         ctx.slope = slope
         ctx.in_shape, ctx.in_strides = current.shape, _dense_strides(current)
@@ -244,4 +264,4 @@ class LIFScan(torch.autograd.Function):
             alpha = float(a)
             for t in range(steps - 2, -1, -1):
                 grad_in[:, t].add_(grad_in[:, t + 1], alpha=alpha)  # g_I(t) = g_w(t) + alpha g_I(t+1)
-        return grad_in.to(grad_out.dtype), grad_bias, None, None, None, None
+        return grad_in.to(grad_out.dtype), grad_bias, None, None, None, None, None

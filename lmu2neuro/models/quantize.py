@@ -19,6 +19,11 @@ exponent -8 to keep 8 mantissa bits, and lowered when a weight or the bias would
 ranges; if no vth >= 1 fits, ``IntNetworkError`` names the population, the value and the limit.
 A population fed back its own spikes (a recurrent projection, taps [0, W, ...]) is scanned step by
 step in QAT (``_scan_recurrent``), as the executor does.
+A synapse whose term states a convolution (``Op.geometry``) keeps its kernel (taps, C_out,
+C_in // groups, *k): the same fold (per output channel), the same weight exponent rule (the kernel's
+largest weight is the matrix's, unless it only ever meets padding), and in QAT the quantized kernel is
+applied as a convolution
+(``synaptic_sum``), so QAT, the lowered conv projection and the executor see the same integers.
 The readout (the head) is a population (du = 4095, dv = 0, vth = VTH_MAX) that integrates its
 input, scaled by K chosen so that ``max_len`` steps of the largest possible input cannot reach the
 threshold; argmax of its last voltage is argmax of the mean logits.
@@ -30,8 +35,10 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.executor import tap_sum
 from lmu2neuro.core.intnet import IntNetworkError
 from lmu2neuro.models.graph import INPUT, Node, bn_fold
@@ -74,13 +81,70 @@ def fake_quantize_input(x: torch.Tensor, scale: float) -> torch.Tensor:
 # -- the graph as populations and their synaptic inputs ------------------------------------------------
 @dataclass
 class Synapse:
-    """One projection into a population: weight (taps, out, in), tap j delays by j steps."""
+    """One projection into a population: weight (taps, out, in), or with ``conv`` the kernel (taps,
+    C_out, C_in // groups, *k); tap j delays by j steps."""
 
     name: str
     source: str
     weight: torch.Tensor
     bias: torch.Tensor | None
     origin: dict
+    conv: ConvGeometry | None = None
+
+    @property
+    def size(self) -> int:
+        """Target neurons."""
+        if self.conv is None:
+            return int(self.weight.shape[1])
+        return math.prod(self.conv.out_shape(tuple(self.weight.shape)))
+
+
+# -- a synapse's weights applied: a matrix per tap, or a kernel per tap -------------------------------------
+def apply_tap(x: torch.Tensor, w: torch.Tensor, conv: ConvGeometry | None) -> torch.Tensor:
+    """One tap on frames x (N, in) -> (N, out): ``x @ w.T``, or the convolution of the kernel w
+    (C_out, C_in // groups, *k) over x's frames (differentiable; float)."""
+    if conv is None:
+        return x @ w.T
+    frames = x.reshape(x.shape[0], *conv.in_shape)
+    fn = F.conv1d if conv.dims == 1 else F.conv2d
+    y = fn(frames, w.to(x.dtype), None, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return y.reshape(x.shape[0], -1)
+
+
+def synaptic_sum(x: torch.Tensor, w: torch.Tensor, conv: ConvGeometry | None) -> torch.Tensor:
+    """``executor.tap_sum`` for a dense synapse; for a convolution the same delayed sum over taps,
+    y[b, t] = sum_j conv(w[j], x[b, t - j]), x (B, T, in) -> (B, T, out)."""
+    if conv is None:
+        return tap_sum(x, w)
+    batch, steps, _ = x.shape
+    frames = x.reshape(batch * steps, -1)
+    acc = None
+    for j in range(min(w.shape[0], steps)):
+        y = apply_tap(frames, w[j], conv).reshape(batch, steps, -1)
+        if j:
+            y = F.pad(y[:, : steps - j], (0, 0, j, 0))
+        acc = y if acc is None else acc + y
+    return acc
+
+
+def _per_target(scale: torch.Tensor, w: torch.Tensor, conv: ConvGeometry | None, where: str) -> torch.Tensor:
+    """w with each target neuron's row scaled (the folded batch norm); a kernel by output channel,
+    which needs one scale for all positions of a channel."""
+    if conv is None:
+        return scale[None, :, None] * w
+    per_channel = scale.reshape(w.shape[1], -1)
+    if not bool((per_channel == per_channel[:, :1]).all()):
+        raise IntNetworkError(f"projection '{where}': the target's batch norm scale differs between positions of "
+                              "one channel; only a per-channel scale folds into a convolution kernel")
+    return per_channel[:, 0].reshape(1, -1, *([1] * (w.ndim - 2))) * w
+
+
+def _row_abs_sums(w: torch.Tensor, conv: ConvGeometry | None) -> torch.Tensor:
+    """(targets,): sum of |weights| into each target neuron over all taps (borders exact)."""
+    if conv is None:
+        return w.abs().sum(dim=(0, 2))
+    ones = torch.ones(1, conv.in_size, dtype=w.dtype, device=w.device)
+    return apply_tap(ones, w.abs().sum(dim=0), conv)[0]
 
 
 @dataclass
@@ -93,6 +157,7 @@ class PopSpec:
     neuron: torch.nn.Module | None  # LoihiLIF; None: the readout
     gain: float  # the neuron's input factor g
     layer: str = ""
+    shape: tuple[int, ...] | None = None  # the frame the neurons form: (C, L) or (C, H, W), else None
 
     @property
     def readout(self) -> bool:
@@ -112,19 +177,36 @@ def population_specs(nodes: list[Node]) -> list[PopSpec]:
             if id(term) not in taps:
                 taps[id(term)] = term.op.taps()
             weights, bias, origin = taps[id(term)]
-            for i, (part, src, w) in enumerate(zip(term.part_names(), term.sources, weights)):
+            convs = term.op.geometry() or [None] * len(weights)
+            # a term with convolution parts states each part's own origin (kind, ann_macs)
+            each = origin.get("parts") or [{}] * len(weights)
+            common = {k: v for k, v in origin.items() if k != "parts"}
+            for i, (part, src, w, conv) in enumerate(zip(term.part_names(), term.sources, weights, convs)):
                 synapses.append(Synapse(part, src, w, bias if i == 0 else None,
-                                        {**origin, "layer": node.term_layers.get(id(term), "")}))
-        size = synapses[0].weight.shape[1]
+                                        {**common, **each[i], "layer": node.term_layers.get(id(term), "")}, conv))
+        size = synapses[0].size
+        shape = _frame(node.shape, synapses, size)
         if node.body.spiking:
             bn = node.body.bn
             dev = synapses[0].weight.device
             scale, shift = (torch.ones(size, device=dev), torch.zeros(size, device=dev)) if bn is None else bn_fold(bn)
-            specs.append(PopSpec(node.name, size, synapses, scale, shift, node.body.neuron, node.body.gain, node.layer))
+            specs.append(PopSpec(node.name, size, synapses, scale, shift, node.body.neuron, node.body.gain, node.layer,
+                                 shape))
         else:
             specs.append(PopSpec(node.name, size, synapses, torch.ones(size), torch.zeros(size), None, 1.0,
-                                 node.layer))
+                                 node.layer, shape))
     return specs
+
+
+def _frame(shape, synapses: list[Synapse], size: int) -> tuple[int, ...] | None:
+    """The population's frame: the node's own when it is (C, L) or (C, H, W), else (a flattened
+    convolution output, Flatten being the identity) the frame its first convolution makes."""
+    if shape is not None and len(shape) in (2, 3) and math.prod(shape) == size:
+        return tuple(int(v) for v in shape)
+    for syn in synapses:
+        if syn.conv is not None:
+            return tuple(int(v) for v in syn.conv.out_shape(tuple(syn.weight.shape)))
+    return None
 
 
 # -- quantization ------------------------------------------------------------------------------
@@ -132,7 +214,7 @@ def population_specs(nodes: list[Node]) -> list[PopSpec]:
 class QuantProj:
     synapse: Synapse
     w_q: torch.Tensor  # mant * 2**exp with straight-through gradient, integer-current units
-    mant: torch.Tensor  # int64 (taps, out, in)
+    mant: torch.Tensor  # int64 (taps, out, in), or the kernel's shape
     exp: int
     unit: float  # float value of one integer weight unit (``origin['scale']``: see deploy.lowering)
 
@@ -162,7 +244,7 @@ def quantize_graph(nodes: list[Node], input_scale: float, max_len: int, quantize
         ws = []
         bias = pop.shift.clone()
         for syn in pop.synapses:
-            w = pop.scale[None, :, None] * syn.weight * per
+            w = _per_target(pop.scale, syn.weight, syn.conv, f"{pop.name}.{syn.name}") * per
             if syn.source == INPUT:
                 w = w / input_scale
             ws.append(w)
@@ -175,7 +257,8 @@ def quantize_graph(nodes: list[Node], input_scale: float, max_len: int, quantize
         blim = fx.BIAS_MANT_MAX * 2.0 ** fx.BIAS_EXP_MAX
         if pop.readout:
             # K: integer current units per logit; max_len steps of the largest input stay below vth.
-            worst = float(sum(w.detach().abs().sum(dim=(0, 2)) for w in ws).add(bias.detach().abs()).max())
+            worst = float(sum(_row_abs_sums(w.detach(), syn.conv) for w, syn in zip(ws, pop.synapses))
+                          .add(bias.detach().abs()).max())
             cands = [fx.VTH_MAX * READOUT_MARGIN / (max_len * max(worst, 1e-30))]
         else:
             smallest = min((p for p in peaks if p > 0), default=0.0)
@@ -243,7 +326,7 @@ def run_qat(nodes: list[Node], x: torch.Tensor, input_scale: float, max_len: int
             if pr.synapse.source == qp.spec.name:
                 recurrent.append(pr)
             else:
-                acc = acc + tap_sum(signals[pr.synapse.source], pr.w_q)
+                acc = acc + synaptic_sum(signals[pr.synapse.source], pr.w_q, pr.synapse.conv)
         # Integer current a -> voltage a * 64 units; bias already in voltage units.
         if qp.spec.readout and not recurrent:
             frame = (acc * 64.0 + qp.bias_q) * qp.volt_unit
@@ -273,7 +356,7 @@ def _scan_recurrent(qp: QuantPop, acc, recurrent: list[QuantProj], x: torch.Tens
         a_t = acc[:, t]
         for pr in recurrent:
             for j in range(1, min(pr.w_q.shape[0], t + 1)):
-                a_t = a_t + out[t - j] @ pr.w_q[j].T
+                a_t = a_t + apply_tap(out[t - j], pr.w_q[j], pr.synapse.conv)
         spk, state = neuron.step((a_t * 64.0 + qp.bias_q) * qp.volt_unit, state)
         out.append(spk)
     return torch.stack(out, dim=1)

@@ -12,17 +12,28 @@ the one integer executor on the lowered network).
 
 What a traced term may contain: the per-frame linear layers of ``models.layers`` (``Linear``,
 ``Conv1d``, ``Conv2d``, sum and average pooling, ``Flatten``), ``nn.Linear``, ``nn.Identity``, and
-additions, subtractions, scalar products, concatenations and reshapes of frames. A term's weights
-(``Op.taps``) are found by running it on one-hot frames (so a convolution becomes its dense matrix,
-within the size guard ``core.guards.max_elements``); when traced, each term is checked on random
-sequences against that affine map, so an operation that is not linear or mixes time steps is
-refused, naming the layers, instead of being deployed wrongly. A layer that cannot be lowered
-(max pooling, batch norm, dropout, snnTorch's own neurons, ``nn.Flatten``) is a ``UserError`` naming
-its path in the model and what to use instead.
+additions, subtractions, scalar products, concatenations and reshapes of frames.
+
+A term from one source that is a chain of convolutions and poolings (with Flatten and reshapes that
+keep each frame's C order, the identity on populations) is a convolution: its geometry is the
+chain's composed by ``core.conv.compose`` (structurally, on all-one kernels, so the groups do not
+depend on the weights' values), its kernel the composition of the layers' own kernels in torch
+(``_compose_kernels``: differentiable, so QAT trains the layers through it), its bias the chain run
+on a zero frame. It deploys as one conv projection, the kernel stored once (``Op.geometry``); a
+chain of reshapes alone on a (C, ...) frame is the identity, a depthwise kernel of ones. A term
+that is a sum of such parts, one per source (a residual block: conv(s1) + s0), is one conv
+projection per source. Any other part's weights (``Op.taps``) are found by running it on one-hot
+frames (its dense matrix, within the size guard ``core.guards.max_elements``), as is a chain that
+does not compose (a padded convolution after another layer). When traced, each term is checked on random sequences against its
+affine map (the kernel applied by ``ConvGeometry.apply``, or the matrix), so an operation that is not
+linear or mixes time steps is refused, naming the layers, instead of being deployed wrongly. A
+layer that cannot be lowered (max pooling, batch norm, dropout, snnTorch's own neurons,
+``nn.Flatten``) is a ``UserError`` naming its path in the model and what to use instead.
 
 An ``RLeaky`` layer adds a recurrent term: its ``recurrent`` map of its own spikes, one step late
-(taps ``[0, W]``), which ``graph.run`` and ``run_qat`` scan frame by frame and the integer network
-holds as a projection from the population to itself.
+(taps ``[0, W]``; a recurrent ``nn.Conv2d`` as a kernel with taps ``[0, K]``), which ``graph.run``
+and ``run_qat`` scan frame by frame and the integer network holds as a projection from the
+population to itself.
 
 The model's forward takes ``x`` of shape (batch, time, *frame_shape) and returns per-frame outputs
 (batch, time, classes); the wrapper's ``forward`` averages them over time (the readout population
@@ -36,21 +47,28 @@ import math
 import operator
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
 from lmu2neuro.core import guards
+from lmu2neuro.core.conv import ConvGeometry, compose
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.models.graph import INPUT, Node, Op, Readout, Spiking, Term, run
 from lmu2neuro.models.layers import (
     LINEAR_LAYERS,
+    AvgPool1d,
+    AvgPool2d,
     Conv1d,
     Conv2d,
+    Flatten,
     InputQuantizer,
     Linear,
     OneToOne,
     RLeaky,
+    SumPool1d,
+    SumPool2d,
 )
 from lmu2neuro.models.neurons import LoihiLIF
 from lmu2neuro.models.quantize import run_qat
@@ -135,6 +153,7 @@ class Program:
     layers: list[str] = field(default_factory=list)  # module paths, in order
     parts: list[str] = field(default_factory=list)  # projection name per source
     name: str = ""
+    chains: list = field(default_factory=list)  # per source: its ConvChain when its part is a convolution
 
     @property
     def size(self) -> int:
@@ -171,6 +190,197 @@ class Program:
         return self.evaluate(root, ins).reshape(b, t, -1)
 
 
+# -- a chain of convolutions and poolings as one convolution ----------------------------------------------
+_POOLS = (SumPool1d, SumPool2d, AvgPool1d, AvgPool2d)
+_RESHAPES_M = {"flatten", "view", "reshape", "unflatten", "contiguous"}
+_RESHAPES_F = {torch.flatten, torch.reshape}
+
+
+@dataclass(frozen=True)
+class ConvStep:
+    path: str  # the layer's module path
+    geometry: ConvGeometry  # on the frame the layer receives
+
+
+@dataclass
+class ConvChain:
+    """Convolution and pooling layers applied one after another to one source (reshapes between
+    them keep the frames' C order); ``geometry``: the one convolution they compose into."""
+
+    steps: list[ConvStep]
+    geometry: ConvGeometry
+    kernel_shape: tuple[int, ...]  # one tap: (C_out, C_in // groups, *k)
+
+    def kernel(self, root: nn.Module, like: dict) -> torch.Tensor:
+        """The composed kernel (C_out, C_in // groups, *k), differentiable in the layers' weights."""
+        if not self.steps:  # the identity: a depthwise kernel of ones
+            return torch.ones(self.kernel_shape, **like)
+        k, geo = None, None
+        for step in self.steps:
+            k2 = _layer_kernel(root.get_submodule(step.path), step.geometry, like)
+            if k is None:
+                k, geo = k2, step.geometry
+            else:
+                k, geo = _compose_kernels(geo, k, step.geometry, k2)
+        return k if len(self.steps) == 1 else _regroup(k, self.geometry.groups)
+
+    def ann_macs(self, root: nn.Module) -> int:
+        """The convolution layers' own MACs per frame (NeuroBench's count: pooling counts none)."""
+        total = 0
+        for step in self.steps:
+            mod = root.get_submodule(step.path)
+            if isinstance(mod, (Conv1d, Conv2d)):
+                total += step.geometry.macs((1,) + tuple(mod.weight.shape))
+        return total
+
+
+def _layer_geometry(mod: nn.Module, in_shape: tuple[int, ...]) -> ConvGeometry | None:
+    """A convolution or pooling layer on frames of ``in_shape`` as a geometry, or None when it is
+    not a zero-padded convolution one geometry states (a padding mode, an uneven 'same' padding)."""
+    dims = len(in_shape) - 1
+    if isinstance(mod, _POOLS):
+        if mod.dims != dims:
+            return None
+        return ConvGeometry(in_shape, mod.stride, (0,) * dims, (1,) * dims, in_shape[0])
+    if not isinstance(mod, (nn.Conv1d, nn.Conv2d)) or mod.padding_mode != "zeros" or len(mod.kernel_size) != dims:
+        return None
+    padding = mod.padding
+    if padding == "valid":
+        padding = (0,) * dims
+    elif padding == "same":
+        total = [d * (k - 1) for d, k in zip(mod.dilation, mod.kernel_size)]
+        if any(t % 2 for t in total):
+            return None
+        padding = tuple(t // 2 for t in total)
+    return ConvGeometry(in_shape, mod.stride, padding, mod.dilation, mod.groups)
+
+
+def _layer_kernel(mod: nn.Module, geometry: ConvGeometry, like: dict) -> torch.Tensor:
+    """The layer's kernel of one tap (C_out, C_in // groups, *k): a convolution's weight; a pooling's
+    constant depthwise window (ones, or their mean)."""
+    if isinstance(mod, _POOLS):
+        c = geometry.in_shape[0]
+        k = torch.ones(c, 1, *mod.kernel_size, **like)
+        return k / math.prod(mod.kernel_size) if mod.mean else k
+    return mod.weight
+
+
+def _ungroup(k: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
+    """(C_out, C_in // g, *k) -> (C_out, C_in, *k), zero outside each group's block."""
+    g = geometry.groups
+    if g == 1:
+        return k
+    c_out, c_in_g = k.shape[:2]
+    per = c_out // g
+    full = k.new_zeros(c_out, c_in_g * g, *k.shape[2:])
+    for gi in range(g):
+        full[gi * per:(gi + 1) * per, gi * c_in_g:(gi + 1) * c_in_g] = k[gi * per:(gi + 1) * per]
+    return full
+
+
+def _regroup(full: torch.Tensor, g: int) -> torch.Tensor:
+    """(C_out, C_in, *k) -> (C_out, C_in // g, *k): each output channel's own group block."""
+    if g == 1:
+        return full
+    c_out, c_in = full.shape[:2]
+    per, c_in_g = c_out // g, c_in // g
+    return torch.cat([full[gi * per:(gi + 1) * per, gi * c_in_g:(gi + 1) * c_in_g] for gi in range(g)])
+
+
+_ADDS = {operator.add, torch.add, "add"}
+
+
+def _conv_parts(ops: list[fx.Node], sources: list[fx.Node], modules: dict, values: dict,
+                target: fx.Node) -> list[ConvChain | None]:
+    """Per source, its part of the program as a convolution (``_conv_chain``) or None (dense). With
+    several sources the program must be a sum (a tree of additions) of parts of one source each."""
+    if len(sources) == 1:
+        return [_conv_chain(ops, sources, modules, values)]
+    leaves, stack = [], [target]
+    while stack:
+        n = stack.pop()
+        if (n not in sources and n.op in ("call_function", "call_method") and n.target in _ADDS and not n.kwargs
+                and len(n.args) == 2 and all(isinstance(a, fx.Node) for a in n.args)):
+            stack.extend(n.args)
+        else:
+            leaves.append(n)
+    inside = set(ops)
+    upstream = []  # per leaf: (its operations, the sources it reads)
+    for leaf in leaves:
+        seen, reads, todo = set(), set(), [leaf]
+        while todo:
+            n = todo.pop()
+            if n in sources:
+                reads.add(n)
+            elif n in inside and n not in seen:
+                seen.add(n)
+                todo.extend(n.all_input_nodes)
+        upstream.append(([n for n in ops if n in seen], reads))
+    out = []
+    for src in sources:
+        mine = [(chain_ops, reads) for chain_ops, reads in upstream if src in reads]
+        ok = len(mine) == 1 and mine[0][1] == {src}
+        out.append(_conv_chain(mine[0][0], [src], modules, values) if ok else None)
+    return out
+
+
+def _conv_chain(ops: list[fx.Node], sources: list[fx.Node], modules: dict, values: dict) -> ConvChain | None:
+    """``ops`` as one convolution of its single source (see the module docstring), or None. No
+    layer at all (only reshapes) is the identity, a depthwise kernel of ones, for a (C, ...) frame."""
+    if len(sources) != 1:
+        return None
+    prev, steps, geo, kern = sources[0], [], None, None
+    for n in ops:
+        out = values.get(n)
+        if n.all_input_nodes != [prev] or not isinstance(out, torch.Tensor) or tuple(out.shape[:2]) != (2, 3):
+            return None  # not a chain of per-frame maps, one after another
+        if n.op == "call_module" and isinstance(modules[n.target], (Conv1d, Conv2d) + _POOLS):
+            mod = modules[n.target]
+            step = _layer_geometry(mod, tuple(values[prev].shape[2:]))
+            if step is None or len(n.args) != 1 or n.kwargs:
+                return None
+            ones = np.ones(tuple(_layer_kernel(mod, step, {}).shape))  # structure only: no cancellation
+            if step.problem((1,) + ones.shape):
+                return None
+            if geo is None:
+                geo, kern = step, ones
+            else:
+                both = compose(geo, kern, step, ones)
+                if both is None:
+                    return None
+                geo, kern = both
+            steps.append(ConvStep(n.target, step))
+        elif not (n.op == "call_module" and isinstance(modules[n.target], Flatten)
+                  or n.op == "call_method" and n.target in _RESHAPES_M
+                  or n.op == "call_function" and n.target in _RESHAPES_F):
+            return None  # reshapes keeping (batch, time) keep each frame's C order: the identity here
+        prev = n
+    if not steps:
+        shape = tuple(values[sources[0]].shape[2:])
+        if len(shape) not in (2, 3):
+            return None
+        dims = len(shape) - 1
+        return ConvChain([], ConvGeometry(shape, (1,) * dims, (0,) * dims, (1,) * dims, shape[0]),
+                         (shape[0], 1) + (1,) * dims)
+    if math.prod(geo.out_shape((1,) + kern.shape)) != math.prod(values[prev].shape[2:]):
+        return None
+    return ConvChain(steps, geo, tuple(kern.shape))
+
+
+def _compose_kernels(g1: ConvGeometry, k1: torch.Tensor, g2: ConvGeometry, k2: torch.Tensor):
+    """The kernel of g2 after g1, as ``core.conv.compose`` states it (entry r = s1 d2 b + d1 m sums
+    K2[b] K1[m] over the middle channels): a transposed convolution of K2 by K1 with stride s1 d2
+    and dilation d1, so gradients reach both kernels. Returns the full kernel (C_out, C_in, *k) and
+    its geometry (groups 1: regrouped once at the end)."""
+    full1, full2 = _ungroup(k1, g1), _ungroup(k2, g2)
+    stride = tuple(s1 * d2 for s1, d2 in zip(g1.stride, g2.dilation))
+    fn = F.conv_transpose1d if g1.dims == 1 else F.conv_transpose2d
+    full = fn(full2, full1, stride=stride, dilation=g1.dilation)
+    geo = ConvGeometry(g1.in_shape, tuple(a * b for a, b in zip(g1.stride, g2.stride)), g1.padding,
+                       (1,) * g1.dims, 1)
+    return full, geo
+
+
 def _like(root: nn.Module) -> dict:
     """The model's float type and device (probes and checks run in them)."""
     p = next((p for p in root.parameters() if p.is_floating_point()), None)
@@ -192,6 +402,7 @@ class TracedOp(Op):
 
     root: nn.Module
     program: Program
+    dense: bool = False  # expand a convolution into its matrix anyway (the lowering before conv projections)
 
     def run(self, xs):
         return self.program.run_frames(self.root, xs)
@@ -199,25 +410,50 @@ class TracedOp(Op):
     def step(self, xs, state):
         return self.program.run_frames(self.root, [x[:, None] for x in xs])[:, 0], None
 
+    def geometry(self):
+        chains = self.program.chains
+        if self.dense or all(c is None for c in chains):
+            return None
+        return [None if c is None else c.geometry for c in chains]
+
     def taps(self):
+        """Per source its kernel (a convolution part) or its matrix, found by one-hot frames of the
+        dense sources (the others zero); the bias is the output for zero frames. A term with a
+        convolution part states each part's origin in ``origin["parts"]``."""
         p = self.program
-        sizes = [math.prod(s) for s in p.source_shapes]
-        rows = 1 + sum(sizes)  # one zero frame (the bias), then one-hot frames of each source
-        probes = []
-        first = 1
         like = _like(self.root)
-        for n in sizes:
+        convs = self.geometry() or [None] * len(p.sources)
+        if self.dense and any(c is not None for c in p.chains):  # expanded on request: guarded as any dense term
+            _check_dense(p, f"the input of '{p.name}'")
+        sizes = [math.prod(s) for s in p.source_shapes]
+        rows = 1 + sum(n for n, c in zip(sizes, convs) if c is None)  # the zero frame, then one-hot frames
+        probes, first = [], 1
+        for n, c in zip(sizes, convs):
             z = torch.zeros(rows, n, **like)
-            z[first:first + n] = torch.eye(n, **like)
+            if c is None:
+                z[first:first + n] = torch.eye(n, **like)
+                first += n
             probes.append(z[:, None])
-            first += n
         y = self.run(probes)[:, 0]  # (rows, out)
         bias = y[0]
-        weights, first = [], 1
-        for n in sizes:
-            weights.append((y[first:first + n] - bias).T[None])  # (1, out, n)
-            first += n
-        return weights, bias, {"kind": "dense", "layers": list(p.layers)}
+        weights, parts, first = [], [], 1
+        for n, c, chain in zip(sizes, convs, p.chains or [None] * len(sizes)):
+            if c is None:
+                weights.append((y[first:first + n] - bias).T[None])  # (1, out, n)
+                parts.append({"kind": "dense"})
+                first += n
+                continue
+            kernel = chain.kernel(self.root, like)
+            weights.append(kernel[None])
+            part = {"kind": f"conv{c.dims}d"}
+            ann = chain.ann_macs(self.root)
+            if ann != c.macs((1,) + tuple(kernel.shape)):
+                part["ann_macs"] = ann
+            parts.append(part)
+        origin = {"kind": "dense", "layers": list(p.layers)}
+        if any(c is not None for c in convs):
+            origin["parts"] = parts
+        return weights, bias, origin
 
     def modules(self):
         return [self.root.get_submodule(path) for path in self.program.layers]
@@ -230,6 +466,7 @@ class FeedbackOp(Op):
     root: nn.Module
     path: str  # the RLeaky layer
     shape: tuple[int, ...]  # its frame shape
+    dense: bool = False  # expand a recurrent convolution into its matrix anyway
 
     def run(self, xs):
         raise RuntimeError("a recurrent term runs frame by frame (models.graph.run_recurrent)")
@@ -239,14 +476,23 @@ class FeedbackOp(Op):
         rec = self.root.get_submodule(self.path).recurrent
         return rec(prev.reshape(prev.shape[0], *self.shape)).reshape(prev.shape[0], -1), None
 
+    def geometry(self):
+        rec = self.root.get_submodule(self.path).recurrent
+        geo = None if self.dense or len(self.shape) not in (2, 3) else _layer_geometry(rec, tuple(self.shape))
+        return None if geo is None or geo.problem((2,) + tuple(rec.weight.shape)) else [geo]
+
     def taps(self):
         n = math.prod(self.shape)
         like = _like(self.root)
+        origin = {"kind": "recurrent", "layers": [f"{self.path}.recurrent"]}
+        if self.geometry():
+            w = self.root.get_submodule(self.path).recurrent.weight
+            bias = self.step([torch.zeros(1, n, **like)], None)[0][0]
+            return [torch.stack([torch.zeros_like(w), w])], bias, origin
         probes = torch.cat([torch.zeros(1, n, **like), torch.eye(n, **like)])
         y, _ = self.step([probes], None)
         bias = y[0]
         w = (y[1:] - bias).T
-        origin = {"kind": "recurrent", "layers": [f"{self.path}.recurrent"]}
         return [torch.stack([torch.zeros_like(w), w])], bias, origin
 
     def modules(self):
@@ -272,21 +518,23 @@ class Trace:
     populations: list[Population]
     readout: Program
 
-    def nodes(self, root: nn.Module) -> list[Node]:
+    def nodes(self, root: nn.Module, dense: bool = False) -> list[Node]:
+        """The declared graph on ``root``'s modules; ``dense``: convolutions as matrices (checks)."""
         out = []
         for pop in self.populations:
             p = pop.program
-            terms = [Term(p.name, list(p.sources), TracedOp(root, p), parts=list(p.parts))]
+            terms = [Term(p.name, list(p.sources), TracedOp(root, p, dense), parts=list(p.parts))]
             if pop.recurrent:
-                terms.append(Term("recurrent", [pop.name], FeedbackOp(root, pop.path, pop.shape)))
-            node = Node(pop.name, terms, Spiking(None, root.get_submodule(pop.path), 1.0), layer=pop.path)
+                terms.append(Term("recurrent", [pop.name], FeedbackOp(root, pop.path, pop.shape, dense)))
+            node = Node(pop.name, terms, Spiking(None, root.get_submodule(pop.path), 1.0), layer=pop.path,
+                        shape=pop.shape)
             node.term_layers = {id(t): (t.op.program.layers[-1] if isinstance(t.op, TracedOp) and t.op.program.layers
                                         else f"{pop.path}.recurrent" if isinstance(t.op, FeedbackOp) else "")
                                 for t in terms}
             out.append(node)
         r = self.readout
-        term = Term(r.name, list(r.sources), TracedOp(root, r), parts=list(r.parts))
-        node = Node(READOUT, [term], Readout(), layer=r.layers[-1] if r.layers else "")
+        term = Term(r.name, list(r.sources), TracedOp(root, r, dense), parts=list(r.parts))
+        node = Node(READOUT, [term], Readout(), layer=r.layers[-1] if r.layers else "", shape=r.out_shape)
         node.term_layers = {id(term): node.layer}
         out.append(node)
         return out
@@ -484,11 +732,25 @@ def _program(model, modules, target: fx.Node, boundary: dict, order: dict, value
     weighted = [p for p in layers if isinstance(modules[p], _WEIGHTED)]
     prog.name = weighted[-1] if weighted else (layers[-1] if layers else f"from_{names[0]}")
     prog.parts = _part_names(ops, sources, names, modules, prog.name)
-    for name, shape in zip(names, prog.source_shapes):
-        guards.check_elements("model", f"{where}: the dense matrix from '{name}'", (prog.size, math.prod(shape)))
-    guards.check_elements("model", f"{where}: the one-hot probe of its weights",
-                          (1 + sum(math.prod(s) for s in prog.source_shapes), prog.size))
+    prog.chains = _conv_parts(ops, sources, modules, values, target)
+    for name, chain in zip(names, prog.chains):
+        if chain is not None:
+            guards.check_elements("model", f"{where}: the convolution kernel from '{name}'", chain.kernel_shape)
+    _check_dense(prog, where, [c is None for c in prog.chains])
     return prog
+
+
+def _check_dense(prog: Program, where: str, which: list[bool] | None = None) -> None:
+    """The size guard of the parts found by one-hot probes (``which``: per source; default all):
+    their matrices and the probe."""
+    which = [True] * len(prog.sources) if which is None else which
+    shapes = [s for s, w in zip(prog.source_shapes, which) if w]
+    for name, shape, w in zip(prog.sources, prog.source_shapes, which):
+        if w:
+            guards.check_elements("model", f"{where}: the dense matrix from '{name}'", (prog.size, math.prod(shape)))
+    if shapes:
+        guards.check_elements("model", f"{where}: the one-hot probe of its weights",
+                              (1 + sum(math.prod(s) for s in shapes), prog.size))
 
 
 def _part_names(ops, sources, names, modules, default) -> list[str]:
@@ -522,21 +784,32 @@ def _check_linear(model: nn.Module, t: Trace) -> None:
 def _check_term(model: nn.Module, node: Node, term: Term, g: torch.Generator) -> None:
     op = term.op
     weights, bias, _ = op.taps()
+    convs = op.geometry() or [None] * len(weights)
     like = _like(model)
+
+    def apply(x, w, conv):  # one tap of a matrix, or of a kernel by the core's own convolution
+        if conv is None:
+            return x @ w.T
+        return conv.apply(w, x.reshape(-1, conv.in_size)).reshape(*x.shape[:-1], -1)
+
+    def sources(n):
+        return torch.randn(*n, generator=g, dtype=like["dtype"]).to(like["device"])
+
     if isinstance(op, FeedbackOp):  # one frame of the spikes before, through the tap of delay 1
         mats = [weights[0][1]]
-        xs = [torch.randn(4, mats[0].shape[1], generator=g, dtype=like["dtype"]).to(like["device"])]
+        xs = [sources((4, math.prod(op.shape)))]
         got = op.step(xs, None)[0]
         layers = f"'{op.path}.recurrent'"
     else:
         mats = [w[0] for w in weights]
-        xs = [torch.randn(2, 3, w.shape[1], generator=g, dtype=like["dtype"]).to(like["device"]) for w in mats]
+        xs = [sources((2, 3, math.prod(s))) for s in op.program.source_shapes]
         got = op.run(xs)
         layers = ", ".join(f"'{p}'" for p in op.program.layers) or "no layers"
-    want = bias + sum(x @ w.T for x, w in zip(xs, mats))
+    want = bias + sum(apply(x, w, c) for x, w, c in zip(xs, mats, convs))
     err = float((got - want).abs().max()) if got.numel() else 0.0
     # float32 rounding of sums of this size stays far below 1e-4 of it; a nonlinearity does not
-    scale = 1.0 + float(sum((x.abs() @ w.abs().T).max() for x, w in zip(xs, mats))) + float(bias.abs().max())
+    scale = (1.0 + float(sum(apply(x.abs(), w.abs(), c).max() for x, w, c in zip(xs, mats, convs)))
+             + float(bias.abs().max()))
     if not err <= 1e-4 * scale:
         raise UserError(f"model {type(model).__name__}: the operations into '{node.name}' ({layers}) are not a "
                         f"per-frame linear map of {', '.join(term.sources)} (off by {err:.3g} on a random "
@@ -551,6 +824,8 @@ class LoihiModel(nn.Module):
     (batch, time, classes). ``frame_shape``: one frame's shape (e.g. ``(8,)``, ``(1, 8, 8)``).
     ``max_len``: the longest sequence the deployed readout is scaled for. ``input_scale``: needed only
     when the model has no ``layers.InputQuantizer`` (else that layer's scale is the network's).
+    ``expand_convolutions``: deploy convolutions as their dense matrices, as before conv projections
+    (for checks; within the size guard), instead of kernels stored once.
 
     ``model(x)`` gives the mean of the per-frame outputs (B, C), float or, after ``set_qat(True)``,
     fake-quantized with straight-through gradients (``models.quantize.run_qat`` on the traced graph).
@@ -558,7 +833,8 @@ class LoihiModel(nn.Module):
     runs it in the one integer executor.
     """
 
-    def __init__(self, model: nn.Module, frame_shape, max_len: int, input_scale: float | None = None):
+    def __init__(self, model: nn.Module, frame_shape, max_len: int, input_scale: float | None = None,
+                 expand_convolutions: bool = False):
         super().__init__()
         try:
             shape = tuple(int(d) for d in (frame_shape if hasattr(frame_shape, "__iter__") else (frame_shape,)))
@@ -575,11 +851,12 @@ class LoihiModel(nn.Module):
         self.max_len = int(max_len)
         self.fixed_input_scale = None if input_scale is None else float(input_scale)
         self.qat = False
+        self.expand_convolutions = bool(expand_convolutions)
         self.structure = trace(model, shape)
 
     # -- the declared graph and the deployment facts --------------------------------------------------
     def graph(self) -> list[Node]:
-        return self.structure.nodes(self.model)
+        return self.structure.nodes(self.model, dense=self.expand_convolutions)
 
     @property
     def quantizer(self) -> InputQuantizer | None:

@@ -37,6 +37,11 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike, format: str
     if format not in FORMATS:
         raise UserError(f"format {format!r}: expected one of {', '.join(FORMATS)}")
     net = network_from_checkpoint(checkpoint)
+    _write_network(net, output, format, dt)
+    return net
+
+
+def _write_network(net: IntNetwork, output, format: str, dt: float | None) -> None:
     if format == "nir":
         from converters.nir.export import export_nir
 
@@ -54,4 +59,122 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike, format: str
         prof = load_profile("loihi1")
         export_sanafe(net, output, core_of=map_to_chip(net, prof).core_of,
                       cores_per_tile=int(prof.chip.cores_per_tile.value))
-    return net
+
+
+# A plain snnTorch model quantized after training (export_snntorch)
+CALIBRATION_SAMPLES = 2000  # training samples whose largest |x| sets the input scale
+
+
+def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_root=None, samples: int | None = None,
+                    format: str = "nir", dt: float | None = None, report=None, progress: bool = False) -> dict:
+    """A plain snnTorch model (``FILE.py:FUNCTION`` returning it, ``checkpoint`` its state_dict) as the
+    deployed integer network: converted to ``models.layers`` with the same float parameters
+    (``training.user_model.convert_snntorch``), input scale calibrated from the dataset's training
+    inputs, quantized after training; writes ``output`` and the fidelity report (float snnTorch model
+    vs deployed integers on the test split) to ``report`` (default OUTPUT's stem + .fidelity.json).
+    Returns the report. The model file is code the user chose to run."""
+    import snntorch
+    import torch
+    from tqdm import tqdm
+
+    from lmu2neuro.core import fixed_point as fx
+    from lmu2neuro.core.atomic import write_json
+    from lmu2neuro.core.executor import execute
+    from lmu2neuro.datasets import get_dataset
+    from lmu2neuro.deploy.lowering import lower
+    from lmu2neuro.models.trace import LoihiModel
+    from lmu2neuro.pipeline.simulate import FIDELITY_WARN_BELOW
+    from lmu2neuro.training import user_model as um
+
+    if format not in FORMATS:
+        raise UserError(f"format {format!r}: expected one of {', '.join(FORMATS)}")
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples {samples}: expected at least 1")
+    path, func = um.parse_spec(model_spec)
+    data = get_dataset(dataset, root=data_root)
+    facts = um.data_facts(data)
+    module, digest = um.plain_model(path, func, checkpoint, facts)
+    ours, records = um.convert_snntorch(module)
+    frame = facts["frame_shape"]
+    try:
+        model = LoihiModel(ours, frame, max_len=facts["timesteps"]).eval()
+    except UserError as exc:
+        raise UserError(f"{path}: {func}(): {exc}") from None
+
+    def stack(part, n):
+        n = min(n, len(part))
+        xs, ys = zip(*(part[i] for i in range(n)))
+        return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in xs]), torch.as_tensor(ys)
+
+    x_cal, _ = stack(data.train, CALIBRATION_SAMPLES)
+    scale = model.calibrate(x_cal)
+    try:
+        net = lower(model)
+    except IntNetworkError as exc:
+        raise UserError(f"{checkpoint}: cannot be deployed in Loihi's fixed-point ranges: {exc}") from None
+    net.meta["source"] = {"snntorch_model": str(path), "function": func, "sha256": digest,
+                          "checkpoint": str(checkpoint), "quantized": "after training"}
+
+    x, y = stack(data.test, samples or len(data.test))
+    batch = 256
+    float_out, float_spk, int_scores, int_spk = [], {}, [], {}
+    for first in tqdm(range(0, len(x), batch), desc="float vs integer", disable=not progress, leave=False):
+        xb = x[first:first + batch]
+        out, spk = um.run_snntorch(module, xb.reshape(xb.shape[0], xb.shape[1], *frame))
+        float_out.append(out)
+        for k, v in spk.items():
+            float_spk[k] = float_spk.get(k, 0) + float(v.sum())
+        r = execute(net, fx.quantize_input(xb.reshape(xb.shape[0], xb.shape[1], -1).double(), net.input_scale))
+        int_scores.append(r.scores)
+        for k, v in r.spikes.items():
+            int_spk[k] = int_spk.get(k, 0) + int(v.sum())
+    out = torch.cat(float_out)
+    spiking_output = isinstance(um.snntorch_layers(module)[-1][1], snntorch.SpikingNeuron)
+    # the integer readout integrates the last layer: its argmax is the argmax of the spike count
+    # (a spiking output) or of the mean output (a Linear output), as the float model is read here
+    float_pred = (out.sum(1) if spiking_output else out.mean(1)).argmax(1).numpy()
+    int_pred = torch.cat(int_scores).argmax(1).numpy()
+    by_ours = {r["as"]: r["path"] for r in records if "as" in r}
+    layers = {}
+    for pop in net.populations:
+        theirs = by_ours.get(pop.meta.get("layer", ""))
+        if pop.readout or theirs not in float_spk:
+            continue
+        f = float_spk[theirs]
+        layers[pop.name] = {"layer": theirs, "int_spikes": int_spk[pop.name], "float_spikes": int(f),
+                            "spike_ratio": int_spk[pop.name] / f if f else None}
+    y = y.numpy()
+    rep = {
+        "source": f"{path}:{func}() with {checkpoint}, run in float32 by snnTorch (its own modules, one step at a "
+                  "time, along the chain of its layers)",
+        "samples": int(len(x)),
+        "prediction_agreement": float((float_pred == int_pred).mean()),
+        "warn_below": FIDELITY_WARN_BELOW,
+        "float_predictions": float_pred.astype(int).tolist(),
+        "float_accuracy": float((float_pred == y).mean()),
+        "int_accuracy": float((int_pred == y).mean()),
+        "layers": layers,
+        "dataset": dataset, "split": "test",
+        "input_scale": {"value": float(scale), "source": "calibrated",
+                        "rule": f"127 / max |x| over the first {len(x_cal)} training samples",
+                        "max_abs_input": float(x_cal.abs().max())},
+        "chain": ("nn.Sequential: its layers in order" if isinstance(module, torch.nn.Sequential) else
+                  f"{type(module).__name__}: its child modules in the order they are defined, assumed to be the "
+                  "order its forward calls them, each feeding the next (not checked against its forward)"),
+        "conversion": records,
+        "populations": {p.name: {"reset": p.reset, "du": p.du, "dv": p.dv, "vth": p.vth}
+                        for p in net.populations},
+    }
+    _write_network(net, output, format, dt)
+    report = report or _default_report(output)
+    write_json(report, rep)
+    rep["report"] = str(report)
+    rep["network"] = net
+    return rep
+
+
+def _default_report(output):
+    from pathlib import Path
+
+    out = Path(output)
+    return out.with_name(out.stem + ".fidelity.json")

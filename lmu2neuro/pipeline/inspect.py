@@ -10,6 +10,7 @@ from converters.nir.graph import execution_order, flatten_graph, node_type
 from converters.nir.metadata import META_KEY, decode_meta
 from converters.nir.nodes import INTNET_TYPES, PARAM_FIELDS
 from converters.nir.read import is_ours, read_graph, read_intnet
+from lmu2neuro.pipeline.network_file import file_kind, summarize_netx
 from lmu2neuro.core.errors import UserError
 
 MAX_EDGES_SHOWN = 30
@@ -23,6 +24,8 @@ def _shape(v) -> list[int] | None:
 
 def inspect_nir(path: str | os.PathLike) -> dict:
     """A JSON-able summary of a NIR file (see ``format_summary`` for the text form)."""
+    if file_kind(path) == "netx":
+        return summarize_netx(path)
     graph = read_graph(path)
     nodes, edges = flatten_graph(graph)
     rows = []
@@ -50,7 +53,11 @@ def inspect_nir(path: str | os.PathLike) -> dict:
         reason = str(exc)
     populations = [] if net is None else [
         {"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth, "bias_exp": p.bias_exp,
-         "readout": p.readout, "incoming_taps": sum(s.taps for s in net.projections_into(p.name))}
+         "readout": p.readout, "incoming_taps": sum(s.taps for s in net.projections_into(p.name)),
+         # asked of each projection (a convolution answers from its kernel, never a dense matrix)
+         "incoming_stored_weights": sum(s.stored_weights() for s in net.projections_into(p.name)),
+         "incoming_synapses": sum(s.synapses() for s in net.projections_into(p.name)),
+         "incoming_conv": any(s.conv is not None for s in net.projections_into(p.name))}
         for p in net.populations
     ]
     meta_summary: dict = {}
@@ -102,7 +109,9 @@ def format_summary(info: dict) -> str:
         pw = max(len(p["name"]) for p in info["loihi_populations"])
         for p in info["loihi_populations"]:
             lines.append(f"  {p['name']:<{pw}}  n={p['size']:<5} du={p['du']:<5} dv={p['dv']:<5} vth={p['vth']:<7} "
-                         f"bias_exp={p['bias_exp']} taps_in={p['incoming_taps']}" + ("  readout" if p["readout"] else ""))
+                         f"bias_exp={p['bias_exp']} taps_in={p['incoming_taps']} "
+                         f"weights_in={p.get('incoming_stored_weights', 0)} synapses_in={p.get('incoming_synapses', 0)}"
+                         + ("  conv" if p.get("incoming_conv") else "") + ("  readout" if p["readout"] else ""))
     if info["lava_supported"]:
         lines.append("Lava build: supported (every node lowers to Loihi integers)")
     else:

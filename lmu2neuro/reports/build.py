@@ -132,7 +132,8 @@ def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
             ["Dense (MACs)", "Effective MACs", "Effective ACs", "neuron updates", "spikes", "activation sparsity", "footprint (bytes)"],
             [[_fmt(t["dense"]), _fmt(t["effective_macs"]), _fmt(t["effective_acs"]), _fmt(t["neuron_updates"]),
               _fmt(t["spikes"]), _fmt(t["activation_sparsity"]), _fmt(t["footprint_bytes"])]],
-            "Dense counts every connection every step; effective ops have a nonzero input and weight; "
+            "Dense is NeuroBench's: every Linear / Conv layer's MACs (a convolution's real MACs, padding excluded) "
+            "every step; effective ops have a nonzero input and weight; "
             "graded inputs are MACs, binary spikes (an input of only 0 and 1 included) ACs; bias not counted.")]
     rows = []
     for p in rep["profiles"]:
@@ -173,11 +174,12 @@ def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                     "frame period)", "keeps up"], rows,
                     "Below 1 the device finishes a step before the next frame arrives; 'yes' only when the high end "
                     "of the step time does."))
-    out.append(("Dense non-spiking baseline (same network, every connection every step)",
-                ["profile", "dense MACs", "energy (J)", "source"],
-                [[b["profile"] + (" (compute-only floor)" if b.get("floor") else ""), _fmt(b["dense_macs"]),
-                  _fmt(b["dynamic_j"]), b["sources"]["energy.mac"]] for b in rep["dense_baseline"]],
-                "Leaves out memory traffic, I/O and static power."))
+    basis = rep["dense_baseline"][0].get("basis", "") if rep["dense_baseline"] else ""
+    out.append(("Dense non-spiking baseline (the same network as an ANN)",
+                ["profile", "ANN passes", "MACs", "energy (J)", "source"],
+                [[b["profile"] + (" (compute-only floor)" if b.get("floor") else ""), str(b.get("passes", "")),
+                  _fmt(b["dense_macs"]), _fmt(b["dynamic_j"]), b["sources"]["energy.mac"]] for b in rep["dense_baseline"]],
+                f"{basis}. Leaves out memory traffic, I/O and static power."))
     for p in rep["profiles"]:
         kind = p["layers"][0]["op_kind"] if p["layers"] else "ops"
         rows = [[r["layer"], str(r["neurons"]), f"{100 * r['firing_rate']:.2f}%", _fmt(r["ops"]), _fmt(r["ac_j"] + r["mac_j"]),
@@ -340,7 +342,7 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
                             "--model MODEL.nir")
     guards.require_file(model_path, "model file", "the .nir graph the traffic was simulated from")
     check_model_hash(traffic, model_path, str(traffic_path))
-    from converters.nir.read import read_intnet
+    from converters.netx.read import read_network_file as read_intnet
 
     # at the dt it was simulated with: another tool's graph is quantized for it
     net = read_intnet(model_path, dt=traffic.get("dt"))

@@ -156,3 +156,305 @@ def calibrate_if_needed(model: LoihiModel, x) -> float | None:
     if (q is not None and not q.calibrated) or (q is None and model.fixed_input_scale is None):
         return model.calibrate(x)
     return None
+
+
+# -- a plain snnTorch model (trained without our layers), quantized after training ---------------------
+# ``lmu2neuro export --model FILE.py:FUNCTION CHECKPOINT``: FUNCTION returns the user's snnTorch
+# model, CHECKPOINT is its plain state_dict. The model is read as a chain of layers, each feeding the
+# next one step at a time, as snnTorch's export_to_nir reads an nn.Sequential; its float parameters
+# are copied into the layers of ``models.layers`` and quantized after training.
+SCALAR_BETA_HINT = ("snnTorch's export_to_nir fails on a scalar beta ('type mismatch: 0.output: [[N]] -> "
+                    "1.input: []'); give each neuron its own: beta=torch.full((N,), b) (and threshold likewise), "
+                    "or let `lmu2neuro export --model FILE.py:FUNCTION CHECKPOINT` convert the model itself")
+
+
+def snntorch_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The model as a chain: an nn.Sequential's layers (nested ones flattened), else the module's
+    own children in the order they are defined (assumed to be the order its forward calls them,
+    each feeding the next; the fidelity report states the assumption)."""
+    out: list[tuple[str, nn.Module]] = []
+
+    def walk(prefix: str, m: nn.Module) -> None:
+        for name, child in m.named_children():
+            path = f"{prefix}{name}"
+            if isinstance(child, nn.Sequential):
+                walk(f"{path}.", child)
+            else:
+                out.append((path, child))
+
+    walk("", module)
+    return out
+
+
+def _one_value(path: str, name: str, value, hint: str) -> float:
+    """A neuron parameter as the one value Loihi gives a population (per-neuron tensors must agree)."""
+    import torch
+
+    t = torch.as_tensor(value, dtype=torch.float64).detach().flatten()
+    if t.numel() == 0 or not bool(torch.isfinite(t).all()):
+        raise UserError(f"model layer '{path}': {name} holds no finite value")
+    if bool((t != t[0]).any()):
+        raise UserError(f"model layer '{path}': {name} differs between neurons ({float(t.min()):.4g} to "
+                        f"{float(t.max()):.4g}); a Loihi population has one {name} ({hint})")
+    return float(t[0])
+
+
+def _refuse_layer(path: str, module: nn.Module, why: str) -> UserError:
+    return UserError(f"model layer '{path}' ({type(module).__name__}): cannot be converted to Loihi: {why}")
+
+
+def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
+    """The snnTorch model as a model of ``models.layers`` with the same float parameters, calibrated
+    input quantizer first (not yet calibrated) -> (module, one record per converted layer).
+
+    Neurons keep their beta, alpha, threshold and reset mechanism (one value per layer; equal
+    per-neuron tensors are fine). snnTorch resets one step late by default (``reset_delay=True``);
+    for Leaky and RLeaky a subtract reset is made exact on Loihi's same-step rule by a self
+    connection of weight -(1 - beta) threshold one step late (Loihi takes beta threshold off through
+    the decay, snnTorch the whole threshold); a zero reset of Leaky is the same either way. Synaptic
+    and RLeaky's zero reset differ from snnTorch's (it clears the current, resp. the step's input,
+    too), stated per layer as ``exact: False``; the fidelity report measures what it costs."""
+    import snntorch
+    import torch
+
+    from lmu2neuro.models import layers as L
+    from lmu2neuro.models.neurons import LoihiLIF
+
+    chain = snntorch_layers(module)
+    if not chain:
+        raise UserError(f"model {type(module).__name__}: no layers found (expected an nn.Sequential or a module "
+                        "whose children are its layers in order)")
+    ours: list[tuple[str, nn.Module]] = [("input_quantizer", L.InputQuantizer())]
+    records: list[dict] = []
+    neurons = 0
+    for path, m in chain:
+        rec = {"path": path, "type": type(m).__name__}
+        new: nn.Module | None
+        if isinstance(m, (nn.Identity, nn.Dropout)):
+            rec["converted"] = "left out (the identity at inference)"
+            records.append(rec)
+            continue
+        if isinstance(m, snntorch.SpikingNeuron):
+            new = _convert_neuron(path, m, rec)
+            neurons += 1
+        elif type(m) is nn.Linear:
+            new = L.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+        elif type(m) in (nn.Conv1d, nn.Conv2d):
+            if m.padding_mode != "zeros" or isinstance(m.padding, str):
+                raise _refuse_layer(path, m, f"padding {m.padding!r} / padding_mode {m.padding_mode!r}; expected "
+                                             "numeric zero padding")
+            cls = L.Conv1d if type(m) is nn.Conv1d else L.Conv2d
+            new = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                      dilation=m.dilation, groups=m.groups, bias=m.bias is not None)
+        elif type(m) in (nn.AvgPool1d, nn.AvgPool2d):
+            pad = m.padding if isinstance(m.padding, tuple) else (m.padding,)
+            if any(pad) or m.ceil_mode:
+                raise _refuse_layer(path, m, "padding or ceil_mode; expected plain windows")
+            new = (L.AvgPool1d if type(m) is nn.AvgPool1d else L.AvgPool2d)(m.kernel_size, m.stride)
+        elif type(m) is nn.Flatten:
+            if m.start_dim != 1 or m.end_dim != -1:
+                raise _refuse_layer(path, m, f"start_dim={m.start_dim}, end_dim={m.end_dim}; expected the "
+                                             "features of each step flattened (start_dim=1, end_dim=-1)")
+            new = L.Flatten()
+        elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
+            raise _refuse_layer(path, m, "max pooling is not linear; use AvgPool between neuron layers")
+        else:
+            raise _refuse_layer(path, m, "expected nn.Linear, nn.Conv1d/2d, nn.AvgPool1d/2d, nn.Flatten, "
+                                         "snn.Leaky, snn.Synaptic or snn.RLeaky")
+        if not isinstance(m, snntorch.SpikingNeuron):
+            with torch.no_grad():
+                for name, p in m.named_parameters(recurse=False):
+                    getattr(new, name).copy_(p)
+            rec["exact"] = True
+        ours.append((path.replace(".", "_"), new))
+        rec["as"] = ours[-1][0]
+        records.append(rec)
+    if not neurons:
+        raise UserError(f"model {type(module).__name__}: no snnTorch neuron layer (snn.Leaky, snn.Synaptic, "
+                        "snn.RLeaky) found among its layers")
+    last = ours[-1][1]
+    if isinstance(last, LoihiLIF):
+        # a spiking output is read by its spike counts: the readout integrates the spikes themselves
+        n = _output_size(module)
+        count = L.Linear(n, n, bias=False)
+        with torch.no_grad():
+            count.weight.copy_(torch.eye(n))
+        ours.append(("spike_count", count))
+        records.append({"path": "(readout)", "type": "spike count", "as": "spike_count", "exact": True,
+                        "converted": "the output layer's spikes summed over time (argmax = most spikes)"})
+    return _Chain(ours), records
+
+
+def _output_size(module: nn.Module) -> int:
+    """Neurons of the output layer: the out_features of the last Linear before it."""
+    for _, m in reversed(snntorch_layers(module)):
+        if isinstance(m, nn.Linear):
+            return m.out_features
+    raise UserError(f"model {type(module).__name__}: the output neuron layer follows no nn.Linear; expected "
+                    "... -> nn.Linear -> snn.Leaky (or a Linear output)")
+
+
+def _convert_neuron(path: str, m, rec: dict):
+    import snntorch
+    import torch
+
+    from lmu2neuro.models import layers as L
+
+    name = type(m).__name__
+    if type(m) not in (snntorch.Leaky, snntorch.Synaptic, snntorch.RLeaky):
+        raise _refuse_layer(path, m, "expected snn.Leaky, snn.Synaptic or snn.RLeaky")
+    if getattr(m, "inhibition", False) or m.state_quant or float(m.graded_spikes_factor) != 1.0:
+        raise _refuse_layer(path, m, "inhibition, state_quant or graded spikes have no Loihi counterpart here")
+    reset = m.reset_mechanism
+    if reset == "none":
+        raise _refuse_layer(path, m, "reset_mechanism='none' (no reset): a Loihi neuron that fires always resets; "
+                                     "expected 'zero' or 'subtract'")
+    how = "use one value per layer, or keep per-neuron tensors equal"
+    beta = min(max(_one_value(path, "beta", m.beta, how), 0.0), 1.0)  # snnTorch clamps to [0, 1]
+    th = _one_value(path, "threshold", m.threshold, how)
+    delayed = bool(m.reset_delay)
+    # snnTorch's delayed subtract takes th off after the decay; Loihi 2's same-step one, beta th:
+    # the rest, (1 - beta) th, comes one step late through a self connection
+    fix = -(1.0 - beta) * th if (reset == "subtract" and delayed) else 0.0
+    rec.update(beta=beta, threshold=th, reset_mechanism=reset, reset_delay=delayed)
+    if torch.as_tensor(m.beta).ndim == 0:  # fine here; snnTorch's own exporter would fail on it
+        rec["scalar_beta"] = True
+    kw = {"threshold": th, "reset_mechanism": reset}
+    if type(m) is snntorch.Synaptic:
+        alpha = min(max(_one_value(path, "alpha", m.alpha, how), 0.0), 1.0)
+        rec["alpha"] = alpha
+        # snnTorch's Synaptic resets its current too (zero) or late (subtract); Loihi keeps the current
+        rec["exact"] = False
+        rec["note"] = (f"snnTorch's {reset} reset of a Synaptic neuron has no exact Loihi form (Loihi's "
+                       "same-step reset of the voltage is used, the current kept)")
+        return L.Synaptic(alpha, beta, **kw)
+    if type(m) is snntorch.Leaky:
+        rec["exact"] = True
+        if fix == 0.0:
+            return L.Leaky(beta, **kw)
+        rec["note"] = f"subtract reset one step late: a self connection of {fix:.4g} (-(1 - beta) threshold)"
+        return L.RLeaky(beta, all_to_all=False, V=fix, learn_recurrent=False, **kw)
+    # RLeaky: the recurrent map copied, the subtract fix added on its diagonal
+    rec["exact"] = reset == "subtract" or not delayed
+    if not rec["exact"]:
+        rec["note"] = ("snnTorch's delayed zero reset of an RLeaky also clears the input of the step after a "
+                       "spike; Loihi resets in the spiking step (the same-step reset is used)")
+    rec_mod = m.recurrent
+    if isinstance(rec_mod, nn.Linear):
+        new = L.RLeaky(beta, linear_features=rec_mod.in_features, **kw)
+    elif isinstance(rec_mod, nn.Conv2d):
+        new = L.RLeaky(beta, conv2d_channels=rec_mod.in_channels, kernel_size=rec_mod.kernel_size[0], **kw)
+    else:
+        new = L.RLeaky(beta, all_to_all=False, V=torch.as_tensor(rec_mod.V).detach().clone(), **kw)
+    with torch.no_grad():
+        for pname, p in rec_mod.named_parameters():
+            getattr(new.recurrent, pname).copy_(p)
+        if fix:
+            if isinstance(rec_mod, nn.Linear):
+                new.recurrent.weight.add_(torch.eye(rec_mod.in_features) * fix)
+            elif isinstance(rec_mod, nn.Conv2d):
+                k = rec_mod.kernel_size[0] // 2
+                for c in range(rec_mod.in_channels):
+                    new.recurrent.weight[c, c, k, k] += fix
+            else:
+                new.recurrent.V.add_(fix)
+    if fix:
+        rec["note"] = f"subtract reset one step late: {fix:.4g} (-(1 - beta) threshold) added to the self connections"
+    return new
+
+
+class _Chain(nn.Sequential):
+    """The converted layers in order, on whole sequences (batch, time, *frame)."""
+
+    def __init__(self, layers: list[tuple[str, nn.Module]]):
+        from collections import OrderedDict
+
+        super().__init__(OrderedDict(layers))
+
+
+def run_snntorch(module: nn.Module, x, record: bool = True) -> tuple:
+    """The user's float snnTorch model, its own modules stepped one frame at a time along the chain
+    (``snntorch_layers``): x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)})."""
+    import snntorch
+    import torch
+
+    chain = snntorch_layers(module)
+    states: dict[str, tuple] = {}
+    outs, spikes = [], {}
+    with torch.no_grad():
+        for path, m in chain:
+            if isinstance(m, snntorch.SpikingNeuron) and getattr(m, "init_hidden", False):
+                # a state of another shape than the input is zero to snnTorch: every batch starts afresh
+                for attr in ("mem", "syn", "spk"):
+                    if hasattr(m, attr):
+                        setattr(m, attr, torch.zeros(0))
+        for t in range(x.shape[1]):
+            h = x[:, t]
+            for path, m in chain:
+                if isinstance(m, (nn.Identity, nn.Dropout)):
+                    continue
+                if isinstance(m, snntorch.SpikingNeuron):
+                    h = _neuron_step(m, h, states, path)
+                    if record:
+                        spikes.setdefault(path, []).append(h.reshape(h.shape[0], -1))
+                else:
+                    h = m(h)
+            outs.append(h.reshape(h.shape[0], -1))
+    return torch.stack(outs, 1), {k: torch.stack(v, 1) for k, v in spikes.items()}
+
+
+def _neuron_step(m, h, states: dict, path: str):
+    import snntorch
+    import torch
+
+    empty = torch.zeros(0)
+    if getattr(m, "init_hidden", False):  # the module keeps its own state
+        out = m(h)
+        return out[0] if isinstance(out, tuple) else out
+    if type(m) is snntorch.Synaptic:
+        syn, mem = states.get(path, (empty, empty))
+        spk, syn, mem = m(h, syn, mem)
+        states[path] = (syn, mem)
+    elif type(m) is snntorch.RLeaky:
+        spk, mem = states.get(path, (torch.zeros_like(h), empty))
+        spk, mem = m(h, spk, mem)
+        states[path] = (spk, mem)
+    else:
+        (mem,) = states.get(path, (empty,))
+        spk, mem = m(h, mem)
+        states[path] = (mem,)
+    return spk
+
+
+def plain_model(path, func_name: str, checkpoint, facts: dict) -> tuple[nn.Module, str]:
+    """Import ``path``, call ``func_name`` (code the user chose to run), load ``checkpoint`` (a plain
+    state_dict, ``torch.load(weights_only=True)``) into the module -> (module in eval mode, sha256)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found; {HOW}")
+    digest = sha256_of(path)
+    module = _import(path)
+    fn = getattr(module, func_name, None)
+    if fn is None or not callable(fn):
+        raise UserError(f"{path}: model file does not define function {func_name!r}; {HOW}")
+    model = _call(path, func_name, fn, facts)
+    if not isinstance(model, nn.Module):
+        raise UserError(f"{path}: {func_name}() returned {type(model).__name__}, expected an nn.Module")
+    ckpt = Path(checkpoint)
+    if not ckpt.is_file():
+        raise UserError(f"{ckpt}: checkpoint not found")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickles beyond plain tensors, truncated or foreign files
+        raise UserError(f"{ckpt}: not a plain state_dict that loads with weights_only=True ({_first_line(exc)})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{ckpt}: expected a plain state_dict (parameter name -> tensor), as model.state_dict() "
+                        "saves it")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        text = " ".join(str(exc).split())
+        raise UserError(f"{ckpt}: does not fit {func_name}()'s model ({text[:240]})") from None
+    return model.eval(), digest

@@ -29,8 +29,17 @@ def test_neuron_limit_sets_cores():
     assert m.layers[0].cores == 3 and m.layers[0].limited_by == "neurons"
     assert m.layers[1].cores == 1
     assert m.cores == 4 and m.chips == 1 and not m.violations
-    # Loihi 2's 8,192 neurons per core (1 M / 128) hold the layer in one core
+    # Loihi 2: 3,168 neurons per core (the compiler's most, lava-dl's PilotNet printout) hold 2,500 in one core
     assert map_to_chip(net_of([10, 2500, 3]), load_profile("loihi2")).layers[0].cores == 1
+
+
+def test_loihi2_neuron_limit_is_the_compilers():
+    # PilotNet's conv3 (24 x 7 x 48 = 8,064 neurons): 3 cores, as the Loihi 2 compiler placed it;
+    # at the brief's chip-wide 8,192 per core it would be one
+    m = map_to_chip(net_of([16, 8064, 2]), load_profile("loihi2"))
+    assert m.layers[0].cores == 3 and m.layers[0].limited_by == "neurons"
+    per_core = np.bincount(np.asarray(m.core_of["l1"]) - min(m.core_of["l1"]))
+    assert per_core.tolist() == [3168, 3168, 8064 - 2 * 3168]
 
 
 def test_synaptic_memory_sets_cores():

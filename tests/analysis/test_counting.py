@@ -32,9 +32,9 @@ def make_traffic(net: IntNetwork, x_int: np.ndarray, labels=None, model_sha256: 
     counts.update({p.name: r.spikes[p.name].numpy().sum(axis=(0, 1)) for p in net.populations})
     projections = []
     for pr in net.projections:
-        fo = np.count_nonzero(pr.weights, axis=(0, 1))
+        fo = pr.fan_out()
         projections.append({"name": pr.name, "source": pr.source, "target": pr.target, "taps": pr.taps,
-                            "graded": net.is_graded(pr), "weights": int(pr.weights.size),
+                            "graded": net.is_graded(pr), "weights": pr.stored_weights(),
                             "nonzero_weights": int(np.count_nonzero(pr.weights)), "weight_bits": 8,
                             "fan_out": fo.tolist(), "synaptic_events": int(counts[pr.source] @ fo)})
     preds = r.predictions.numpy()

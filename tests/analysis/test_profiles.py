@@ -38,6 +38,11 @@ def test_loihi_numbers_are_the_published_ones():
     assert l2.chip.synaptic_memory_per_core.value == 192 * 1024
     assert l2.chip.neurons_per_chip.value == 1_000_000 and l2.chip.synapses_per_chip.value == 120_000_000
     assert any("PilotNet" in q.source for _, q in l2.quantities())
+    # neurons per core: the Loihi 2 compiler's own most per core (lava-dl PilotNet printout), up to
+    # the brief's chip-wide 1 M / 128
+    npc = l2.chip.neurons_per_core
+    assert (npc.value, npc.lo, npc.hi) == (3168, 3168, 8192)
+    assert "compiler" in npc.source and "brief" in npc.high.source and npc.assumed
 
 
 def write(tmp_path, data, name="mine.yaml"):

@@ -142,7 +142,7 @@ def test_integer_mode_is_the_executor_on_the_lowered_network_and_nir_round_trips
         assert (a.du, a.dv, a.vth, a.bias_exp, a.readout) == (b.du, b.dv, b.vth, b.bias_exp, b.readout)
         assert np.array_equal(a.bias_mant, b.bias_mant)
     for a, b in zip(net.projections, back.projections):
-        assert (a.name, a.source, a.target, a.weight_exp) == (b.name, b.source, b.target, b.weight_exp)
+        assert (a.name, a.source, a.target, a.weight_exp, a.conv) == (b.name, b.source, b.target, b.weight_exp, b.conv)
         assert np.array_equal(a.weights, b.weights)
     assert back.input_scale == net.input_scale and back.meta["model"]["traced"] is True
 
@@ -165,6 +165,10 @@ def test_structure_of_a_traced_network():
     conv = lower(build("convnet"))
     assert [p.size for p in conv.populations] == [3 * 36, 2 * 16, 5]
     assert {s.name for s in conv.projections_into("readout")} == {"readout.fc", "readout.fc2"}
+    by = {s.name: s for s in conv.projections}
+    assert by["lif1.conv"].conv is not None and by["lif1.conv"].weights.shape == (1, 3, 1, 3, 3)
+    rec = by["lif2.recurrent"]  # the RLeaky's Conv2d: a kernel with taps [0, K]
+    assert rec.conv is not None and rec.weights.shape == (2, 2, 2, 3, 3) and not rec.weights[0].any()
 
 
 def test_qat_trains_every_parameter_and_tracks_the_integer_network():
@@ -291,10 +295,12 @@ def test_missing_input_scale_and_unwrapped_models_are_refused():
 
 def test_dense_expansion_of_a_convolution_respects_the_size_guard(monkeypatch):
     monkeypatch.setenv("LMU2NEURO_MAX_ELEMENTS", "1000")
+    seq = _Seq(L.InputQuantizer(1.0), L.Conv2d(1, 2, 3, padding=1), L.Leaky(0.9), L.Flatten(), L.Linear(72, 2))
+    net = lower(LoihiModel(seq, (1, 6, 6), 8))  # a conv projection: the kernel, not the matrix
+    assert net.projections[0].conv is not None and net.projections[0].stored_weights() == 18
     needle = r"the dense matrix from 'input'.*2,592 elements \(shape \(72, 36\)\).*LMU2NEURO_MAX_ELEMENTS"
     with pytest.raises(UserError, match=needle):
-        LoihiModel(_Seq(L.InputQuantizer(1.0), L.Conv2d(1, 2, 3, padding=1), L.Leaky(0.9), L.Flatten(),
-                        L.Linear(72, 2)), (1, 6, 6), 8)
+        lower(LoihiModel(seq, (1, 6, 6), 8, expand_convolutions=True))
 
 
 @pytest.mark.lava

@@ -28,6 +28,22 @@ def test_float_step_semantics_by_hand():
     assert s == [0.0, 0.0, 1.0, 0.0, 1.0, 0.0]
 
 
+def test_subtract_reset_by_hand_in_the_spiking_step():
+    # v = 0.5 v + x; spike when v > 1; then v - 1 in the same step (Loihi 2's subtract, lif_step's rule)
+    n = LoihiLIF(0.0, 0.5, threshold=1.0, reset_mechanism="subtract")
+    x = torch.tensor([0.8, 0.6, 1.0, 0.5, 2.0, 0.0]).reshape(1, 6, 1)
+    # v: 0.8, 1.0 (not > 1), 1.5 -> spike/0.5, 0.75, 2.375 -> spike/1.375 -> 0.6875
+    assert n(x)[0, :, 0].tolist() == [0.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    state = n.init_state(x[:, 0])
+    volts = []
+    for t in range(6):
+        _, state = n.step(x[:, t], state)
+        volts.append(state[1].item())
+    assert volts == pytest.approx([0.8, 1.0, 0.5, 0.75, 1.375, 0.6875], abs=1e-6)
+    with pytest.raises(Exception, match="reset_mechanism"):
+        LoihiLIF(0.0, 0.5, reset_mechanism="none")
+
+
 def test_sigmoid_surrogate_slope():
     n = LoihiLIF(0.0, 0.5, threshold=1.0, slope=4.0)
     x = torch.full((1, 1, 1), 1.0, requires_grad=True)  # v - threshold = 0: gradient slope/4
@@ -102,9 +118,10 @@ def _both_ways(neuron, x, bias=0.0):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("qat", [False, True])
 @pytest.mark.parametrize("alpha,bias", [(0.0, 0.0), (0.0, "tensor"), (0.6, 0.0), (0.6, "tensor")])
-def test_fused_scan_is_the_step_loop(dtype, qat, alpha, bias):
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_fused_scan_is_the_step_loop(dtype, qat, alpha, bias, reset):
     torch.manual_seed(0)
-    n = LoihiLIF(alpha, 0.3, threshold=0.8, slope=4.0)
+    n = LoihiLIF(alpha, 0.3, threshold=0.8, slope=4.0, reset_mechanism=reset)
     n.qat = qat
     x = (torch.randn(6, 37, 11) * 1.3 + 0.2).to(dtype)
     b = torch.randn(11, dtype=dtype) * 0.2 if bias == "tensor" else 0.0
@@ -137,10 +154,11 @@ def test_fused_scan_gradient_for_inputs_of_any_memory_layout(layout):
     assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-5)
 
 
-def test_fused_scan_keeps_the_step_loop_on_non_finite_input():
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_fused_scan_keeps_the_step_loop_on_non_finite_input(reset):
     # an infinite current makes the loop's voltage NaN (inf * 0 at the reset) and a NaN current
     # poisons u through 0 * u: the fused scan must give the same spikes afterwards
-    n = LoihiLIF(0.0, 0.5, threshold=1.0)
+    n = LoihiLIF(0.0, 0.5, threshold=1.0, reset_mechanism=reset)
     x = torch.rand(3, 12, 4) * 3
     x[0, 2, 1] = float("inf")
     x[1, 5, 2] = float("nan")

@@ -141,3 +141,35 @@ def test_labels_follow_samples(third, tmp_path):
     out = tmp_path / "t.json"
     assert _simulate(d, out, "--labels", str(d / "y.npy"), "--samples", "7") == 0
     assert json.loads(out.read_text())["labels"] == y[:7].tolist()
+
+
+def test_reset_subtract_runs_every_spiking_population_with_it(third, tmp_path, capsys):
+    d, x, y = third
+    outs = {}
+    for reset in ("zero", "subtract"):
+        out = tmp_path / f"{reset}.json"
+        assert _simulate(d, out, "--reset", reset, "--labels", str(d / "y.npy")) == 0
+        outs[reset] = json.loads(out.read_text())
+    from converters.nir.read import read_intnet
+
+    net = read_intnet(d / "g.nir", input_scale=1.0, reset="subtract")
+    assert [p.reset for p in net.populations if not p.readout] == ["subtract", "subtract"]
+    # the reset changes what the integer network does: more spikes after a subtract (the voltage
+    # above threshold is kept), never fewer in the first layer, which sees the same input
+    z, s = outs["zero"]["layers"], outs["subtract"]["layers"]
+    assert s[1]["spikes"] > z[1]["spikes"], (s[1]["spikes"], z[1]["spikes"])
+
+
+def test_reset_is_refused_for_our_own_files_and_checked(third, tmp_path, capsys):
+    net = random_network(5)
+    export_nir(net, tmp_path / "m.nir")
+    np.save(tmp_path / "x.npy", np.zeros((2, 4, net.input_size)))
+    out = tmp_path / "t.json"
+    assert main(["simulate", str(tmp_path / "m.nir"), "--input", str(tmp_path / "x.npy"), "--backend", "reference",
+                 "--reset", "subtract", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "m.nir: --reset subtract given, but this file states" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    with pytest.raises(SystemExit):  # argparse: not one of the choices
+        _simulate(third[0], out, "--reset", "none")
+    assert not out.exists()

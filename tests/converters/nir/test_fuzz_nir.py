@@ -1,7 +1,7 @@
 """Fuzzed .nir files never crash, hang or exhaust memory: each ends in exit 0 or a one-line error.
 
-Hypothesis mutates real files (one we export with every projection form, and third-party graphs
-with CubaLIF, Delay and recurrence): truncation at any offset, random bit flips, and structural
+Hypothesis mutates real files (ones we export with every projection form, convolutions included,
+and third-party graphs with CubaLIF, Delay and recurrence, or a Conv2d -> AvgPool2d chain): truncation at any offset, random bit flips, and structural
 edits through h5py (wrong dtypes, wrong or huge declared shapes, deleted fields, cycles, group
 aliases, corrupted metadata JSON). Every mutated file goes through `lmu2neuro inspect` (the CLI's
 main, in-process) and `read_intnet`: the CLI must return 0 or 2, and 2 only with exactly one
@@ -33,6 +33,7 @@ from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
 from lmu2neuro.cli import main
 from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from netgen import lif_chain_graph
 
@@ -81,13 +82,47 @@ def _thirdparty() -> nir.NIRGraph:
     )
 
 
+def _ours_conv() -> IntNetwork:
+    """Convolutional projections (grouped, two taps; strided) between shaped populations."""
+    rng = np.random.default_rng(4)
+    pops = [Population("a", 32, 4095, 500, 40, np.repeat(rng.integers(-9, 9, 2), 16), shape=(2, 4, 4),
+                       reset="subtract"),
+            Population("b", 8, 4095, 500, 40, np.zeros(8, dtype=np.int64), shape=(2, 2, 2)),
+            Population("out", 2, 4095, 0, fx.VTH_MAX, np.zeros(2, dtype=np.int64), readout=True)]
+    projs = [Projection("in-a", "input", "a", rng.integers(-50, 50, (2, 2, 1, 3, 3)) * 2, 0, {"kind": "nir"},
+                        conv=ConvGeometry((2, 4, 4), 1, 1, 1, groups=2)),
+             Projection("a-b", "a", "b", rng.integers(-50, 50, (1, 2, 2, 2, 2)) * 2, 1, {"kind": "nir"},
+                        conv=ConvGeometry((2, 4, 4), 2, 0, 1)),
+             Projection("b-out", "b", "out", rng.integers(-60, 60, (1, 2, 8)) * 2, 0, {"kind": "dense"})]
+    return IntNetwork(32, 8.0, pops, projs, "out", dt=1e-3)
+
+
+def _thirdparty_conv() -> nir.NIRGraph:
+    """Conv2d -> AvgPool2d -> LIF -> Flatten -> Linear -> LIF: one convolutional projection, one dense."""
+    rng = np.random.default_rng(5)
+    return nir.NIRGraph(
+        nodes={"x": nir.Input(input_type=np.array([1, 6, 6])),
+               "c": nir.Conv2d(input_shape=(6, 6), weight=rng.normal(0.2, 0.5, (2, 1, 3, 3)), stride=1, padding=1,
+                               dilation=1, groups=1, bias=np.full(2, 0.05)),
+               "p": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+               "l1": nir.LIF(tau=np.full((2, 3, 3), 1e-3), r=np.ones((2, 3, 3)), v_leak=np.zeros((2, 3, 3)),
+                             v_threshold=np.ones((2, 3, 3))),
+               "f": nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0, end_dim=-1),
+               "fc": nir.Linear(weight=rng.normal(0.2, 0.5, (2, 18))),
+               "l2": nir.LIF(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+               "y": nir.Output(output_type=np.array([2]))},
+        edges=[("x", "c"), ("c", "p"), ("p", "l1"), ("l1", "f"), ("f", "fc"), ("fc", "l2"), ("l2", "y")])
+
+
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     d = tmp_path_factory.mktemp("bases")
     export_nir(_ours(), d / "ours.nir")
     nir.write(d / "third.nir", _thirdparty())
     nir.write(d / "ff.nir", lif_chain_graph())
-    paths = [d / "ours.nir", d / "third.nir", d / "ff.nir"]
+    export_nir(_ours_conv(), d / "ours_conv.nir")
+    nir.write(d / "third_conv.nir", _thirdparty_conv())
+    paths = [d / "ours.nir", d / "third.nir", d / "ff.nir", d / "ours_conv.nir", d / "third_conv.nir"]
     for p in paths:  # the unmutated files are good: the mutations are what fails
         assert _run(p) == 0
     return paths
@@ -143,7 +178,7 @@ def _groups(path: Path) -> list[str]:
     return sorted(names)
 
 
-base_index = st.integers(0, 2)
+base_index = st.integers(0, 4)
 
 
 @FUZZ

@@ -219,7 +219,7 @@ def test_conv_pool_chain_matrix_equals_nir_torch_on_a_basis(kind, tmp_path):
     # input -> conv -> lif1, and lif1 -> pool -> flat -> fc -> lif2
     for start, target, first, shape in (("conv", "lif1", "conv", in_shape),
                                           ("fc", "lif2", "pool", tuple(np.shape(graph.nodes["lif1"].tau)))):
-        src, taps, bias = _trace_synapse_chain("g", nodes, preds, start, DT, target, delayed)
+        src, taps, bias, _ = _trace_synapse_chain("g", nodes, preds, start, DT, target, delayed)
         assert list(taps) == [0]
         want_a, want_c = _basis_map(graph, first, start, shape)
         assert taps[0].shape == want_a.shape

@@ -112,7 +112,9 @@ class PyGatedLifFixed(_GatedMixin, AbstractPyLifModelFixed):
 
     Lava refuses a subclass of a model that already implements a Process, so the two small
     pieces PyLifModelBitAcc adds (threshold << 6, strict comparison) are restated here and
-    checked against it in the tests.
+    checked against it in the tests. The reset is Lava's (to zero) or, for Population.reset ==
+    "subtract", the threshold taken off (written here, not taken from lmu2neuro.core.fixed_point:
+    the reference is the independent check).
     """
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
@@ -128,6 +130,14 @@ class PyGatedLifFixed(_GatedMixin, AbstractPyLifModelFixed):
 
     def spiking_activation(self):
         return self.v > self.effective_vth
+
+    def reset_voltage(self, spike_vector):
+        # the voltage was clipped to 24 bits before the comparison and exceeds the threshold, so
+        # the difference is positive and in range
+        if self.proc_params["reset"] == "subtract":
+            self.v[spike_vector] -= self.effective_vth
+        else:
+            self.v[spike_vector] = 0
 
     def _dynamics(self, a_in, live):
         u_peak = int(np.abs(self.u[:live]).max(initial=0))
@@ -156,6 +166,12 @@ class PyGatedLifFloat(_GatedMixin, AbstractPyLifModelFloat):
 
     def spiking_activation(self):
         return self.v > self.vth
+
+    def reset_voltage(self, spike_vector):
+        if self.proc_params["reset"] == "subtract":
+            self.v[spike_vector] -= self.vth
+        else:
+            self.v[spike_vector] = 0
 
     def scale_bias(self):  # the float model has no bias exponent to apply
         pass

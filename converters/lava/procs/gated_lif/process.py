@@ -9,6 +9,10 @@ from lava.proc.lif.process import LIF
 # the columns of a population's per-sample record: spikes of all neurons, the fingerprint of the
 # (step, neuron) spike set, neuron-steps whose 24-bit current wrapped, largest |current| before it
 SAMPLE_COLUMNS = ("spikes", "fingerprint", "wrapped", "peak_current")
+# what a spike does to the voltage: Lava's LIF resets it to zero; "subtract" takes the threshold
+# (vth << 6 in fixed point) off, in the step the neuron fires (a Loihi 2 option: its neuron
+# microcode is programmable; snnTorch's default reset mechanism)
+RESETS = ("zero", "subtract")
 
 
 class GatedLIF(LIF):
@@ -23,10 +27,12 @@ class GatedLIF(LIF):
     to the record files named by ``records`` (one .npy each, created by the builder): Lava 0.10
     reads a Var back one element per message (``PyLoihiProcessModel._get_var``), which for a
     readout trace of thousands of samples takes minutes; the files take milliseconds.
+
+    ``reset``: one of RESETS.
     """
 
     def __init__(self, *, size: int, lanes: int, steps: int, offset: int, samples: int,
-                 records: dict[str, str], record: str | None = None, bias_mant=0, **kwargs):
+                 records: dict[str, str], record: str | None = None, bias_mant=0, reset: str = "zero", **kwargs):
         shape = (int(lanes), int(size))
         super().__init__(shape=shape, bias_mant=np.broadcast_to(np.asarray(bias_mant), shape).copy(), **kwargs)
         self.proc_params["lanes"] = int(lanes)
@@ -37,3 +43,6 @@ class GatedLIF(LIF):
         # spike count so far) or None
         self.proc_params["record"] = record
         self.proc_params["records"] = dict(records)
+        if reset not in RESETS:
+            raise ValueError(f"reset {reset!r}: expected one of {RESETS}")
+        self.proc_params["reset"] = reset

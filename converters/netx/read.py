@@ -1,0 +1,574 @@
+"""lava-dl netx HDF5 -> IntNetwork: a SLAYER-trained chain of layers as the deployed integer network.
+
+A netx file is a chain ``/layer/0 .. /layer/{n-1}``; each group has a ``type`` and a ``shape``
+(torch order: ``(C, H, W)`` for a frame, ``(n,)`` for a vector; lava-dl reverses it into Lava's
+``(x, y, f)``), and the synaptic layers a ``weight`` and a ``neuron/`` group. What each field means
+is taken from lava-dl 0.6 (``netx/hdf5.py`` reads it, ``slayer/block/base.py`` writes it):
+
+- ``neuron/``: ``type`` CUBA (or LOIHI), ``iDecay`` -> ``du = iDecay - 1`` (Lava's encoding,
+  ``fixed_point.DU_OFFSET``), ``vDecay`` -> ``dv``, ``vThMant`` -> ``vth``; ``bias`` is the bias
+  mantissa with ``bias_exp = 6``. ``refDelay`` 1 is the LIF as it is (spike, reset, integrate from
+  the next step: what Lava's LIF does, and all SLAYER writes); a longer refractory period has no
+  form in our LIF and is refused. ``gradedSpike`` true and ``messageBits`` > 0 are refused too.
+- ``weight``: integers, the effective synaptic weight itself (lava-dl's ``optimize_weight_bits``
+  only re-encodes them as an 8-bit mantissa and exponent); conv kernels ``(C_out, C_in / groups,
+  kH, kW)``, PyTorch's cross-correlation (lava-dl flips them for Lava's true convolution).
+- ``dense``: ``delay`` (optional, whole steps, 0..62) is scalar, one per target (axonal), one per
+  source, or a full matrix, resolved as lava-dl does; delay d becomes tap d of the projection.
+- ``conv`` / ``pool``: ``stride``, ``padding``, ``dilation`` in (H, W) order (scalar or two
+  values); ``groups``; a pool is a depthwise convolution with the one (1, 1, kH, kW) kernel. Both
+  become conv projections with the kernel stored once; populations are flat in C order of
+  ``(C, H, W)``, and that is also the order in which lava-dl flattens a frame into a dense layer
+  (``transpose([2, 1, 0]).flatten()`` of (x, y, f)), so ``flatten`` is the identity.
+- ``input``: the input frame's shape. With a ``neuron/``, the input is a population of its own,
+  fed one to one with ``weight`` (default 64): the transform netx declares (SLAYER's Input block
+  computes ``z = w x + b``; a nonzero ``b`` is a current added every step, which has no form in
+  Loihi's LIF, and is refused). lava-dl 0.6 builds that block but leaves its input port
+  unconnected (such files run there with ``skip_layers=1``); this reader keeps the transform.
+- ``average``: SLAYER's mean over ``shape[0]`` equal groups of the previous layer. Loihi has no
+  mean: it becomes a readout whose voltage sums each group's spikes (64 x the mean x the group
+  size, same argmax); it must be the last layer.
+
+lava-dl's own Network raises NotImplementedError for pool and average layers; this reader is what
+runs them.
+
+Matching lava-dl's ``netx.hdf5.Network`` in Lava (tests/converters/netx/test_netx_read.py): load it
+with ``input_message_bits=8`` so the first synapse takes the graded 8-bit payload as ours does, feed
+each (C, H, W) frame transposed to Lava's (x, y, f) = (W, H, C), and read layer k's spikes k steps
+late (each Dense / Conv synapse in Lava adds one step; the IntNetwork has no latency). Nothing else
+differs: the spikes are then identical, layer by layer, delays included.
+
+Everything from the file is checked here before it is used, with one ``UserError`` line naming the
+file, the layer and the field; the size guards of ``lmu2neuro.core.guards`` apply.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core import guards
+from lmu2neuro.core.conv import ConvGeometry
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
+
+NETX_BIAS_EXP = 6  # lava-dl's get_neuron_params fixes bias_exp = 6
+MAX_DELAY = 62  # lava-dl's DelayDense max_delay
+NEURON_TYPES = ("CUBA", "LOIHI")
+LAYER_TYPES = ("input", "dense", "conv", "pool", "flatten", "average")
+INPUT_WEIGHT_DEFAULT = 64  # netx create_input's default transform weight
+
+
+def is_netx(path: str | os.PathLike) -> bool:
+    """True if ``path`` is an HDF5 file laid out as netx (a ``layer`` group, no NIR ``node`` group).
+    Reads only the top-level names; anything that is not HDF5 is not netx."""
+    import h5py
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                return False
+        with h5py.File(path, "r") as f:
+            return "layer" in f and "node" not in f
+    except (OSError, ValueError, RuntimeError, KeyError):
+        return False  # not readable as HDF5: the NIR reader then says what is wrong
+
+
+class _Layer:
+    """One ``/layer/{i}`` group with checked access to its fields."""
+
+    def __init__(self, path, index: int, group):
+        self.path, self.index, self.g = path, index, group
+        self.kind = "?"
+
+    def where(self, field: str | None = None) -> str:
+        head = f"{self.path}: layer {self.index} ({self.kind})"
+        return f"{head}, field '{field}'" if field else head
+
+    def fail(self, field: str | None, msg: str):
+        raise UserError(f"{self.where(field)}: {msg}")
+
+    def has(self, field: str) -> bool:
+        return field in self.g
+
+    def dataset(self, field: str):
+        import h5py
+
+        if field not in self.g:
+            self.fail(field, "missing")
+        obj = self.g.get(field)
+        if not isinstance(obj, h5py.Dataset):
+            self.fail(field, "expected a dataset, found a group")
+        return obj
+
+    def text(self, field: str) -> str:
+        ds = self.dataset(field)
+        try:
+            v = ds[()]
+            v = np.asarray(v).reshape(-1)
+            if v.size != 1:
+                self.fail(field, f"expected one string, found {v.size} values")
+            v = v[0]
+            return (v.decode("ascii") if isinstance(v, bytes) else str(v)).strip()
+        except (UnicodeDecodeError, OSError, TypeError, ValueError) as exc:
+            self.fail(field, f"expected an ASCII string ({type(exc).__name__})")
+
+    def ints(self, field: str, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+        """The dataset as int64, refusing non-numbers, non-integers and values outside [lo, hi]."""
+        ds = self.dataset(field)
+        if ds.dtype.kind not in guards.NUMERIC_KINDS:
+            self.fail(field, f"expected numbers, found dtype {ds.dtype}")
+        try:
+            v = np.asarray(ds[()])
+        except (OSError, ValueError, TypeError) as exc:
+            self.fail(field, f"unreadable ({str(exc).splitlines()[0][:80]})")
+        if v.dtype.kind == "f":
+            if not np.all(np.isfinite(v)):
+                self.fail(field, "holds NaN or infinite values; expected integers")
+            if np.any(v != np.round(v)):
+                bad = float(v.reshape(-1)[np.argmax(v.reshape(-1) != np.round(v.reshape(-1)))])
+                self.fail(field, f"value {bad} is not a whole number; expected integers")
+            if v.size and np.abs(v).max() >= 2.0 ** 62:
+                self.fail(field, f"value {float(np.abs(v).max()):g} is out of range")
+        elif v.dtype.kind == "u" and v.size and int(v.max()) >= 1 << 62:
+            self.fail(field, f"value {int(v.max())} is out of range")
+        v = v.astype(np.int64)
+        if v.size and lo is not None and int(v.min()) < lo:
+            self.fail(field, f"value {int(v.min())} below {lo}; expected [{lo}, {hi}]")
+        if v.size and hi is not None and int(v.max()) > hi:
+            self.fail(field, f"value {int(v.max())} above {hi}; expected [{lo}, {hi}]")
+        return v
+
+    def scalar(self, field: str, lo: int, hi: int, default: int | None = None) -> int:
+        if default is not None and not self.has(field):
+            return default
+        v = self.ints(field, lo, hi)
+        if v.size != 1:
+            self.fail(field, f"expected one value, found shape {v.shape}")
+        return int(v.reshape(-1)[0])
+
+    def pair(self, field: str, lo: int, hi: int, default: tuple[int, int]) -> tuple[int, int]:
+        """A conv parameter: scalar or two values in (H, W) order (netx's ``expand``)."""
+        if not self.has(field):
+            return default
+        v = self.ints(field, lo, hi).reshape(-1)
+        if v.size == 1:
+            return int(v[0]), int(v[0])
+        if v.size != 2:
+            self.fail(field, f"expected one value or two (H, W), found {v.size}")
+        return int(v[0]), int(v[1])
+
+    def shape(self) -> tuple[int, ...]:
+        v = self.ints("shape", 1, None).reshape(-1)
+        if not 1 <= v.size <= 3:
+            self.fail("shape", f"expected (n,) or (C, H, W), found {tuple(int(s) for s in v)}")
+        guards.check_elements(self.path, f"layer {self.index} ({self.kind}) field 'shape'", v)
+        return tuple(int(s) for s in v)
+
+
+def _frame(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A declared shape as our population frame: (C, H, W), or (n,) for a vector ((C, L) has no netx
+    form: lava-dl treats every 2-value shape as (x, y) of one channel, i.e. (1, H, W))."""
+    if len(shape) == 2:
+        return (1,) + shape
+    return shape
+
+
+def _mantissa(layer: _Layer, field: str, stored: np.ndarray) -> tuple[np.ndarray, int]:
+    """Stored netx weights (the effective integers) as an even 8-bit mantissa and an exponent,
+    exactly: even values as they are (exp 0), else twice the value with a right shift of one
+    (the accumulated sum of even products halves exactly)."""
+    if stored.size and (stored.min() < fx.WEIGHT_MIN or stored.max() > fx.WEIGHT_MAX):
+        bad = int(stored.reshape(-1)[np.argmax(np.abs(stored).reshape(-1))])
+        layer.fail(field, f"weight {bad} outside Loihi's 8-bit range [{fx.WEIGHT_MIN}, {fx.WEIGHT_MAX}]")
+    if not np.any(stored % 2):
+        return stored, 0
+    if stored.min() < fx.WEIGHT_MIN // 2 or stored.max() > fx.WEIGHT_MAX // 2:
+        layer.fail(field, f"odd weights together with weights outside [{fx.WEIGHT_MIN // 2}, {fx.WEIGHT_MAX // 2}] "
+                          "need 9 bits; Loihi's mixed-sign weights have 8")
+    return stored * 2, -1
+
+
+def _neuron(layer: _Layer, size: int, name: str,
+            frame: tuple[int, ...] | None, reset: str, bias_field: bool = True) -> Population:
+    if not layer.has("neuron"):
+        layer.fail("neuron", "missing (lava-dl substitutes an integrator with iDecay 0, which Loihi cannot "
+                             "express); expected a CUBA neuron group")
+    import h5py
+
+    if not isinstance(layer.g.get("neuron"), h5py.Group):
+        layer.fail("neuron", "expected a group of neuron parameters")
+    n = _Layer(layer.path, layer.index, layer.g["neuron"])
+    n.kind = layer.kind
+    n.where = lambda field=None: layer.where(f"neuron/{field}" if field else None)  # type: ignore[method-assign]
+    kind = n.text("type")
+    if kind not in NEURON_TYPES:
+        n.fail("type", f"'{kind}' is not supported; expected one of {', '.join(NEURON_TYPES)} (Loihi's CUBA LIF)")
+    du = n.scalar("iDecay", fx.DU_OFFSET, fx.DECAY_UNITY - 1 + fx.DU_OFFSET) - fx.DU_OFFSET
+    dv = n.scalar("vDecay", 0, fx.DECAY_UNITY - 1)
+    vth = n.scalar("vThMant", 0, fx.VTH_MAX)
+    ref = n.scalar("refDelay", 0, 1 << 30, default=1)
+    if ref > 1:
+        n.fail("refDelay", f"{ref}: a refractory period of more than one step has no form in this LIF (it resets "
+                           "and integrates from the next step, as Lava's LIF does); expected 0 or 1")
+    if n.has("gradedSpike") and n.scalar("gradedSpike", 0, 1):
+        n.fail("gradedSpike", "graded spikes are not supported; expected false (binary spikes)")
+    if n.has("messageBits") and n.scalar("messageBits", 0, 32):
+        n.fail("messageBits", "graded output messages are not supported; expected 0")
+    bias = np.zeros(size, dtype=np.int64)
+    if bias_field and layer.has("bias"):
+        b = layer.ints("bias", fx.BIAS_MANT_MIN, fx.BIAS_MANT_MAX)
+        if b.ndim == 3 and frame is not None and b.shape == tuple(reversed(frame)):
+            bias = b.transpose(2, 1, 0).reshape(-1)  # lava-dl's neuron-wise bias is in (x, y, f) order
+        elif b.size == size and b.ndim <= 1:
+            bias = b.reshape(-1)
+        elif b.size == 1:
+            bias = np.full(size, int(b.reshape(-1)[0]), dtype=np.int64)
+        elif frame is not None and len(frame) == 3 and b.shape == (frame[0],):
+            bias = np.repeat(b, frame[1] * frame[2])  # one bias per channel, C order
+        else:
+            layer.fail("bias", f"shape {b.shape}: expected one value, one per channel or one per neuron ({size})")
+    return Population(name, size, du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=NETX_BIAS_EXP, reset=reset,
+                      shape=frame if frame is not None and len(frame) > 1 else None,
+                      meta={"netx_layer": layer.index})
+
+
+def _delay_taps(layer: _Layer, weight: np.ndarray) -> np.ndarray:
+    """lava-dl's delay resolution (create_dense): scalar, per target, per source, or full."""
+    out_n, in_n = weight.shape
+    d = layer.ints("delay", 0, MAX_DELAY)
+    if d.size == 1:
+        d = np.full((out_n, in_n), int(d.reshape(-1)[0]))
+    elif d.ndim == 1 and d.size == out_n:
+        d = np.repeat(d.reshape(-1, 1), in_n, axis=1)
+    elif d.ndim == 1 and d.size == in_n:
+        d = np.repeat(d.reshape(1, -1), out_n, axis=0)
+    elif d.shape != (out_n, in_n):
+        layer.fail("delay", f"shape {d.shape}: expected one value, {out_n} (per target), {in_n} (per source) or "
+                            f"({out_n}, {in_n})")
+    taps = int(d.max()) + 1 if d.size else 1
+    guards.check_elements(layer.path, f"layer {layer.index} (dense) field 'delay' as {taps} taps",
+                          (taps, out_n, in_n))
+    w = np.zeros((taps, out_n, in_n), dtype=np.int64)
+    rows, cols = np.indices((out_n, in_n))
+    w[d, rows, cols] = weight
+    return w
+
+
+def read_netx(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
+              reset: str | None = None) -> IntNetwork:
+    """Read a lava-dl netx HDF5 file as an IntNetwork (exact: netx holds Loihi integers).
+
+    ``dt``: seconds per step to record (netx states none); ``input_scale``: float input ->
+    ``clip(round(x * input_scale), -128, 127)``, default 1 (netx takes the integer payload);
+    ``reset``: ``"zero"`` (the default: Lava's LIF and SLAYER's CUBA) or ``"subtract"``."""
+    import h5py
+
+    guards.require_file(path, "netx file", "a lava-dl netx .net/.h5 file")
+    if dt is not None and not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
+        raise UserError(f"{path}: dt = {dt}: expected a positive, finite number of seconds per step")
+    if input_scale is not None and not (input_scale > 0 and math.isfinite(input_scale)):
+        raise UserError(f"{path}: input_scale = {input_scale}: expected a positive, finite number")
+    reset = reset or "zero"
+    if reset not in fx.RESETS:
+        raise UserError(f"{path}: reset '{reset}': expected one of {', '.join(fx.RESETS)}")
+    try:
+        guards.check_hdf5(path)
+        with h5py.File(path, "r") as f:
+            return _read(f, path, dt, input_scale, reset)
+    except UserError:
+        raise
+    except IntNetworkError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            MemoryError, RuntimeError) as exc:
+        # a corrupted file can fail inside HDF5 itself; that is bad input, not a crash
+        raise UserError(f"{path}: not a readable netx file ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})") from None
+
+
+def _layer_groups(f, path) -> list:
+    import h5py
+
+    if not isinstance(f.get("layer"), h5py.Group):
+        raise UserError(f"{path}: field 'layer': expected the group of netx layers /layer/0 .. /layer/n-1")
+    top = f["layer"]
+    names = list(top.keys())
+    if not names:
+        raise UserError(f"{path}: field 'layer': no layers")
+    expected = {str(i) for i in range(len(names))}
+    if set(names) != expected:
+        odd = sorted(set(names) - expected)[:4]
+        raise UserError(f"{path}: field 'layer': layer names {odd} where 0 .. {len(names) - 1} were expected "
+                        "(netx layers are numbered in order)")
+    groups = []
+    for i in range(len(names)):
+        g = top.get(str(i))
+        if not isinstance(g, h5py.Group):
+            raise UserError(f"{path}: layer {i}: expected a group")
+        groups.append(g)
+    return groups
+
+
+def _layer_name(g, index: int, used: set[str]) -> str:
+    """The population's name: the one lmu2neuro's export stores as an attribute, else layer{i}."""
+    name = g.attrs.get("name", None)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    if isinstance(name, str) and name.strip() and name not in used:
+        return name
+    name = f"layer{index}"
+    return name if name not in used else f"layer{index}_{len(used)}"
+
+
+def _read(f, path, dt, input_scale, reset) -> IntNetwork:
+    groups = _layer_groups(f, path)
+    populations: list[Population] = []
+    projections: list[Projection] = []
+    source = "input"  # IntNetwork.input_name
+    frame: tuple[int, ...] | None = None  # the frame (or vector) the previous layer outputs
+    input_size = None
+    used: set[str] = {"input"}
+    for i, g in enumerate(groups):
+        layer = _Layer(path, i, g)
+        layer.kind = layer.text("type")
+        if layer.kind not in LAYER_TYPES:
+            layer.fail("type", f"'{layer.kind}' is not supported; expected one of {', '.join(LAYER_TYPES)}")
+        if populations and populations[-1].readout:
+            layer.fail(None, "follows an 'average' layer; average must be the last layer")
+        name = _layer_name(g, i, used)
+        used.add(name)
+
+        if layer.kind == "input":
+            if i != 0:
+                layer.fail("type", "an input layer must be layer 0")
+            frame = _frame(layer.shape())
+            input_size = int(np.prod(frame))
+            if layer.has("neuron"):
+                pop = _neuron(layer, input_size, name, frame, reset, bias_field=False)
+                if layer.has("bias") and np.any(layer.ints("bias")):
+                    layer.fail("bias", "the input transform's bias adds to the synaptic current every step "
+                                       "(SLAYER's Input: z = w x + b); Loihi's LIF has a bias on the voltage only, "
+                                       "so only 0 is read")
+                w = layer.ints("weight", fx.WEIGHT_MIN, fx.WEIGHT_MAX) if layer.has("weight") else \
+                    np.array(INPUT_WEIGHT_DEFAULT)
+                if w.size != 1:
+                    layer.fail("weight", f"expected one transform weight, found shape {w.shape}")
+                mant, exp = _mantissa(layer, "weight", w.reshape(1))
+                geo = _pointwise(frame)
+                kernel = np.full((1, geo.in_shape[0], 1) + (1,) * geo.dims, int(mant[0]), dtype=np.int64)
+                populations.append(pop)
+                projections.append(Projection(f"{name}.w", source, name, kernel, exp, conv=geo,
+                                              origin={"kind": "netx_input_transform"}))
+                source = name
+            continue
+
+        if frame is None and layer.kind != "dense":  # a first dense layer states its input size in its weight
+            layer.fail(None, "the input frame is unknown; expected an 'input' layer 0 with its 'shape' before "
+                             "the first conv, pool or flatten (what netx.hdf5.Network asks as input_shape)")
+
+        if layer.kind == "flatten":
+            frame = (int(np.prod(frame)),)
+            continue
+
+        if layer.kind == "dense":
+            w = layer.ints("weight")
+            declared = layer.shape()
+            out_n = int(np.prod(declared))
+            if w.ndim == 1:  # netx reshapes a flat weight to (out, -1)
+                if w.size % out_n:
+                    layer.fail("weight", f"{w.size} values do not fill {out_n} rows")
+                w = w.reshape(out_n, -1)
+            if w.ndim != 2 or w.shape[0] != out_n:
+                layer.fail("weight", f"shape {w.shape}: expected ({out_n}, inputs) for shape {declared}")
+            if frame is None:
+                frame = (int(w.shape[1]),)
+                input_size = frame[0]
+            if w.shape[1] != int(np.prod(frame)):
+                layer.fail("weight", f"shape {w.shape}: {w.shape[1]} inputs, but the layer before outputs "
+                                     f"{int(np.prod(frame))} (shape {frame})")
+            mant, exp = _mantissa(layer, "weight", w)
+            taps = _delay_taps(layer, mant) if layer.has("delay") else mant[None]
+            pop = _neuron(layer, out_n, name, None, reset)
+            # lmu2neuro's own export marks its readout (an integrator that never spikes)
+            pop.readout = bool(g.attrs.get("readout", False) is True or g.attrs.get("readout", 0) == 1) and \
+                pop.du == fx.DECAY_UNITY - 1 and pop.dv == 0
+            projections.append(Projection(f"{name}.w", source, name, taps, exp,
+                                          origin={"kind": "netx_dense", "layer": i}))
+            populations.append(pop)
+            source, frame = name, (out_n,)
+            continue
+
+        if layer.kind == "average":
+            declared = layer.shape()
+            groups_n = int(declared[0])
+            if int(np.prod(declared)) != groups_n:
+                layer.fail("shape", f"{declared}: expected (outputs,) or (outputs, 1, 1)")
+            if i != len(groups) - 1:
+                layer.fail("type", "average must be the last layer (it is read out on the host)")
+            size_in = int(np.prod(frame))
+            if source == "input":
+                layer.fail("type", "average needs a spiking layer before it")
+            if size_in % groups_n:
+                layer.fail("shape", f"{groups_n} outputs do not divide the {size_in} neurons of the layer before")
+            per = size_in // groups_n
+            guards.check_elements(path, f"layer {i} (average) as a dense readout", (1, groups_n, size_in))
+            w = np.zeros((1, groups_n, size_in), dtype=np.int64)
+            for k in range(groups_n):
+                w[0, k, k * per:(k + 1) * per] = 2  # mantissa 2, exponent -1: weight 1, the group's spike count
+            pop = Population(name, groups_n, du=fx.DECAY_UNITY - 1, dv=0, vth=fx.VTH_MAX,
+                             bias_mant=np.zeros(groups_n, dtype=np.int64), readout=True,
+                             meta={"netx_layer": i, "netx_average_of": per,
+                                   "note": f"voltage = 64 x the spike count of each group of {per} (input enters 6 bits up) "
+                                           f"= SLAYER's mean x {64 * per}: the same argmax"})
+            projections.append(Projection(f"{name}.w", source, name, w, -1, origin={"kind": "netx_average", "layer": i}))
+            populations.append(pop)
+            source, frame = name, (groups_n,)
+            continue
+
+        # conv / pool: a frame in, a frame out
+        if len(frame) != 3:
+            layer.fail("type", f"needs a (C, H, W) frame before it, the layer before outputs shape {frame}")
+        declared = _frame(layer.shape())
+        if len(declared) != 3:
+            layer.fail("shape", f"{declared}: expected (C, H, W)")
+        w = layer.ints("weight")
+        if w.ndim == 5 and w.shape[-1] == 1:  # SLAYER's (.., 1) time axis, as netx reshapes it away
+            w = w[..., 0]
+        if w.ndim != 4:
+            layer.fail("weight", f"shape {w.shape}: expected (C_out, C_in / groups, kH, kW)")
+        for fld in ("stride", "padding", "dilation"):
+            if layer.has(fld) and layer.ints(fld).size not in (1, 2):
+                layer.fail(fld, "expected one value or two (H, W)")
+        stride = layer.pair("stride", 1, 1 << 16, (1, 1) if layer.kind == "conv" else tuple(w.shape[2:]))
+        padding = layer.pair("padding", 0, 1 << 16, (0, 0))
+        dilation = layer.pair("dilation", 1, 1 << 16, (1, 1))
+        c_in = frame[0]
+        if layer.kind == "conv":
+            groups_c = layer.scalar("groups", 1, 1 << 20, default=1)
+            kernel = w
+        else:
+            if w.shape[:2] != (1, 1):
+                layer.fail("weight", f"shape {w.shape}: a pool kernel is (1, 1, kH, kW), applied to every channel")
+            groups_c = c_in
+            guards.check_elements(path, f"layer {i} (pool) kernel over {c_in} channels", (c_in,) + w.shape[1:])
+            kernel = np.broadcast_to(w, (c_in, 1) + w.shape[2:]).copy()
+        if layer.has("kernelSize"):
+            k = layer.ints("kernelSize", 1, 1 << 16).reshape(-1)
+            if tuple(int(v) for v in (k if k.size == 2 else np.repeat(k, 2))) != tuple(w.shape[2:]):
+                layer.fail("kernelSize", f"{tuple(int(v) for v in k)} differs from the weight's {tuple(w.shape[2:])}")
+        mant, exp = _mantissa(layer, "weight", kernel)
+        geo = ConvGeometry(frame, stride, padding, dilation, groups_c)
+        problem = geo.problem((1,) + mant.shape)
+        if problem:
+            layer.fail("weight", f"cannot apply to the frame {frame} before it: {problem}")
+        out = geo.out_shape((1,) + mant.shape)
+        if tuple(out) != tuple(declared):
+            layer.fail("shape", f"{declared} declared, but the {layer.kind} of frame {frame} gives {tuple(out)}")
+        if layer.has("delay"):
+            layer.fail("delay", f"synaptic delays on a {layer.kind} layer are not read (lava-dl 0.6's netx ignores "
+                                "them); expected no delay")
+        size = int(np.prod(out))
+        pop = _neuron(layer, size, name, tuple(out), reset)
+        projections.append(Projection(f"{name}.w", source, name, mant[None], exp, conv=geo,
+                                      origin={"kind": f"netx_{layer.kind}", "layer": i}))
+        populations.append(pop)
+        source, frame = name, tuple(out)
+
+    if not populations:
+        raise UserError(f"{path}: field 'layer': no synaptic layer (dense, conv, pool); nothing to run")
+    if input_size is None:
+        raise UserError(f"{path}: layer 0: the input size is unknown")
+    scale = 1.0 if input_scale is None else float(input_scale)
+    return IntNetwork(input_size=input_size, input_scale=scale, populations=populations, projections=projections,
+                      output=populations[-1].name, dt=None if dt is None else float(dt),
+                      meta={"format": "netx", "source": str(path)})
+
+
+def _pointwise(frame: tuple[int, ...]) -> ConvGeometry:
+    """One-to-one (1x1 depthwise) geometry over a frame: the input layer's transform."""
+    if len(frame) == 3:
+        return ConvGeometry(frame, (1, 1), (0, 0), (1, 1), frame[0])
+    n = int(np.prod(frame))
+    return ConvGeometry((n, 1), (1,), (0,), (1,), n)
+
+
+def summarize_netx(path: str | os.PathLike) -> dict:
+    """What ``inspect`` shows for a netx file, in the same keys as for a NIR file."""
+    guards.require_file(path, "netx file", "a lava-dl netx .net/.h5 file")
+    try:
+        guards.check_hdf5(path)
+        rows = _summary_rows(path)
+    except UserError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RuntimeError) as exc:
+        raise UserError(f"{path}: not a readable netx file ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})") from None
+    ok, reason, net = False, None, None
+    try:
+        net = read_netx(path)
+        ok = True
+    except UserError as exc:
+        reason = str(exc)
+    pops = [] if net is None else [
+        {"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth, "bias_exp": p.bias_exp,
+         "readout": p.readout, "incoming_taps": sum(s.taps for s in net.projections_into(p.name)),
+         # the keys pipeline.inspect gives a NIR file's populations, asked of each projection
+         "incoming_stored_weights": sum(s.stored_weights() for s in net.projections_into(p.name)),
+         "incoming_synapses": sum(s.synapses() for s in net.projections_into(p.name)),
+         "incoming_conv": any(s.conv is not None for s in net.projections_into(p.name))}
+        for p in net.populations]
+    return {
+        "file": str(path),
+        "format": "netx",
+        "written_by_lmu2neuro": False,
+        "nodes": rows,
+        "edges": [[rows[k]["name"], rows[k + 1]["name"]] for k in range(len(rows) - 1)],
+        "recurrent_edges": [],
+        "metadata": {"format": "lava-dl netx", "layers": len(rows)},
+        "total_parameters": int(sum(r["parameters"] for r in rows)),
+        "lava_supported": ok,
+        "loihi_populations": pops,
+        "unsupported_nodes": sorted({f"{r['name']} ({r['type']})" for r in rows if r["type"] not in LAYER_TYPES}),
+        "lava_reason": reason,
+    }
+
+
+def _summary_rows(path) -> list[dict]:
+    import h5py
+
+    rows: list[dict] = []
+    with h5py.File(path, "r") as f:
+        for i, g in enumerate(_layer_groups(f, path)):
+            layer = _Layer(path, i, g)
+            try:
+                layer.kind = layer.text("type")
+            except UserError:
+                layer.kind = "?"
+            params = 0
+            for fld in ("weight", "bias"):
+                if fld in g and isinstance(g.get(fld), h5py.Dataset):
+                    params += int(g[fld].size)
+            shape = [int(s) for s in np.asarray(g["shape"][()]).reshape(-1)] if isinstance(g.get("shape"), h5py.Dataset) \
+                and g["shape"].dtype.kind in "iuf" else None
+            rows.append({"name": f"layer/{i}", "type": layer.kind, "input_shape": rows[-1]["output_shape"] if rows else None,
+                         "output_shape": shape, "parameters": params,
+                         "metadata": sorted(k for k in g.keys() if k not in ("type", "shape", "weight", "bias"))})
+    return rows
+
+
+def read_network_file(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
+                      reset: str | None = None) -> IntNetwork:
+    """Any network file as an ``IntNetwork``, told apart by content: netx (``is_netx``) exactly,
+    anything else as ``converters.nir.read.read_intnet`` reads it (its errors say what is wrong).
+    It lives with the converters so that the report, which sits below the pipeline, reads through
+    it too; ``lmu2neuro.pipeline.network_file`` is where the pipeline takes it from."""
+    guards.require_file(path, "network file", "a .nir graph or a lava-dl netx file")
+    if is_netx(path):
+        return read_netx(path, dt=dt, input_scale=input_scale, reset=reset)
+    from converters.nir.read import read_intnet
+
+    return read_intnet(path, dt=dt, input_scale=input_scale, reset=reset)
