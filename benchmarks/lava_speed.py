@@ -26,7 +26,6 @@ import argparse
 import os
 import platform
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -35,7 +34,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))  # netgen.lively: random BN statistics, so an untrained model spikes
+
+from memory import PeakMemory  # noqa: E402
 
 # The README's figures for the build before lanes (one sample per Lava step), on this machine
 # when it was quieter: demo 110-190 Lava steps/s, scv2 183 steps/s.
@@ -82,45 +84,12 @@ def reference(net, x_int) -> dict:
     return {"samples": len(x_int), "wall_s": s, "samples_per_second": len(x_int) / s, "measurement": m}
 
 
-class PeakWorkerMemory:
-    """The peak, over a Lava run, of the memory this process's children add, polled every 0.2 s:
-    their private pages plus their share of shared memory (Lava's channels, the run's files).
-    Not their PSS: that also splits this process's own pages, which they share after the fork,
-    and so grows with whatever this process holds."""
-
-    def __enter__(self):
-        self.peak, self._stop = 0, threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _poll(self):
-        me = str(os.getpid())
-        while not self._stop.wait(0.2):
-            total = 0
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] != me:
-                        continue
-                    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-                except OSError:
-                    continue
-                for key in ("Private_Clean", "Private_Dirty", "Pss_Shmem"):  # Pss_Shmem: Linux 5.14 on
-                    part = rollup.split(f"\n{key}:", 1)
-                    total += int(part[1].split()[0]) * 1024 if len(part) == 2 else 0
-            self.peak = max(self.peak, total)
-
-
 def lava(net, x_int, ref, lanes=None) -> dict:
     from converters.lava.builder import lane_bytes, run_bytes, run_lava
     from lmu2neuro.core.measurement import agreement
 
     t0 = time.perf_counter()
-    with PeakWorkerMemory() as mem:
+    with PeakMemory(children_only=True, every=0.2) as mem:
         m = run_lava(net, x_int, progress=False, lanes=lanes)
     s = time.perf_counter() - t0
     agree = agreement(m, ref)

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -39,43 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def _kib(text: str, key: str) -> int:
-    part = text.split(f"\n{key}:", 1) if not text.startswith(f"{key}:") else ["", text[len(key) + 1:]]
-    return int(part[1].split()[0]) if len(part) == 2 else 0
-
-
-class PeakMemory:
-    """Peak over a block of (this process's RSS + its children's private pages and shared-memory
-    share), polled every 0.1 s."""
-
-    def __enter__(self):
-        self.peak, self._stop = self._now(), threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._now())
-
-    def _poll(self):
-        while not self._stop.wait(0.1):
-            self.peak = max(self.peak, self._now())
-
-    @staticmethod
-    def _now() -> int:
-        me = str(os.getpid())
-        total = _kib(Path("/proc/self/status").read_text(), "VmRSS")
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] != me:
-                    continue
-                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            except (OSError, IndexError):
-                continue
-            total += sum(_kib(rollup, k) for k in ("Private_Clean", "Private_Dirty", "Pss_Shmem"))
-        return total * 1024
+from memory import PeakMemory  # noqa: E402
 
 
 def run_ref(net, x):

@@ -6,8 +6,9 @@ deploys each two ways and measures integer accuracy on the test split against th
 model's, side by side in one run:
 
 - road A, snnTorch's own exporter: ``export_to_nir`` -> ``lmu2neuro simulate`` with the default
-  calibrated input scale (``--reset subtract`` for the subtract models: NIR cannot state it), and
-  for comparison with ``--input-scale 1`` (the CLI's old fixed scale);
+  calibrated input scale (``--reset subtract`` for the subtract models, ``--refractory 1`` for
+  RLeaky with the zero reset: NIR can state neither), and for comparison with ``--input-scale 1``
+  (the CLI's old fixed scale) and, for RLeaky zero, without ``--refractory 1``;
 - road B, ``lmu2neuro export --model examples/snntorch_plain.py:FUNCTION CHECKPOINT --dataset ...``
   (the model converted with its reset, calibrated, quantized), then ``lmu2neuro simulate`` of the
   written file (the integers the fidelity report measured, read back from NIR).
@@ -122,12 +123,15 @@ def main() -> int:
             graph = _snntorch_export(export_to_nir, nir, net, frame)
             nir.write(work / f"{func}.snntorch.nir", graph)
             extra = ["--reset", "subtract"] if reset == "subtract" else []
+            # snnTorch's RLeaky zero reset discards the whole step after a spike: one refractory step
+            held = ["--refractory", "1"] if (kind == "rleaky" and reset == "zero") else []
+            extra = extra + held
             rc, _ = _cli(["simulate", str(work / f"{func}.snntorch.nir"), "--input", str(work / f"x_test_{data}.npy"),
                           "--labels", str(work / "y_test.npy"), "--backend", "reference", *extra,
                           "-o", str(work / f"{func}.a.traffic.json")])
             t = json.loads((work / f"{func}.a.traffic.json").read_text())
             row["export_to_nir+simulate"] = {
-                "rc": rc, "int_accuracy": t["accuracy"], "input_scale": t["input_scale"]["value"],
+                "rc": rc, "int_accuracy": t["accuracy"], "input_scale": t["input_scale"]["value"], "flags": extra,
                 "float_nir_accuracy": t["fidelity"]["float_accuracy"],
                 "agreement_with_float_nir_graph": t["fidelity"]["prediction_agreement"],
                 "points_below_float_snntorch": 100 * (float_acc - t["accuracy"])}
@@ -138,6 +142,12 @@ def main() -> int:
                            "--input-scale", "1", "-o", str(work / f"{func}.a1.traffic.json")])
             t = json.loads((work / f"{func}.a1.traffic.json").read_text())
             row["export_to_nir+simulate"]["int_accuracy_at_input_scale_1"] = t["accuracy"]
+            if held:  # the same graph without the refractory step, for comparison
+                _cli(["simulate", str(work / f"{func}.snntorch.nir"), "--input", str(work / f"x_test_{data}.npy"),
+                      "--labels", str(work / "y_test.npy"), "--backend", "reference",
+                      "-o", str(work / f"{func}.a0.traffic.json")])
+                t = json.loads((work / f"{func}.a0.traffic.json").read_text())
+                row["export_to_nir+simulate"]["int_accuracy_without_refractory"] = t["accuracy"]
 
             # road B: export --model, then simulate the written file
             rc, printed = _cli(["export", "--model", f"{ROOT / 'examples/snntorch_plain.py'}:{func}", str(ckpt),

@@ -51,13 +51,15 @@ def export(checkpoint: str | os.PathLike, output: str | os.PathLike, format: str
     return run_export(checkpoint, output, format, dt)
 
 
-def read_network(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None):
+def read_network(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
+                 reset: str | None = None, refractory: int | None = None):
     """Read a .nir graph as the deployed integer network (``IntNetwork``): exactly for files lmu2neuro
     wrote, quantized by forward Euler at ``dt`` (default: the graph's, else 1e-4 s) for another tool's;
-    ``input_scale`` maps its float input to Loihi's 8-bit payload. A lava-dl netx file is read exactly."""
-    from lmu2neuro.pipeline.network_file import read_network_file
+    ``input_scale`` maps its float input to Loihi's 8-bit payload; ``reset`` ("zero" or "subtract") and
+    ``refractory`` (steps) state what another tool's graph cannot. A lava-dl netx file is read exactly."""
+    from converters.network_file import read_network_file
 
-    return read_network_file(path, dt=dt, input_scale=input_scale)
+    return read_network_file(path, dt=dt, input_scale=input_scale, reset=reset, refractory=refractory)
 
 
 def inspect(path: str | os.PathLike) -> dict:

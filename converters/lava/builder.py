@@ -3,7 +3,9 @@
 Mapping (each population and projection of lmu2neuro.core.intnet):
 - population -> GatedLIF (Lava's LIF, bit-accurate model subclassed: same arithmetic, plus a
   per-sample window and in-graph spike counting), du/dv/vth/bias as given, reset to zero or
-  (Population.reset == "subtract", Loihi 2) by subtracting the threshold;
+  (Population.reset == "subtract", Loihi 2) by subtracting the threshold; Population.refractory
+  held steps after a spike as Lava's LIFRefractory holds them (written in GatedLIF's own models:
+  Lava's LIFRefractory has a floating-point model only);
 - dense projection -> TappedDense, one weight matrix per delay, the sum shifted by weight_exp as
   Lava's Dense does (a plain dense layer is its one-tap case: Lava's Dense takes no batch
   dimension); graded when fed by the input;
@@ -450,6 +452,7 @@ def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Pa
                   dict(du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias_mant.astype(np.int64),
                        bias_exp=pop.bias_exp))
         procs[pop.name] = GatedLIF(size=pop.size, lanes=sched.lanes, steps=sched.steps, reset=pop.reset,
+                                   refractory=pop.refractory,
                                    offset=sched.latency[pop.name], samples=sched.samples,
                                    records=records[pop.name], record=_record(net, pop), name=pop.name, **params)
     for proj in net.projections:

@@ -22,6 +22,9 @@ over each channel, else per neuron in lava-dl's (x, y, f) order. A pooling is a 
 ``flatten`` layer is written: lava-dl then flattens (x, y, f) in (f, y, x) order, which is our C
 order of (C, H, W). A conv first needs the input frame: layer 0 then states its (C, H, W) shape.
 
+A population's refractory period is written as ``refDelay = refractory + 1`` (Loihi's
+refractDelay); lava-dl 0.6's Network ignores refDelay, so there such a network runs without it.
+
 The first layer reads the graded integer input: load the file with
 ``netx.hdf5.Network(path, input_message_bits=8)``. Lava adds one step of latency per layer.
 """
@@ -97,7 +100,7 @@ def _neuron(g, pop) -> None:
     n.create_dataset("iDecay", data=pop.du + fx.DU_OFFSET)
     n.create_dataset("vDecay", data=pop.dv)
     n.create_dataset("vThMant", data=pop.vth)
-    n.create_dataset("refDelay", data=1)
+    n.create_dataset("refDelay", data=pop.refractory + 1)  # Loihi's refractDelay: 1 holds no step
     n.create_dataset("gradedSpike", data=False)
 
 

@@ -7,9 +7,12 @@ is taken from lava-dl 0.6 (``netx/hdf5.py`` reads it, ``slayer/block/base.py`` w
 
 - ``neuron/``: ``type`` CUBA (or LOIHI), ``iDecay`` -> ``du = iDecay - 1`` (Lava's encoding,
   ``fixed_point.DU_OFFSET``), ``vDecay`` -> ``dv``, ``vThMant`` -> ``vth``; ``bias`` is the bias
-  mantissa with ``bias_exp = 6``. ``refDelay`` 1 is the LIF as it is (spike, reset, integrate from
-  the next step: what Lava's LIF does, and all SLAYER writes); a longer refractory period has no
-  form in our LIF and is refused. ``gradedSpike`` true and ``messageBits`` > 0 are refused too.
+  mantissa with ``bias_exp = 6``. ``refDelay`` is Loihi's refractDelay (6 bits, 1..63; 0 is taken
+  as 1): 1 is the LIF as it is (spike, reset, integrate from the next step: what Lava's LIF does,
+  and all SLAYER writes), k > 1 holds the neuron k - 1 steps after each spike
+  (``Population.refractory``, ``fixed_point.lif_step``). lava-dl 0.6's ``Network`` ignores
+  ``refDelay`` (it builds every CUBA layer as Lava's plain LIF), so a file with refDelay > 1 runs
+  there without the period. ``gradedSpike`` true and ``messageBits`` > 0 are refused.
 - ``weight``: integers, the effective synaptic weight itself (lava-dl's ``optimize_weight_bits``
   only re-encodes them as an 8-bit mantissa and exponent); conv kernels ``(C_out, C_in / groups,
   kH, kW)``, PyTorch's cross-correlation (lava-dl flips them for Lava's true convolution).
@@ -210,10 +213,7 @@ def _neuron(layer: _Layer, size: int, name: str,
     du = n.scalar("iDecay", fx.DU_OFFSET, fx.DECAY_UNITY - 1 + fx.DU_OFFSET) - fx.DU_OFFSET
     dv = n.scalar("vDecay", 0, fx.DECAY_UNITY - 1)
     vth = n.scalar("vThMant", 0, fx.VTH_MAX)
-    ref = n.scalar("refDelay", 0, 1 << 30, default=1)
-    if ref > 1:
-        n.fail("refDelay", f"{ref}: a refractory period of more than one step has no form in this LIF (it resets "
-                           "and integrates from the next step, as Lava's LIF does); expected 0 or 1")
+    refractory = max(n.scalar("refDelay", 0, fx.REFRACTORY_MAX + 1, default=1) - 1, 0)
     if n.has("gradedSpike") and n.scalar("gradedSpike", 0, 1):
         n.fail("gradedSpike", "graded spikes are not supported; expected false (binary spikes)")
     if n.has("messageBits") and n.scalar("messageBits", 0, 32):
@@ -232,7 +232,7 @@ def _neuron(layer: _Layer, size: int, name: str,
         else:
             layer.fail("bias", f"shape {b.shape}: expected one value, one per channel or one per neuron ({size})")
     return Population(name, size, du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=NETX_BIAS_EXP, reset=reset,
-                      shape=frame if frame is not None and len(frame) > 1 else None,
+                      refractory=refractory, shape=frame if frame is not None and len(frame) > 1 else None,
                       meta={"netx_layer": layer.index})
 
 
@@ -513,14 +513,7 @@ def summarize_netx(path: str | os.PathLike) -> dict:
         ok = True
     except UserError as exc:
         reason = str(exc)
-    pops = [] if net is None else [
-        {"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth, "bias_exp": p.bias_exp,
-         "readout": p.readout, "incoming_taps": sum(s.taps for s in net.projections_into(p.name)),
-         # the keys pipeline.inspect gives a NIR file's populations, asked of each projection
-         "incoming_stored_weights": sum(s.stored_weights() for s in net.projections_into(p.name)),
-         "incoming_synapses": sum(s.synapses() for s in net.projections_into(p.name)),
-         "incoming_conv": any(s.conv is not None for s in net.projections_into(p.name))}
-        for p in net.populations]
+    pops = [] if net is None else net.population_summary()
     return {
         "file": str(path),
         "format": "netx",
@@ -558,17 +551,3 @@ def _summary_rows(path) -> list[dict]:
                          "output_shape": shape, "parameters": params,
                          "metadata": sorted(k for k in g.keys() if k not in ("type", "shape", "weight", "bias"))})
     return rows
-
-
-def read_network_file(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
-                      reset: str | None = None) -> IntNetwork:
-    """Any network file as an ``IntNetwork``, told apart by content: netx (``is_netx``) exactly,
-    anything else as ``converters.nir.read.read_intnet`` reads it (its errors say what is wrong).
-    It lives with the converters so that the report, which sits below the pipeline, reads through
-    it too; ``lmu2neuro.pipeline.network_file`` is where the pipeline takes it from."""
-    guards.require_file(path, "network file", "a .nir graph or a lava-dl netx file")
-    if is_netx(path):
-        return read_netx(path, dt=dt, input_scale=input_scale, reset=reset)
-    from converters.nir.read import read_intnet
-
-    return read_intnet(path, dt=dt, input_scale=input_scale, reset=reset)

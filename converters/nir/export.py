@@ -25,6 +25,8 @@ Mapping (forward Euler at dt reproduces the Loihi update up to its truncations):
   only by convolutions is a neuron node of their output frame, and a dense projection out of it
   starts with a ``Flatten``; a bias the neuron node cannot hold rides on the convolution's
   per-channel bias. NIR has no reshape, so a convolution out of a flat population is refused.
+- each population's refractory period (``Population.refractory``, steps held after a spike) is in
+  its metadata only: NIR's LIF has no refractory field (a reader of the bare graph runs without it);
 - each population's reset (``Population.reset``) and frame are in its metadata; NIR's v_reset = 0
   states the zero reset only (a subtract reset is ``v - v_threshold`` in the step it fires)
 - projection of origin ``lmu_fir`` from a single neuron u -> ``Linear(B/theta)`` into an integrator
@@ -211,6 +213,7 @@ def build_graph(net: IntNetwork, dt: float | None = None):
             META_KEY: encode_meta(
                 {"role": "population", "name": pop.name, "index": order, "du": pop.du, "dv": pop.dv, "vth": pop.vth,
                  "bias_exp": pop.bias_exp, "readout": bool(pop.readout), "meta": pop.meta, "reset": pop.reset,
+                 "refractory": int(pop.refractory),
                  "shape": None if pop.shape is None else [int(v) for v in pop.shape]}
             ),
             "bias_mant": np.asarray(pop.bias_mant, dtype=np.int64),

@@ -66,7 +66,7 @@ class NIRTorch(torch.nn.Module):
     """A NIR graph as a torch module; see the module docstring for the time semantics."""
 
     def __init__(self, graph, dt: float, method: str = "euler", dtype=torch.float64, where: str = "graph",
-                 reset: str | None = None):
+                 reset: str | None = None, refractory: int = 0):
         super().__init__()
         if method not in METHODS:
             raise UserError(f"method '{method}': expected one of {', '.join(METHODS)}")
@@ -87,6 +87,8 @@ class NIRTorch(torch.nn.Module):
         self.outputs = [n for n in self.nodes if node_type(self.nodes[n]) == "Output" and not any(a == n for a, _ in self.edges)]
         self.params = {n: self._prepare(n, node) for n, node in self.nodes.items()}
         self.resets = {n: reset or _stated_reset(node) for n, node in self.nodes.items()}
+        # steps a spiking node is held after a spike, as fixed_point.lif_step holds it (NIR has no field)
+        self.refractory = int(refractory)
         self.fused: dict[str, str] = {}
         if method == "exact":
             self._fuse_linear_loops()
@@ -175,8 +177,14 @@ class NIRTorch(torch.nn.Module):
             cur = self._leaky(st.get("i", torch.zeros_like(x)), p["tau_syn"], p["w_in"] * x)
             st["i"] = cur
             v = self._leaky(v, p["tau_mem"], p["v_leak"] + p["r"] * cur)
+        if kind.spiking and self.refractory:
+            held = st.get("ref", torch.zeros_like(v)) > 0
+            v = torch.where(held, st.get("v", torch.zeros_like(v)), v)  # kept: no decay, no input
+            z = (v > p["v_threshold"]) & ~held
+            st["ref"] = torch.where(z, torch.full_like(v, float(self.refractory)),
+                                    (st.get("ref", torch.zeros_like(v)) - 1).clamp(min=0))
         if kind.spiking:
-            z = v > p["v_threshold"]
+            z = (v > p["v_threshold"]) if not self.refractory else z
             if self.resets[name] == "subtract":
                 st["v"] = v - z.to(v.dtype) * p["v_threshold"]
             else:
@@ -233,12 +241,15 @@ class NIRTorch(torch.nn.Module):
         return result
 
 
-def load(path_or_graph, dt: float, method: str = "euler", dtype=torch.float64, reset: str | None = None) -> NIRTorch:
+def load(path_or_graph, dt: float, method: str = "euler", dtype=torch.float64, reset: str | None = None,
+         refractory: int = 0) -> NIRTorch:
     """Read a .nir file (or take a ``nir.NIRGraph``) and return the executable torch model
-    (``reset``: see the module docstring; None = what the file states)."""
+    (``reset``: see the module docstring; None = what the file states; ``refractory``: steps every
+    spiking node is held after a spike, its voltage kept and silent, as ``lif_step`` holds it)."""
     if isinstance(path_or_graph, (str, os.PathLike)):
-        return NIRTorch(read_graph(path_or_graph), dt, method, dtype, where=str(path_or_graph), reset=reset)
-    return NIRTorch(path_or_graph, dt, method, dtype, reset=reset)
+        return NIRTorch(read_graph(path_or_graph), dt, method, dtype, where=str(path_or_graph), reset=reset,
+                        refractory=refractory)
+    return NIRTorch(path_or_graph, dt, method, dtype, reset=reset, refractory=refractory)
 
 
 __all__ = ["NIRTorch", "load", "SUPPORTED", "METHODS"]

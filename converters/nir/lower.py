@@ -1,6 +1,6 @@
 """Anyone's NIR graph -> IntNetwork, quantized by forward Euler at a stated dt.
 
-``lower_graph(graph, path, dt, input_scale, reset, conv)`` (reached through
+``lower_graph(graph, path, dt, input_scale, reset, conv, refractory)`` (reached through
 ``converters.nir.read.read_intnet``): any chain of stateless synapse nodes (``nodes.SYNAPSE_TYPES``:
 Linear / Affine / Scale / Conv1d / Conv2d / pooling / Flatten) and Delays between neurons becomes
 one projection. A chain that composes into one convolution (Conv1d / Conv2d, sum / average pooling
@@ -467,13 +467,14 @@ def _out_shape(node):
 
 
 def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | None = None,
-                conv: bool = True) -> IntNetwork:
+                conv: bool = True, refractory: int = 0) -> IntNetwork:
     """A third-party ``nir.NIRGraph`` (read from ``path``, named in errors) as an IntNetwork at ``dt`` s per step.
 
     ``reset``: what a spike does to every spiking population (``fixed_point.RESETS``); None is
     what NIR states, "zero" (NIR has no field for a subtract reset: snnTorch writes v_reset = 0
-    for both mechanisms). ``conv=False`` expands every convolution into dense matrices (the
-    reference the convolution path is tested against)."""
+    for both mechanisms). ``refractory``: steps every spiking population is held after a spike
+    (NIR has no field for it; snnTorch's RLeaky zero reset is 1). ``conv=False`` expands every
+    convolution into dense matrices (the reference the convolution path is tested against)."""
     reset = "zero" if reset is None else reset
     if reset not in fx.RESETS:
         raise UserError(f"reset '{reset}': expected one of {', '.join(fx.RESETS)}")
@@ -636,6 +637,7 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
                                    meta={"nir_node": n, "nir_type": d["type"], "neurons": rows.tolist(),
                                          "voltage_scale": scale.tolist()},
                                    reset="zero" if readout else reset,
+                                   refractory=0 if readout else int(refractory),
                                    shape=frame if len(split[n]) == 1 and len(frame) in (2, 3)
                                    and int(np.prod(frame)) == rows.size else None))
             for src, taps, _, via, macs in incoming[n]:

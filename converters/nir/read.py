@@ -5,7 +5,7 @@
 ``UserError`` line naming the file, the node and the field. The node types and the fields each must
 carry are those of ``converters.nir.nodes.KINDS``.
 
-``read_intnet(path, dt=None, input_scale=None, reset=None)``:
+``read_intnet(path, dt=None, input_scale=None, reset=None, refractory=None)``:
 - a file written by ``converters.nir.export`` carries the Loihi integers as metadata
   (``converters.nir.metadata``) and is rebuilt exactly (same arrays, same spikes);
 - any other graph is lowered by forward Euler at ``dt`` (``converters.nir.lower``, whose docstring
@@ -137,7 +137,8 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
                        bias_mant=np.asarray(md["bias_mant"], dtype=np.int64),
                        bias_exp=int(m["bias_exp"]), readout=bool(m["readout"]), meta=m.get("meta") or {},
                        # files written before resets were stated: every population reset to zero
-                       reset=str(m.get("reset", "zero")), shape=None if shape is None else tuple(int(v) for v in shape))
+                       reset=str(m.get("reset", "zero")), refractory=_refractory_meta(path, name, m),
+                       shape=None if shape is None else tuple(int(v) for v in shape))
         )
     projs = []
     for pm in gm["projections"]:
@@ -163,8 +164,28 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
         raise UserError(f"{path}: metadata does not form a valid integer network: {exc}") from None
 
 
+def _refractory_meta(path, name: str, m: dict) -> int:
+    # files written before the refractory period was stated hold none
+    value = m.get("refractory", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= fx.REFRACTORY_MAX:
+        raise UserError(f"{path}: node '{name}': metadata field 'refractory' = {value!r}: expected whole steps "
+                        f"0..{fx.REFRACTORY_MAX}")
+    return value
+
+
+def check_refractory(refractory) -> int | None:
+    """A requested refractory period (None: what the file states) as steps, or a UserError."""
+    if refractory is None:
+        return None
+    if isinstance(refractory, bool) or not isinstance(refractory, (int, np.integer)) or \
+            not 0 <= int(refractory) <= fx.REFRACTORY_MAX:
+        raise UserError(f"refractory {refractory!r}: expected whole steps 0..{fx.REFRACTORY_MAX} (Loihi's "
+                        "refractDelay - 1)")
+    return int(refractory)
+
+
 def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
-                reset: str | None = None, conv: bool = True) -> IntNetwork:
+                reset: str | None = None, conv: bool = True, refractory: int | None = None) -> IntNetwork:
     """Read a .nir file as an IntNetwork (exact for our files; forward-Euler quantized at dt otherwise).
 
     For files written by ``export_nir`` the integers are fixed: the stored dt, input scale and
@@ -173,11 +194,15 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
     input -> ``clip(round(x * input_scale), -128, 127)``, default 1 (spike or small-integer
     inputs); ``reset`` ("zero" or "subtract", ``fixed_point.RESETS``) sets what a spike does in
     every spiking population, None = what the file states (NIR can state only "zero"; snnTorch
-    writes v_reset = 0 for its subtract reset too). ``conv=False`` expands convolutions into
-    dense matrices (the reference the convolution path is tested against).
+    writes v_reset = 0 for its subtract reset too). ``refractory``: steps every spiking population
+    is held after a spike (``fixed_point.lif_step``), None = what the file states (NIR has no
+    field for it: 0 for other tools' graphs; snnTorch's RLeaky with reset_mechanism="zero" needs 1).
+    ``conv=False`` expands convolutions into dense matrices (the reference the convolution path is
+    tested against).
     """
     if reset is not None and reset not in fx.RESETS:
         raise UserError(f"reset '{reset}': expected one of {', '.join(fx.RESETS)}")
+    refractory = check_refractory(refractory)
     graph = read_graph(path)
     ours = is_ours(graph)
     try:
@@ -190,6 +215,11 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
             if reset is not None and stated and stated != [reset]:
                 raise UserError(f"{path}: reset '{reset}' given, but this file states reset '{'/'.join(stated)}' for "
                                 "its populations, with which its integers were computed (expected no reset, or the same)")
+            held = sorted({p.refractory for p in net.populations if not p.readout})
+            if refractory is not None and held and held != [refractory]:
+                raise UserError(f"{path}: refractory {refractory} given, but this file states "
+                                f"{'/'.join(map(str, held))} steps for its populations (expected no refractory, "
+                                "or the same)")
             return net
         where = f"{path}: dt = {dt}"
         if dt is None:
@@ -198,7 +228,7 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
             where = f"{path}: graph metadata field 'dt' = {dt}"
         if not (dt > 0 and math.isfinite(dt)):
             raise UserError(f"{where}: expected a positive, finite number of seconds per step")
-        return lower_graph(graph, path, float(dt), input_scale, reset=reset, conv=conv)
+        return lower_graph(graph, path, float(dt), input_scale, reset=reset, conv=conv, refractory=refractory or 0)
     except UserError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:

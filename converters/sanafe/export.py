@@ -55,6 +55,10 @@ def network_description(net: IntNetwork, core_of: dict[str, list[int]] | None = 
                         input_soma: str = "loihi_inputs", name: str = "lmu2neuro_net", log_spikes: bool = False) -> dict:
     """The SANA-FE network description of `net` as a plain dict (see the module docstring)."""
     pops, projs = net.on_chip()
+    for pop in pops:  # what is written is Loihi 1's hard-reset LIF, the model the cross-checks validate
+        if pop.reset != "zero" or pop.refractory:
+            raise UserError(f"population '{pop.name}': reset '{pop.reset}', refractory {pop.refractory}; the SANA-FE "
+                            "export writes the reset-to-zero LIF without a refractory period only")
     if input_spikes is not None:
         s = np.asarray(input_spikes)
         if s.ndim != 2 or s.shape[1] != net.input_size:

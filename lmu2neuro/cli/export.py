@@ -16,7 +16,7 @@ def register(sub) -> None:
             "Lower a trained checkpoint to the deployed integer network and write it as a standard "
             "NIR graph (readable by any NIR tool; the exact Loihi integers ride along as node "
             "metadata) or, with --format netx, as a lava-dl netx HDF5 file for Loihi 2 (a chain of "
-            "dense CUBA LIF layers only), or with --format sanafe as a SANA-FE network description (YAML) "
+            "CUBA LIF layers: dense, and 2-D convolutions and poolings with one delay), or with --format sanafe as a SANA-FE network description (YAML) "
             "to run in the SANA-FE simulator yourself. A checkpoint of your own model (`train --model "
             "FILE.py:FUNCTION`) is rebuilt by importing that file again and running FUNCTION: code you chose to "
             "run, as with `python FILE.py`; a file whose sha256 differs from the one recorded at training is "

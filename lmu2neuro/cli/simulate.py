@@ -46,6 +46,12 @@ def register(sub) -> None:
                         "zero (the default, what the file states): Loihi 1 and 2; subtract (v - threshold in the "
                         "step it fires): Loihi 2 only, run in Lava by a custom neuron process. Refused for our own "
                         "files, which state their reset")
+    p.add_argument("--refractory", type=int, default=None, metavar="STEPS",
+                   help="another tool's graph: steps every spiking neuron is held after a spike (its voltage kept, "
+                        "no spike, its current integrating on; Loihi's refractDelay - 1, 0..62). NIR has no field "
+                        "for it. snnTorch RLeaky with reset_mechanism='zero': --refractory 1 (its zero reset "
+                        "discards the whole step after a spike, input included); snnTorch Leaky needs none. "
+                        "Refused for our own files and netx files, which state theirs")
     p.add_argument("--labels", metavar="FILE.npy",
                    help="with --input: integer class labels, one per sample, giving accuracy")
     p.add_argument("-o", "--out", required=True, metavar="traffic.json")
@@ -89,7 +95,8 @@ def _run(args) -> int:
     traffic, runs = simulate_file(args.model, dataset=args.dataset, input_file=args.input, data_root=args.data_root,
                                   samples=args.samples, backend=args.backend, tag=args.tag, dt=args.dt,
                                   progress=sys.stderr.isatty(), lava_batch=args.lava_batch, device=args.device,
-                                  input_scale=args.input_scale, labels_file=args.labels, reset=args.reset)
+                                  input_scale=args.input_scale, labels_file=args.labels, reset=args.reset,
+                                  refractory=args.refractory)
     write_json(args.out, traffic)
     scale = traffic["input_scale"]
     if scale and scale["source"] != "model file":

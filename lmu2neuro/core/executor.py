@@ -179,13 +179,14 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...]) -> Execu
         out = torch.zeros(batch, steps, pop.size, dtype=torch.bool)
         vs = torch.zeros(batch, steps, pop.size, dtype=torch.int64) if pop.readout or pop.name in record else None
         n_wrapped, peak_u = 0, 0
+        ref = None
         for t in range(steps):
             a_t = a_in[:, t]
             for proj in recurrent:  # own spikes of earlier steps (tap 0 is zero, out[:, t] not yet set)
                 window = out[:, max(0, t + 1 - proj.taps): t + 1]
                 a_t = a_t + projection_current(window, proj, 1)[:, -1]
-            r = fx.lif_step(u, v, a_t, pop.du, pop.dv, pop.vth, bias, pop.reset)
-            u, v = r.u, r.v
+            r = fx.lif_step(u, v, a_t, pop.du, pop.dv, pop.vth, bias, pop.reset, pop.refractory, ref)
+            u, v, ref = r.u, r.v, r.ref
             out[:, t] = r.spikes
             n_wrapped += int(r.wrapped.sum())
             if r.u_unwrapped.numel():

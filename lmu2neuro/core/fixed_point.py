@@ -33,6 +33,10 @@ DU_OFFSET = 1
 
 
 RESETS = ("zero", "subtract")  # what a spike does to the voltage (lif_step)
+# Steps a neuron is held after it fires (lif_step's ``refractory``). Loihi 1's compartment profile
+# stores refractDelay in 6 bits (NxSDK nxsdk.h CxProfileCfg.RefractDelay), 1..63, where 1 is the
+# plain LIF (fire, reset, integrate from the next step): held steps = refractDelay - 1, 0..62.
+REFRACTORY_MAX = 62
 
 
 def _trunc_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -71,6 +75,7 @@ class LifStep:
     spikes: torch.Tensor
     wrapped: torch.Tensor
     u_unwrapped: torch.Tensor
+    ref: torch.Tensor | None = None  # refractory steps still to hold, per neuron (None without refractory)
 
 
 def lif_step(
@@ -82,24 +87,44 @@ def lif_step(
     vth: int,
     bias: torch.Tensor | int = 0,
     reset: str = "zero",
+    refractory: int = 0,
+    ref: torch.Tensor | None = None,
 ) -> LifStep:
-    """One step of Lava's bit-accurate LIF (strict threshold, no refractory).
+    """One step of Lava's bit-accurate LIF (strict threshold), with an optional refractory period.
 
     ``bias`` is the effective bias ``bias_mant << bias_exp``. ``du`` follows Lava's convention:
     the current keeps ``4096 - (du + 1)`` parts of 4096 (du = 4095 clears it every step).
     ``reset`` is what a spike does to the voltage in the step it fires: "zero" (Loihi 1 and 2,
     Lava's LIF) or "subtract" (v - vth << 6, Loihi 2 only: its neuron microcode is programmable,
     Loihi 1's reset is fixed; snnTorch's default mechanism).
+
+    ``refractory`` (0..REFRACTORY_MAX) is the number of steps after a spike in which the neuron is
+    held: its voltage neither decays nor integrates (it keeps the value the reset left) and it does
+    not fire, while its current keeps decaying and integrating input, as in Lava's LIFRefractory
+    (``refractory_period``) and Loihi's refractDelay - 1. ``ref`` is the count of steps still to
+    hold before this step (None: none); the result's ``ref`` is the count for the next step.
+    With refractory 1 and du = 4095 this is snnTorch's RLeaky with reset_mechanism='zero', which
+    computes (``base - reset * base``: the whole step after a spike is discarded).
     """
     u_new = decay(u, du + DU_OFFSET) + (a_in << ACT_SHIFT)
     u_wrapped = wrap_current(u_new)
     v_new = clip_voltage(decay(v, dv) + u_wrapped + bias)
+    held = None
+    if refractory:
+        held = ref > 0 if ref is not None else torch.zeros_like(v_new, dtype=torch.bool)
+        v_new = torch.where(held, v, v_new)
     spikes = v_new > (vth << ACT_SHIFT)
+    if held is not None:
+        spikes = spikes & ~held
     if reset == "subtract":
         v_new = torch.where(spikes, v_new - (vth << ACT_SHIFT), v_new)
     else:
         v_new = torch.where(spikes, torch.zeros_like(v_new), v_new)
-    return LifStep(u_wrapped, v_new, spikes, u_wrapped != u_new, u_new)
+    ref_next = None
+    if refractory:
+        left = (ref - 1).clamp(min=0) if ref is not None else torch.zeros_like(v_new)
+        ref_next = torch.where(spikes, torch.full_like(left, int(refractory)), left)
+    return LifStep(u_wrapped, v_new, spikes, u_wrapped != u_new, u_new, ref_next)
 
 
 def quantize_weights(w: torch.Tensor, max_abs_float: float | None = None) -> tuple[torch.Tensor, int]:

@@ -14,7 +14,7 @@ projection weights and neuron biases here.
 
 Semantics (time step t of one sample, every population starts at zero state):
     a_P[t] = sum over projections S into P of  shift(sum_j W_S[j] @ x_src[t - j], exp_S)
-    (u, v, spikes) of P at t = fixed_point.lif_step(u, v, a_P[t], du, dv, vth, bias, reset)
+    (u, v, spikes) of P at t = fixed_point.lif_step(u, v, a_P[t], du, dv, vth, bias, reset, refractory)
 where x_src is the source's spikes (0/1), or the graded integer input for the input node, and
 shift is Dense's weight exponent (left shift, or arithmetic right shift). A projection from a
 population to itself (recurrence, as in snnTorch's RLeaky) must have a zero tap 0: its spikes
@@ -52,6 +52,7 @@ class Population:
     meta: dict = field(default_factory=dict)
     reset: str = "zero"  # fixed_point.RESETS; "subtract" is Loihi 2 only
     shape: tuple[int, ...] | None = None  # the frame its neurons form, (C, L) or (C, H, W), if any
+    refractory: int = 0  # steps held after a spike (fixed_point.lif_step); netx refDelay - 1
 
     @property
     def bias(self) -> np.ndarray:
@@ -161,6 +162,20 @@ class IntNetwork:
     def projections_into(self, name: str) -> list[Projection]:
         return [s for s in self.projections if s.target == name]
 
+    def population_summary(self) -> list[dict]:
+        """Each population as plain data, with what its incoming projections hold (what ``inspect``
+        prints for any network file; a convolution answers from its kernel, never a dense matrix)."""
+        rows = []
+        for p in self.populations:
+            into = self.projections_into(p.name)
+            rows.append({"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth,
+                         "bias_exp": p.bias_exp, "readout": p.readout, "reset": p.reset,
+                         "refractory": p.refractory, "incoming_taps": sum(s.taps for s in into),
+                         "incoming_stored_weights": sum(s.stored_weights() for s in into),
+                         "incoming_synapses": sum(s.synapses() for s in into),
+                         "incoming_conv": any(s.conv is not None for s in into)})
+        return rows
+
     def is_graded(self, proj: Projection) -> bool:
         return proj.source == self.input_name
 
@@ -192,6 +207,7 @@ class IntNetwork:
                 ("dv", p.dv, 0, fx.DECAY_UNITY - 1),
                 ("vth", p.vth, 0, fx.VTH_MAX),
                 ("bias_exp", p.bias_exp, fx.BIAS_EXP_MIN, fx.BIAS_EXP_MAX),
+                ("refractory", p.refractory, 0, fx.REFRACTORY_MAX),
             ):
                 if not lo <= int(val) <= hi:
                     raise IntNetworkError(f"{where}: {fld} = {val} outside Loihi's range [{lo}, {hi}]")

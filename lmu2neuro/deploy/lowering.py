@@ -82,6 +82,7 @@ def lower(model) -> IntNetwork:
             bias_mant=qp.bias_mant.numpy().astype(np.int64), bias_exp=qp.bias_exp,
             readout=spec.readout, meta=meta, shape=spec.shape,
             reset="zero" if spec.readout else getattr(spec.neuron, "reset_mechanism", "zero"),
+            refractory=0 if spec.readout else int(getattr(spec.neuron, "refractory", 0)),
         ))
         for pr in qp.projs:
             origin = dict(pr.synapse.origin)

@@ -26,7 +26,11 @@ slope 4. ``reset_mechanism``: "zero" (the default here; Loihi 1 and 2) or "subtr
 default: v - threshold; Loihi 2 only, its programmable neuron; Loihi 1 cannot run it). Because the
 reset comes in the spiking step, a subtract reset here is decayed with the voltage in the next
 step (beta threshold comes off), where snnTorch's delayed one takes off the whole threshold;
-snnTorch's zero reset is the same either way. "none" is refused: Loihi always resets.
+snnTorch's zero reset is the same either way, except RLeaky's, which also discards the whole step
+after a spike (``base - reset * base``): ``refractory=1`` here. ``refractory``: steps after a spike
+in which a neuron is held (``core.fixed_point.lif_step``); one step at a time it needs the state
+the call carries, so Leaky and Synaptic take it on whole sequences only, and RLeaky one step at a
+time up to 1 (held = it spiked in the step before). "none" is refused: Loihi always resets.
 
 Per-frame layers (linear, so the tracer composes everything between two neuron layers into one
 synaptic projection): ``Linear``, ``Conv1d`` (frames ``(C, L)``), ``Conv2d`` (frames
@@ -83,7 +87,8 @@ def _whole_sequence(layer: str, x: torch.Tensor, one_step: str) -> None:
 class _Neuron(LoihiLIF):
     """A LoihiLIF with snnTorch's constructor arguments and call conventions."""
 
-    def __init__(self, alpha: float, beta: float, threshold: float, spike_grad, reset_mechanism: str, slope: float):
+    def __init__(self, alpha: float, beta: float, threshold: float, spike_grad, reset_mechanism: str, slope: float,
+                 refractory: int = 0):
         _check_reset(type(self).__name__, reset_mechanism)
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not 0.0 <= float(value) <= 1.0:
@@ -91,12 +96,18 @@ class _Neuron(LoihiLIF):
         if not float(threshold) > 0:
             raise UserError(f"{type(self).__name__}: threshold={threshold}: expected a positive number")
         super().__init__(alpha=float(alpha), beta=float(beta), threshold=float(threshold), slope=slope,
-                         reset_mechanism=reset_mechanism)
+                         reset_mechanism=reset_mechanism, refractory=refractory)
         self.spike_grad = sigmoid(float(slope)) if spike_grad is None else spike_grad
 
     def extra_repr(self) -> str:
         return (f"alpha={float(self.alpha):g}, beta={float(self.beta):g}, threshold={float(self.threshold):g}, "
-                f"reset_mechanism={self.reset_mechanism!r}")
+                f"reset_mechanism={self.reset_mechanism!r}" +
+                (f", refractory={self.refractory}" if self.refractory else ""))
+
+    def _one_step_refractory(self, call: str) -> None:
+        if self.refractory:
+            raise UserError(f"{type(self).__name__}: refractory={self.refractory} needs the steps still held, which "
+                            f"{call} does not carry; call it on the whole sequence (batch, time, ...)")
 
 
 class Leaky(_Neuron):
@@ -107,8 +118,8 @@ class Leaky(_Neuron):
     steps once (``mem = lif.init_leaky()`` to start)."""
 
     def __init__(self, beta: float, threshold: float = 1.0, spike_grad=None, reset_mechanism: str = "zero",
-                 slope: float = 4.0):
-        super().__init__(0.0, beta, threshold, spike_grad, reset_mechanism, slope)
+                 slope: float = 4.0, refractory: int = 0):
+        super().__init__(0.0, beta, threshold, spike_grad, reset_mechanism, slope, refractory)
 
     def init_leaky(self) -> torch.Tensor:
         return torch.zeros(0)
@@ -117,6 +128,7 @@ class Leaky(_Neuron):
         if mem is None:
             _whole_sequence(type(self).__name__, input_, "spk, mem = lif(x_t, mem)")
             return super().forward(input_)
+        self._one_step_refractory("spk, mem = lif(x_t, mem)")
         spk, (_, v) = self.step(input_, (torch.zeros_like(input_), _state(mem, input_)))
         return spk, v
 
@@ -128,8 +140,8 @@ class Synaptic(_Neuron):
     ``lif(x)`` -> spikes; ``spk, syn, mem = lif(x_t, syn, mem)`` steps once."""
 
     def __init__(self, alpha: float, beta: float, threshold: float = 1.0, spike_grad=None,
-                 reset_mechanism: str = "zero", slope: float = 4.0):
-        super().__init__(alpha, beta, threshold, spike_grad, reset_mechanism, slope)
+                 reset_mechanism: str = "zero", slope: float = 4.0, refractory: int = 0):
+        super().__init__(alpha, beta, threshold, spike_grad, reset_mechanism, slope, refractory)
 
     def init_synaptic(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         return torch.zeros(0), torch.zeros(0)
@@ -139,6 +151,7 @@ class Synaptic(_Neuron):
         if syn is None and mem is None:
             _whole_sequence(type(self).__name__, input_, "spk, syn, mem = lif(x_t, syn, mem)")
             return super().forward(input_)
+        self._one_step_refractory("spk, syn, mem = lif(x_t, syn, mem)")
         spk, (u, v) = self.step(input_, (_state(syn, input_), _state(mem, input_)))
         return spk, u, v
 
@@ -164,8 +177,9 @@ class RLeaky(Leaky):
 
     def __init__(self, beta: float, V=1.0, all_to_all: bool = True, linear_features: int | None = None,
                  conv2d_channels: int | None = None, kernel_size: int | None = None, threshold: float = 1.0,
-                 spike_grad=None, learn_recurrent: bool = True, reset_mechanism: str = "zero", slope: float = 4.0):
-        super().__init__(beta, threshold, spike_grad, reset_mechanism, slope)
+                 spike_grad=None, learn_recurrent: bool = True, reset_mechanism: str = "zero", slope: float = 4.0,
+                 refractory: int = 0):
+        super().__init__(beta, threshold, spike_grad, reset_mechanism, slope, refractory)
         if not all_to_all:
             self.recurrent = OneToOne(V, learn_recurrent)
         elif linear_features:
@@ -196,9 +210,15 @@ class RLeaky(Leaky):
                 prev, state = self.step(input_[:, t] + self.recurrent(prev), state)
                 out.append(prev)
             return torch.stack(out, dim=1)
-        drive = input_ + self.recurrent(_state(spk, input_))
-        s, (_, v) = self.step(drive, (torch.zeros_like(input_), _state(mem, input_)))
-        return s, v
+        prev = _state(spk, input_)
+        drive = input_ + self.recurrent(prev)
+        state = (torch.zeros_like(input_), _state(mem, input_))
+        if self.refractory > 1:
+            self._one_step_refractory("spk, mem = lif(x_t, spk, mem)")
+        if self.refractory:  # one step held: exactly the neurons that spiked in the step before
+            state = state + ((prev > 0).to(input_.dtype),)
+        s, new = self.step(drive, state)
+        return s, new[1]
 
 
 NEURONS = (LoihiLIF,)  # every Loihi neuron layer, the plain LoihiLIF included

@@ -75,13 +75,20 @@ class LoihiLIF(Synaptic):
     Lava du = 4095); ``beta``: voltage keep factor (0.5 = SpikingJelly tau 2); ``threshold``: spike
     when v > threshold; ``slope``: sigmoid surrogate slope; ``reset_mechanism``: what a spike does
     to the voltage in its own step, "zero" or "subtract" (the threshold; Loihi 2 only), as
-    ``core.fixed_point.RESETS`` names them and ``lif_step`` computes them in integers.
+    ``core.fixed_point.RESETS`` names them and ``lif_step`` computes them in integers;
+    ``refractory``: steps after a spike in which the neuron is held (its voltage kept, no spike, the
+    current integrating on), ``lif_step``'s rule, 0..``fx.REFRACTORY_MAX``. With refractory 1 a zero
+    reset is snnTorch's RLeaky zero reset (which discards the whole step after a spike). The state
+    of a refractory neuron is (u, v, steps still held).
     """
 
     def __init__(self, alpha: float = 0.0, beta: float = 0.5, threshold: float = 1.0, slope: float = 4.0,
-                 reset_mechanism: str = "zero"):
+                 reset_mechanism: str = "zero", refractory: int = 0):
         if reset_mechanism not in fx.RESETS:
             raise UserError(f"LoihiLIF: reset_mechanism={reset_mechanism!r}: expected one of {', '.join(fx.RESETS)}")
+        if isinstance(refractory, bool) or not isinstance(refractory, int) or \
+                not 0 <= refractory <= fx.REFRACTORY_MAX:
+            raise UserError(f"LoihiLIF: refractory={refractory!r}: expected whole steps 0..{fx.REFRACTORY_MAX}")
         super().__init__(
             alpha=alpha,
             beta=beta,
@@ -91,6 +98,7 @@ class LoihiLIF(Synaptic):
             reset_delay=False,
         )
         self.slope = float(slope)
+        self.refractory = int(refractory)
         self.qat = False
 
     # -- Loihi integer parameters ----------------------------------------------------------
@@ -110,24 +118,37 @@ class LoihiLIF(Synaptic):
         return self.alpha, self.beta
 
     # -- float / QAT --------------------------------------------------------------------------
-    def init_state(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero (current, voltage) state shaped like one step of input (B, n)."""
+    def init_state(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Zero (current, voltage) state shaped like one step of input (B, n); with a refractory
+        period also the steps still held (0)."""
+        if self.refractory:
+            return torch.zeros_like(like), torch.zeros_like(like), torch.zeros_like(like)
         return torch.zeros_like(like), torch.zeros_like(like)
 
     def step(
-        self, current: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor | float = 0.0
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """One time step: current (B, n) -> (spikes (B, n) float 0/1, new (u, v))."""
+        self, current: torch.Tensor, state: tuple[torch.Tensor, ...], bias: torch.Tensor | float = 0.0
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """One time step: current (B, n) -> (spikes (B, n) float 0/1, new (u, v) or (u, v, held))."""
         alpha, beta = self._keeps()
-        u, v = state
+        u, v = state[0], state[1]
         u = alpha.to(current.dtype) * u + current
-        v = beta.to(current.dtype) * v + u + bias
-        spk = self.fire(v).to(v.dtype)  # snnTorch surrogates return float32
+        v_new = beta.to(current.dtype) * v + u + bias
+        held = None
+        if self.refractory:
+            held = (state[2] > 0) if len(state) > 2 else torch.zeros_like(v_new, dtype=torch.bool)
+            v_new = torch.where(held, v, v_new)  # held: the voltage neither decays nor integrates
+        spk = self.fire(v_new).to(v_new.dtype)  # snnTorch surrogates return float32
+        if held is not None:
+            spk = spk * (~held).to(spk.dtype)
         if self.reset_mechanism == "subtract":
-            v = v - spk.detach() * self.threshold
+            v_new = v_new - spk.detach() * self.threshold
         else:
-            v = v * (1.0 - spk.detach())
-        return spk, (u, v)
+            v_new = v_new * (1.0 - spk.detach())
+        if not self.refractory:
+            return spk, (u, v_new)
+        left = (state[2] - 1).clamp(min=0) if len(state) > 2 else torch.zeros_like(v_new)
+        count = torch.where(spk.detach() > 0, torch.full_like(left, float(self.refractory)), left)
+        return spk, (u, v_new, count)
 
     def forward(  # type: ignore[override]  (a whole sequence, not snnTorch's one step)
         self, current: torch.Tensor, bias: torch.Tensor | float = 0.0
@@ -154,8 +175,8 @@ class LoihiLIF(Synaptic):
 
     def _fusable(self, current: torch.Tensor, bias) -> bool:
         # The fused scan covers the neuron as LoihiLIF builds it: fixed decays and threshold, a
-        # 0/1 spike, no state quantizer. Anything else a user set on the snnTorch base steps.
-        if current.ndim < 2 or current.shape[1] == 0 or not current.is_floating_point():
+        # 0/1 spike, no state quantizer, no refractory period. Anything else steps.
+        if self.refractory or current.ndim < 2 or current.shape[1] == 0 or not current.is_floating_point():
             return False
         fixed = all(not (isinstance(getattr(self, k), torch.Tensor) and getattr(self, k).requires_grad)
                     for k in ("alpha", "beta", "threshold", "graded_spikes_factor"))

@@ -162,7 +162,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
                   f"{type(module).__name__}: its child modules in the order they are defined, assumed to be the "
                   "order its forward calls them, each feeding the next (not checked against its forward)"),
         "conversion": records,
-        "populations": {p.name: {"reset": p.reset, "du": p.du, "dv": p.dv, "vth": p.vth}
+        "populations": {p.name: {"reset": p.reset, "refractory": p.refractory, "du": p.du, "dv": p.dv, "vth": p.vth}
                         for p in net.populations},
     }
     _write_network(net, output, format, dt)

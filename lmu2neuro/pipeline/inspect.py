@@ -10,7 +10,8 @@ from converters.nir.graph import execution_order, flatten_graph, node_type
 from converters.nir.metadata import META_KEY, decode_meta
 from converters.nir.nodes import INTNET_TYPES, PARAM_FIELDS
 from converters.nir.read import is_ours, read_graph, read_intnet
-from lmu2neuro.pipeline.network_file import file_kind, summarize_netx
+from converters.netx.read import summarize_netx
+from converters.network_file import file_kind
 from lmu2neuro.core.errors import UserError
 
 MAX_EDGES_SHOWN = 30
@@ -51,15 +52,7 @@ def inspect_nir(path: str | os.PathLike) -> dict:
         lava_ok = True
     except UserError as exc:
         reason = str(exc)
-    populations = [] if net is None else [
-        {"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth, "bias_exp": p.bias_exp,
-         "readout": p.readout, "incoming_taps": sum(s.taps for s in net.projections_into(p.name)),
-         # asked of each projection (a convolution answers from its kernel, never a dense matrix)
-         "incoming_stored_weights": sum(s.stored_weights() for s in net.projections_into(p.name)),
-         "incoming_synapses": sum(s.synapses() for s in net.projections_into(p.name)),
-         "incoming_conv": any(s.conv is not None for s in net.projections_into(p.name))}
-        for p in net.populations
-    ]
+    populations = [] if net is None else net.population_summary()
     meta_summary: dict = {}
     gm = graph.metadata or {}
     if is_ours(graph) and net is not None:  # read_intnet has validated the metadata

@@ -120,10 +120,11 @@ def load_labels(path, samples: int, file_samples: int) -> np.ndarray:
 
 
 def float_fidelity(path, net: IntNetwork, x: np.ndarray, main: Measurement, labels=None,
-                   reset: str | None = None) -> dict:
+                   reset: str | None = None, refractory: int | None = None) -> dict:
     """The source float graph (our torch reader, forward Euler at net.dt) beside the deployed integer
     network on the same inputs: prediction agreement, accuracy of each, spike-count ratio per layer.
-    ``reset``: the reset the graph was trained with where NIR cannot state it (``--reset subtract``)."""
+    ``reset``: the reset the graph was trained with where NIR cannot state it (``--reset subtract``);
+    ``refractory`` likewise (``--refractory 1``), where the float executor takes one."""
     import inspect as pyinspect
 
     import torch
@@ -131,7 +132,10 @@ def float_fidelity(path, net: IntNetwork, x: np.ndarray, main: Measurement, labe
     from converters.nir.float_executor import load
 
     # the float graph runs with the same reset where the float executor can be told one
-    kw = {"reset": reset} if reset and "reset" in pyinspect.signature(load).parameters else {}
+    params = pyinspect.signature(load).parameters
+    kw = {"reset": reset} if reset and "reset" in params else {}
+    if refractory and "refractory" in params:
+        kw["refractory"] = int(refractory)
     model = load(path, dt=float(net.dt), **kw)
     shape = tuple(int(s) for s in np.asarray(model.nodes[model.inputs[0]].input_type["input"]).reshape(-1))
     xs = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(x.shape[:2] + shape))
@@ -154,7 +158,10 @@ def float_fidelity(path, net: IntNetwork, x: np.ndarray, main: Measurement, labe
                             "spike_ratio": i_spikes / f_spikes if f_spikes else None}
     block = {
         "source": f"{path}, run in float64 by converters.nir.float_executor (forward Euler, dt = {net.dt} s"
-                  + (f", {kw['reset']} reset)" if kw else ", the reset the graph states)"),
+                  + (f", {kw['reset']} reset" if "reset" in kw else ", the reset the graph states")
+                  + (f", refractory {kw['refractory']} steps)" if "refractory" in kw else
+                     (f"; without the refractory period of {refractory} steps: the float executor has none)"
+                      if refractory else ")")),
         "samples": int(len(x)),
         "prediction_agreement": float((float_pred == int_pred).mean()),
         "warn_below": FIDELITY_WARN_BELOW,
@@ -174,7 +181,7 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
                      progress: bool = True, lava_batch: int | str | None = None,
                      device: str = "cpu", input_scale: dict | None = None,
                      fidelity_of: str | os.PathLike | None = None,
-                     reset: str | None = None) -> tuple[dict, dict[str, Measurement]]:
+                     reset: str | None = None, refractory: int | None = None) -> tuple[dict, dict[str, Measurement]]:
     """Quantize x, run the chosen back ends, return (traffic dict, measurements by back end).
 
     ``lava_batch``: samples side by side in the one compiled Lava network (None or "auto":
@@ -182,7 +189,7 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
     ``device``: where the reference executor computes (cpu, cuda, cuda:N); Lava runs on the CPU.
     ``input_scale``: where the scale came from (traffic.json's ``input_scale`` block);
     ``fidelity_of``: the .nir whose float graph to run beside the integers (traffic's ``fidelity``),
-    with ``reset`` where its file cannot state it.
+    with ``reset`` and ``refractory`` where its file cannot state them.
     """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
@@ -208,7 +215,8 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
     timing = {name: m.timing for name, m in runs.items()}
     if backend == "both" and runs["reference"].timing.get("wall_s"):
         timing["reference_speedup_over_lava"] = runs["lava"].timing["wall_s"] / runs["reference"].timing["wall_s"]
-    fidelity = float_fidelity(fidelity_of, net, x, main, labels, reset) if fidelity_of is not None else None
+    fidelity = (float_fidelity(fidelity_of, net, x, main, labels, reset, refractory) if fidelity_of is not None
+                else None)
     traffic = build_traffic(net, x_int, main, model=model, model_sha256=model_sha256, labels=labels,
                             backend=backend, extra_agreement=agree, dt=net.dt, timing=timing,
                             input_scale=input_scale, fidelity=fidelity)
@@ -219,7 +227,8 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
                   samples: int | None = None, backend: str = "both", tag: str = "fixed_pt", dt: float | None = None,
                   progress: bool = False, lava_batch: int | str | None = None,
                   device: str = "cpu", input_scale: float | None = None, labels_file=None,
-                  fidelity: bool = True, reset: str | None = None) -> tuple[dict, dict[str, Measurement]]:
+                  fidelity: bool = True, reset: str | None = None,
+                  refractory: int | None = None) -> tuple[dict, dict[str, Measurement]]:
     """Read a .nir file (ours exactly; another tool's quantized at dt), take inputs from a dataset's
     test split or an .npy file, run the back ends; returns (traffic dict, measurements by back end).
 
@@ -228,8 +237,11 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     carry their scale, so ``input_scale`` is refused for them. ``labels_file``: an .npy of class
     indices for the ``input_file`` samples, giving accuracy. ``reset``: "zero" or "subtract" for
     every spiking population of another tool's graph (NIR cannot state a subtract reset: snnTorch
-    writes v_reset = 0 for both); refused for our files, which state theirs."""
-    from lmu2neuro.pipeline.network_file import exact_integers, read_network_file as read_intnet
+    writes v_reset = 0 for both); refused for our files, which state theirs. ``refractory``: steps
+    every spiking population of another tool's graph is held after a spike (NIR has no field for
+    it; snnTorch's RLeaky with reset_mechanism="zero" discards the step after a spike: 1); refused
+    for our files and netx files, which state theirs."""
+    from converters.network_file import exact_integers, read_network_file
     from lmu2neuro.core.guards import sha256_of
 
     if samples is not None and samples < 1:
@@ -250,10 +262,17 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     if ours and reset is not None:
         raise UserError(f"{model}: --reset {reset} given, but this file states each population's reset, with which "
                         "its Loihi integers were computed (expected no --reset)")
+    from converters.nir.read import check_refractory
+
+    refractory = check_refractory(refractory)
+    if ours and refractory is not None:
+        raise UserError(f"{model}: --refractory {refractory} given, but this file states each population's refractory "
+                        "period, with which its Loihi integers were computed (expected no --refractory)")
     if ours and input_scale is not None:
         raise UserError(f"{model}: --input-scale {input_scale} given, but this file carries its own input scale, "
                         "for which its Loihi integers were computed (expected no --input-scale)")
-    net = read_intnet(model, dt=dt, input_scale=input_scale if input_scale is not None else 1.0, reset=reset)
+    net = read_network_file(model, dt=dt, input_scale=input_scale if input_scale is not None else 1.0, reset=reset,
+                            refractory=refractory)
     x, y = load_inputs(net, dataset=dataset, data_root=data_root, samples=samples, input_file=input_file)
     if labels_file is not None:
         y = load_labels(labels_file, len(x), _file_samples(input_file))
@@ -264,12 +283,13 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     else:
         value = calibrated_scale(x)
         # the scale enters the lowered weights (input weights / scale), so the graph is lowered again
-        net = read_intnet(model, dt=dt, input_scale=value, reset=reset)
+        net = read_network_file(model, dt=dt, input_scale=value, reset=reset, refractory=refractory)
         scale = {"value": value, "source": "calibrated", "rule": CALIBRATION_RULE,
                  "max_abs_input": float(np.max(np.abs(x)))}
     return simulate_network(net, x, y, backend=backend, tag=tag, model=str(model), model_sha256=sha256_of(model),
                             progress=progress, lava_batch=lava_batch, device=device, input_scale=scale,
-                            fidelity_of=model if (fidelity and not ours) else None, reset=reset)
+                            fidelity_of=model if (fidelity and not ours) else None, reset=reset,
+                            refractory=refractory)
 
 
 def _file_samples(input_file) -> int:

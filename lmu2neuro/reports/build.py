@@ -342,10 +342,10 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
                             "--model MODEL.nir")
     guards.require_file(model_path, "model file", "the .nir graph the traffic was simulated from")
     check_model_hash(traffic, model_path, str(traffic_path))
-    from converters.netx.read import read_network_file as read_intnet
+    from converters.network_file import read_network_file
 
     # at the dt it was simulated with: another tool's graph is quantized for it
-    net = read_intnet(model_path, dt=traffic.get("dt"))
+    net = read_network_file(model_path, dt=traffic.get("dt"))
     rep = build_report(traffic, net, profiles, step_time_s, str(traffic_path), str(model_path), frame_period_s)
     write_report(rep, traffic, out_dir)
     return rep

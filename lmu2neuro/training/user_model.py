@@ -211,8 +211,10 @@ def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
     per-neuron tensors are fine). snnTorch resets one step late by default (``reset_delay=True``);
     for Leaky and RLeaky a subtract reset is made exact on Loihi's same-step rule by a self
     connection of weight -(1 - beta) threshold one step late (Loihi takes beta threshold off through
-    the decay, snnTorch the whole threshold); a zero reset of Leaky is the same either way. Synaptic
-    and RLeaky's zero reset differ from snnTorch's (it clears the current, resp. the step's input,
+    the decay, snnTorch the whole threshold); a zero reset of Leaky is the same either way. RLeaky's
+    delayed zero reset (``base - reset * base``) discards the whole step after a spike, input and
+    recurrent input included: a refractory period of one step on top of Loihi's same-step reset
+    (``refractory=1``, exact). Synaptic's reset differs from snnTorch's (it clears the current
     too), stated per layer as ``exact: False``; the fidelity report measures what it costs."""
     import snntorch
     import torch
@@ -335,10 +337,14 @@ def _convert_neuron(path: str, m, rec: dict):
         rec["note"] = f"subtract reset one step late: a self connection of {fix:.4g} (-(1 - beta) threshold)"
         return L.RLeaky(beta, all_to_all=False, V=fix, learn_recurrent=False, **kw)
     # RLeaky: the recurrent map copied, the subtract fix added on its diagonal
-    rec["exact"] = reset == "subtract" or not delayed
-    if not rec["exact"]:
-        rec["note"] = ("snnTorch's delayed zero reset of an RLeaky also clears the input of the step after a "
-                       "spike; Loihi resets in the spiking step (the same-step reset is used)")
+    rec["exact"] = True
+    if reset == "zero" and delayed:
+        # snnTorch zeroes the step after a spike whole (its input and recurrent input lost): on
+        # Loihi, the same-step reset and one refractory step (lif_step's rule)
+        kw["refractory"] = 1
+        rec["refractory"] = 1
+        rec["note"] = ("snnTorch's delayed zero reset of an RLeaky also discards the step after a spike: "
+                       "reset in the spiking step and one refractory step")
     rec_mod = m.recurrent
     if isinstance(rec_mod, nn.Linear):
         new = L.RLeaky(beta, linear_features=rec_mod.in_features, **kw)

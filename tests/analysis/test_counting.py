@@ -9,63 +9,7 @@ from lmu2neuro.analysis.traffic import check_traffic_matches
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from lmu2neuro.core.executor import execute
-
-
-def make_traffic(net: IntNetwork, x_int: np.ndarray, labels=None, model_sha256: str = "0" * 64) -> dict:
-    """A traffic dict (docs/CONTRACTS.md) from a reference simulation, built as `simulate` does."""
-    x = np.asarray(x_int)
-    r = execute(net, x)
-    samples, steps, _ = x.shape
-    nz_in = x != 0
-    layers = [{"name": net.input_name, "kind": "input", "neurons": net.input_size, "graded": True,
-               "nonzero_inputs": int(nz_in.sum()), "nonzero_inputs_per_step": nz_in.sum(axis=(0, 2)).tolist()}]
-    raster = {}
-    for p in net.populations:
-        s = r.spikes[p.name].numpy()
-        entry = {"name": p.name, "kind": "readout" if p.readout else "lif", "neurons": p.size,
-                 "spikes": int(s.sum()), "spike_counts": s.sum(axis=(0, 1)).tolist(),
-                 "spikes_per_step": s.sum(axis=(0, 2)).tolist()}
-        layers.append(entry)
-        if not p.readout:
-            raster[p.name] = np.argwhere(s[0]).tolist()
-    counts = {net.input_name: nz_in.sum(axis=(0, 1))}
-    counts.update({p.name: r.spikes[p.name].numpy().sum(axis=(0, 1)) for p in net.populations})
-    projections = []
-    for pr in net.projections:
-        fo = pr.fan_out()
-        projections.append({"name": pr.name, "source": pr.source, "target": pr.target, "taps": pr.taps,
-                            "graded": net.is_graded(pr), "weights": pr.stored_weights(),
-                            "nonzero_weights": int(np.count_nonzero(pr.weights)), "weight_bits": 8,
-                            "fan_out": fo.tolist(), "synaptic_events": int(counts[pr.source] @ fo)})
-    preds = r.predictions.numpy()
-    trace = r.readout_trace.numpy()
-    acc = by_frame = None
-    if labels is not None:
-        labels = np.asarray(labels)
-        acc = float((preds == labels).mean())
-        by_frame = [float((trace[:, t].argmax(1) == labels).mean()) for t in range(steps)]
-    return {"schema": "lmu2neuro.traffic/1", "model": "model.nir", "model_sha256": model_sha256,
-            "backend": "reference", "samples": samples, "timesteps": steps, "dt": net.dt,
-            "layers": layers, "projections": projections, "predictions": preds.tolist(),
-            "labels": None if labels is None else labels.tolist(), "accuracy": acc,
-            "accuracy_by_frame": by_frame, "scores": r.scores.tolist(),
-            "raster": {"sample": 0, "layers": raster}}
-
-
-def spiking_mlp(seed=0, sizes=(6, 12, 10, 4)) -> IntNetwork:
-    """input -> h1 -> h2 -> readout with sparse random even weights."""
-    rng = np.random.default_rng(seed)
-    names = ["input", "h1", "h2", "out"]
-    pops, projs = [], []
-    for i in range(1, len(sizes)):
-        n = sizes[i]
-        readout = i == len(sizes) - 1
-        pops.append(Population(names[i], n, du=4095 if readout else 1024, dv=0 if readout else 512,
-                               vth=fx.VTH_MAX if readout else 60, bias_mant=np.zeros(n, np.int64), readout=readout))
-        w = rng.integers(-40, 100, size=(1, n, sizes[i - 1])) * 2
-        w[rng.random(w.shape) < 0.3] = 0  # zero weights must not count as effective ops
-        projs.append(Projection(f"{names[i - 1]}->{names[i]}", names[i - 1], names[i], w))
-    return IntNetwork(sizes[0], 1.0, pops, projs, "out")
+from netgen import make_traffic, spiking_mlp
 
 
 def by_hand(net, x):

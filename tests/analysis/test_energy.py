@@ -7,7 +7,7 @@ from lmu2neuro.analysis.counting import count_operations
 from lmu2neuro.analysis.energy import dense_baseline, estimate_energy
 from lmu2neuro.analysis.profiles import load_profile
 from lmu2neuro.analysis.timing import fixed_time
-from test_counting import make_traffic, spiking_mlp
+from netgen import make_traffic, spiking_mlp
 
 
 @pytest.fixture(scope="module")

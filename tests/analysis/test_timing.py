@@ -14,7 +14,7 @@ from lmu2neuro.analysis.plan import plan_profile
 from lmu2neuro.analysis.profiles import load_profile
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from test_counting import make_traffic, spiking_mlp
+from netgen import make_traffic, spiking_mlp
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -109,8 +109,13 @@ def test_blouw_benchmark_matches_the_profile_calibration(tmp_path):
     assert bench("blouw_kws_check").main(["--out", str(tmp_path / "b.json")]) == 0
     r = json.loads((tmp_path / "b.json").read_text())
     a = r["nengo_loihi_placement"]
-    # 780 on/off sources at 0.5 spikes per step, 10 steps, fan-out 256; hidden 0.1 spikes per step
-    assert a["effective_acs"] == pytest.approx(780 * 0.5 * 10 * 256 + 256 * 256 + 256 * 29)
+    # nengo-loihi's example: layer 1 on the host, so the chip sees its 256 neurons' spikes (0.1 per
+    # step, 10 steps) through a dense 256 x 256 layer 2; the 29 outputs are weighted on the host
+    assert a["effective_acs"] == pytest.approx(256 * 0.1 * 10 * 256)
+    assert a["neuron_updates"] == 256 * 10 and a["cores"] == 1
+    # layer 1 on chip too: 512 on/off sources at 0.25 spikes per step with one synapse each
+    assert r["all_on_chip"]["effective_acs"] == pytest.approx(512 * 0.25 * 10 + 256 * 0.1 * 10 * 256)
+    assert r["all_on_chip"]["cores"] == 2
     cal = {c.quantity: c for c in load_profile("loihi1").calibration if "Blouw" in c.measurement}
     assert cal["dynamic energy per inference"].ratio == pytest.approx(a["ratio_to_measured"], rel=2e-3)
     assert cal["latency per inference"].ratio == pytest.approx(r["latency_ratio_placement_A"], rel=2e-3)

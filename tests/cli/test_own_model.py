@@ -152,6 +152,12 @@ def zero():
     return leaky("zero")
 
 
+def rleaky_zero():
+    return nn.Sequential(nn.Linear(8, 16), snn.RLeaky(beta=0.85, linear_features=16, reset_mechanism="zero",
+                                                      init_hidden=True),
+                         nn.Linear(16, 10), snn.Leaky(beta=0.8, reset_mechanism="zero", init_hidden=True, output=True))
+
+
 def per_neuron():
     return leaky(scalar=False)
 
@@ -222,7 +228,7 @@ def test_plain_snntorch_export_writes_nir_and_a_fidelity_report(snn_file, tmp_pa
         assert exact["3"] is False and exact["1"] is True
 
 
-@pytest.mark.parametrize("func", ["leaky", "zero", "mixed"])
+@pytest.mark.parametrize("func", ["leaky", "zero", "mixed", "rleaky_zero"])
 def test_converted_layers_are_the_snntorch_model_in_float(snn_file, func):
     from lmu2neuro.training.user_model import convert_snntorch, run_snntorch
 
@@ -282,3 +288,20 @@ def test_plain_snntorch_bad_input_is_one_line_and_writes_nothing(snn_file, tmp_p
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and needle in err and len(err.splitlines()) == 1, err
     assert not out.exists() and not (tmp_path / "o" / "m.fidelity.json").exists()
+
+
+def test_rleaky_zero_reset_is_one_refractory_step_and_lowers_with_it(snn_file):
+    """snnTorch's RLeaky zero reset discards the step after a spike: converted exactly as Loihi's
+    same-step reset plus refractory 1, carried into the deployed population."""
+    from lmu2neuro.deploy.lowering import lower
+    from lmu2neuro.models.trace import LoihiModel
+    from lmu2neuro.training.user_model import convert_snntorch
+
+    ours, records = convert_snntorch(_snn_module(snn_file, "rleaky_zero").eval())
+    rec = {r["path"]: r for r in records}
+    assert rec["1"]["exact"] is True and rec["1"]["refractory"] == 1
+    assert "refractory" not in rec["3"]  # Leaky's zero reset is Loihi's as it is
+    model = LoihiModel(ours, (8,), max_len=20).eval()
+    model.calibrate(torch.rand(8, 20, 8, generator=torch.Generator().manual_seed(0)))
+    net = lower(model)
+    assert [p.refractory for p in net.populations] == [1, 0, 0]

@@ -173,3 +173,32 @@ def test_reset_is_refused_for_our_own_files_and_checked(third, tmp_path, capsys)
     with pytest.raises(SystemExit):  # argparse: not one of the choices
         _simulate(third[0], out, "--reset", "none")
     assert not out.exists()
+
+
+def test_refractory_runs_every_spiking_population_with_it(third, tmp_path, capsys):
+    d, x, y = third
+    outs = {}
+    for steps in ("0", "2"):
+        out = tmp_path / f"r{steps}.json"
+        assert _simulate(d, out, "--refractory", steps, "--labels", str(d / "y.npy")) == 0
+        outs[steps] = json.loads(out.read_text())
+    # the float graph ran with the same period (its source line says so), and the integers follow it
+    assert "refractory 2 steps" in outs["2"]["fidelity"]["source"]
+    assert outs["2"]["fidelity"]["prediction_agreement"] >= 0.9
+    # held neurons fire less: the first layer sees the same input either way
+    assert outs["2"]["layers"][1]["spikes"] < outs["0"]["layers"][1]["spikes"]
+
+
+def test_refractory_is_refused_for_our_own_files_and_checked(third, tmp_path, capsys):
+    net = random_network(5)
+    export_nir(net, tmp_path / "m.nir")
+    np.save(tmp_path / "x.npy", np.zeros((2, 4, net.input_size)))
+    out = tmp_path / "t.json"
+    assert main(["simulate", str(tmp_path / "m.nir"), "--input", str(tmp_path / "x.npy"), "--backend", "reference",
+                 "--refractory", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "m.nir: --refractory 1 given, but this file states" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert _simulate(third[0], out, "--refractory", "63") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: refractory 63: expected whole steps 0..62") and not out.exists()

@@ -10,7 +10,7 @@ from lmu2neuro.cli import main
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.analysis.profiles import shipped_profiles
 from lmu2neuro.core.guards import sha256_of
-from test_counting import make_traffic, spiking_mlp
+from netgen import make_traffic, spiking_mlp
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""The delay line that TappedDense and TappedConv share: the last ``taps`` inputs of every lane, and
-which of them may reach the target in the current round (so no spike of one sample reaches the next)."""
+"""What TappedDense and TappedConv share: the delay line (the last ``taps`` inputs of every lane, and
+which of them may reach the target in the current round, so no spike of one sample reaches the next)
+and Dense's weight exponent, per back end."""
 
 from __future__ import annotations
 
@@ -61,3 +62,23 @@ def sum_dtype(bound: int):
     if bound < 1 << 24:
         return np.float32
     return np.float64 if bound < 1 << 53 else np.int64
+
+
+class FixedScale:
+    """fixed_pt: the accumulated integer sum shifted by the weight exponent, as Lava's Dense does
+    (left shift, or arithmetic right shift)."""
+
+    def _scale(self, acc):
+        exp = self.proc_params["weight_exp"]
+        acc = acc.astype(np.int64)
+        return np.left_shift(acc, exp) if exp >= 0 else np.right_shift(acc, -exp)
+
+
+class FloatScale:
+    """floating_pt: the sum times 2 ** weight_exp, in float64."""
+
+    def _sum_dtype(self, w):
+        return np.float64
+
+    def _scale(self, acc):
+        return acc * 2.0 ** self.proc_params["weight_exp"]

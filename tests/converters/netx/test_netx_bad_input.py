@@ -44,7 +44,8 @@ CASES = {
     "threshold range": (lambda f: _put(f, "layer/2/neuron/vThMant", (1 << 18) - 1),
                         "layer 2 (conv), field 'neuron/vThMant': value 262143 above 131071"),
     "iDecay zero": (lambda f: _put(f, "layer/5/neuron/iDecay", 0), "layer 5 (dense), field 'neuron/iDecay'"),
-    "refractory": (lambda f: _put(f, "layer/5/neuron/refDelay", 3), "layer 5 (dense), field 'neuron/refDelay': 3"),
+    "refractory": (lambda f: _put(f, "layer/5/neuron/refDelay", 64),
+                   "layer 5 (dense), field 'neuron/refDelay': value 64 above 63"),
     "neuron type": (lambda f: _text(f, "layer/5/neuron/type", "SDNN"), "layer 5 (dense), field 'neuron/type'"),
     "graded": (lambda f: _put(f, "layer/5/neuron/gradedSpike", True), "layer 5 (dense), field 'neuron/gradedSpike'"),
     "delay range": (lambda f: _put(f, "layer/5/delay", np.full(10, 70.0)), "layer 5 (dense), field 'delay': value 70"),
@@ -79,7 +80,7 @@ def test_cli_exits_2_with_one_line(good, tmp_path, capsys):
     path = tmp_path / "bad.net"
     shutil.copy(good, path)
     with h5py.File(path, "a") as f:
-        _put(f, "layer/5/neuron/refDelay", 4)
+        _put(f, "layer/5/neuron/refDelay", 70)
     np.save(tmp_path / "x.npy", np.zeros((2, 5, 128), dtype=np.float32))
     out = tmp_path / "t.json"
     rc = main(["simulate", str(path), "--input", str(tmp_path / "x.npy"), "--backend", "reference", "-o", str(out)])

@@ -10,7 +10,8 @@ import pytest
 from netx_nets import pool_as_conv, run_lava_netx, slayer_file
 
 from converters.netx.export import export_netx
-from converters.netx.read import is_netx, read_netx, read_network_file
+from converters.netx.read import is_netx, read_netx
+from converters.network_file import read_network_file
 from lmu2neuro.cli import main
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.conv import ConvGeometry
@@ -262,3 +263,27 @@ def test_average_layer_is_a_readout_counting_each_group(files, tmp_path):
     assert counts.sum() > 0
     # weight 1 per member; synaptic input enters the voltage 6 bits up (fixed_point.ACT_SHIFT)
     np.testing.assert_array_equal(run.scores.numpy(), counts << fx.ACT_SHIFT)
+
+
+def test_refractory_period_round_trips_as_ref_delay(tmp_path):
+    """refDelay is Loihi's refractDelay: refractory + 1 out, refDelay - 1 in (1: the plain LIF)."""
+    net = _conv_net(2)
+    for pop, steps in zip(net.populations, (2, 0, 1)):
+        pop.refractory = steps
+    path = tmp_path / "r.net"
+    export_netx(net, path)
+    with h5py.File(path) as f:
+        assert [int(f[f"layer/{i}/neuron/refDelay"][()]) for i in (1, 2, 4)] == [3, 1, 2]
+    back = read_netx(path)
+    assert [p.refractory for p in back.populations] == [2, 0, 1]
+    x = _inputs(net, 24, 5, batch=3)
+    a, b = execute(net, x), execute(back, x)
+    for p in net.populations:
+        assert bool((a.spikes[p.name] == b.spikes[p.name]).all()), p.name
+    # the period is in effect: the same file with refDelay 1 everywhere spikes differently
+    with h5py.File(path, "a") as f:
+        for i in (1, 2, 4):
+            f[f"layer/{i}/neuron/refDelay"][()] = 1
+    plain = execute(read_netx(path), x)
+    assert not bool((plain.spikes["c1"] == a.spikes["c1"]).all())
+    assert int(plain.spikes["c1"].sum()) > int(a.spikes["c1"].sum())

@@ -10,40 +10,27 @@ Examples are derandomized (the same files every run) and each has a deadline; th
 peak memory growth is bounded at the end.
 """
 
-import contextlib
-import io
 import json
-import os
-import resource
 import shutil
-import tempfile
-from datetime import timedelta
-from pathlib import Path
 
 import h5py
 import nir
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import FLIPS, FUZZ, SCALE, FileCheck, datasets, groups, replace
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from converters.nir.export import export_nir
 from converters.nir.read import read_intnet
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
-from lmu2neuro.cli import main
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from netgen import lif_chain_graph
 
-# LMU2NEURO_FUZZ_SCALE=N runs N times the examples with fresh random ones (a long soak);
-# the default is a fixed, derandomized set of about 300 files.
-SCALE = int(os.environ.get("LMU2NEURO_FUZZ_SCALE", "1"))
-FUZZ = settings(max_examples=60 * SCALE, deadline=timedelta(seconds=20), derandomize=SCALE == 1, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-COUNTS = {"files": 0, "ok": 0, "refused": 0}
-_START_RSS_KB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+CHECK = FileCheck(read_intnet, ".nir")
 
 
 def _ours() -> IntNetwork:
@@ -124,58 +111,8 @@ def bases(tmp_path_factory):
     nir.write(d / "third_conv.nir", _thirdparty_conv())
     paths = [d / "ours.nir", d / "third.nir", d / "ff.nir", d / "ours_conv.nir", d / "third_conv.nir"]
     for p in paths:  # the unmutated files are good: the mutations are what fails
-        assert _run(p) == 0
+        assert CHECK.run(p) == 0
     return paths
-
-
-@contextlib.contextmanager
-def _scratch(base: Path):
-    d = tempfile.mkdtemp(prefix="fuzz-")
-    try:
-        p = Path(d) / "m.nir"
-        shutil.copyfile(base, p)
-        yield p
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def _run(path: Path) -> int:
-    """inspect through the CLI and read_intnet: 0 or a one-line UserError; returns the CLI's status."""
-    COUNTS["files"] += 1
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["inspect", str(path)])  # an exception escaping here is a traceback for the user
-    text = err.getvalue()
-    assert rc in (0, 2), (rc, text)
-    if rc == 2:
-        assert text.startswith("error: ") and text.count("\n") == 1, text
-        assert str(path) in text, text
-        assert "Traceback" not in text
-        COUNTS["refused"] += 1
-    else:
-        assert text == "", text
-        COUNTS["ok"] += 1
-    try:
-        net = read_intnet(path)
-    except UserError as exc:
-        assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
-    else:
-        assert isinstance(net, IntNetwork)
-    return rc
-
-
-def _datasets(path: Path) -> list[str]:
-    names = []
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-    return sorted(names)
-
-
-def _groups(path: Path) -> list[str]:
-    names = []
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Group) else None)
-    return sorted(names)
 
 
 base_index = st.integers(0, 4)
@@ -184,31 +121,13 @@ base_index = st.integers(0, 4)
 @FUZZ
 @given(which=base_index, frac=st.floats(0.0, 1.0, exclude_max=True))
 def test_truncated_files(bases, which, frac):
-    base = bases[which]
-    data = base.read_bytes()
-    with _scratch(base) as p:
-        p.write_bytes(data[: int(frac * len(data))])
-        _run(p)
+    CHECK.truncated(bases[which], frac)
 
 
 @settings(FUZZ, max_examples=100 * SCALE)
-@given(which=base_index, flips=st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(0, 7)),
-                                         min_size=1, max_size=12))
+@given(which=base_index, flips=FLIPS)
 def test_bit_flips(bases, which, flips):
-    base = bases[which]
-    data = bytearray(base.read_bytes())
-    # half the flips land in the first 4 KiB: the superblock and object headers, where they bite
-    for k, (pos, bit) in enumerate(flips):
-        span = min(len(data), 4096) if k % 2 == 0 else len(data)
-        data[int(pos * span)] ^= 1 << bit
-    with _scratch(base) as p:
-        p.write_bytes(bytes(data))
-        _run(p)
-
-
-def _replace(f, name, **kw):
-    del f[name]
-    f.create_dataset(name, **kw)
+    CHECK.bit_flipped(bases[which], flips)
 
 
 JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(10**30), 10**30),
@@ -227,7 +146,7 @@ def _edit_json(f, name, key_pick, value):
         return
     key = sorted(obj)[key_pick % len(obj)]
     obj[key] = value
-    _replace(f, name, data=json.dumps(obj), dtype=h5py.string_dtype())
+    replace(f, name, data=json.dumps(obj), dtype=h5py.string_dtype())
 
 
 EDITS = ["dtype", "huge", "shape", "delete", "scalar", "cycle", "alias", "json", "type", "size"]
@@ -241,9 +160,9 @@ EDITS = ["dtype", "huge", "shape", "delete", "scalar", "cycle", "alias", "json",
        value=JSON_VALUES)
 def test_structural_edits(bases, which, edit, pick, kind, k, shape, scalar, value):
     base = bases[which]
-    with _scratch(base) as p:
-        datasets = _datasets(p)
-        target = datasets[pick % len(datasets)]
+    with CHECK.scratch(base) as p:
+        names = datasets(p)
+        target = names[pick % len(names)]
         with h5py.File(p, "r+") as f:
             old = f[target]
             n = max(int(np.prod(old.shape or ())), 1)
@@ -256,45 +175,45 @@ def test_structural_edits(bases, which, edit, pick, kind, k, shape, scalar, valu
                     "int8": dict(data=np.full(n, -7, dtype=np.int8)),
                     "vlen": dict(shape=(n,), dtype=h5py.vlen_dtype(np.float64)),
                 }[kind]
-                _replace(f, target, **data)
+                replace(f, target, **data)
             elif edit == "huge":  # declared, never written: a few bytes on disk
                 dims = (2**k,) if pick % 2 else (2 ** (k // 2), 2 ** (k - k // 2))
-                _replace(f, target, shape=dims, dtype="f8", chunks=(1,) * len(dims))
+                replace(f, target, shape=dims, dtype="f8", chunks=(1,) * len(dims))
             elif edit == "shape":
-                _replace(f, target, data=np.ones(shape))
+                replace(f, target, data=np.ones(shape))
             elif edit == "delete":
                 del f[target]
             elif edit == "scalar":
-                _replace(f, target, data=scalar)
+                replace(f, target, data=scalar)
             elif edit == "cycle":  # reverse one edge: a loop, with or without state on it
                 edges = [tuple(e) for e in f["node/edges"][()]]
                 a, b = edges[pick % len(edges)]
                 c, d = edges[(pick // 7) % len(edges)]
-                _replace(f, "node/edges", data=np.array(edges + [(b, a), (d, a)], dtype=object),
+                replace(f, "node/edges", data=np.array(edges + [(b, a), (d, a)], dtype=object),
                          dtype=h5py.string_dtype())
             elif edit == "alias":  # a group that contains its own ancestor: recursive readers loop
-                groups = _groups(p)
-                g = groups[pick % len(groups)]
+                group_names = groups(p)
+                g = group_names[pick % len(group_names)]
                 f[g]["loop"] = f["node"]
             elif edit == "json":
-                metas = [d for d in datasets if d.endswith("lmu2neuro")]
+                metas = [d for d in names if d.endswith("lmu2neuro")]
                 if metas:
                     _edit_json(f, metas[pick % len(metas)], pick // 13, value)
             elif edit == "type":
-                types = [d for d in datasets if d.endswith("/type")]
-                _replace(f, types[pick % len(types)], data=str(value)[:20] if pick % 3 else "Conv2d",
+                types = [d for d in names if d.endswith("/type")]
+                replace(f, types[pick % len(types)], data=str(value)[:20] if pick % 3 else "Conv2d",
                          dtype=h5py.string_dtype())
             elif edit == "size":  # declared sizes the importers allocate from
-                shapes = [d for d in datasets if d.endswith("/shape") or d.endswith("/delay")]
-                _replace(f, shapes[pick % len(shapes)], data=np.array([10 ** (k // 3)] * (1 + pick % 2)))
-        _run(p)
+                shapes = [d for d in names if d.endswith("/shape") or d.endswith("/delay")]
+                replace(f, shapes[pick % len(shapes)], data=np.array([10 ** (k // 3)] * (1 + pick % 2)))
+        CHECK.run(p)
 
 
 # -- the specific files each guard exists for -------------------------------------------------------
 def _refused(path, pattern, cli_status=2):
     """read_intnet refuses with `pattern`; inspect exits 2 when the file itself is refused, 0 when
     only the lowering is (inspect then prints "Lava build: NOT supported: <reason>")."""
-    assert _run(path) == cli_status
+    assert CHECK.run(path) == cli_status
     with pytest.raises(UserError, match=pattern):
         read_intnet(path)
 
@@ -353,7 +272,7 @@ def test_huge_declared_neuron_count_is_refused(bases, tmp_path):
     p = tmp_path / "wide.nir"
     shutil.copyfile(bases[2], p)
     with h5py.File(p, "r+") as f:
-        _replace(f, "node/nodes/x/shape", data=np.array([10**12]))
+        replace(f, "node/nodes/x/shape", data=np.array([10**12]))
     # nir's type check sees the Affine's 3 inputs first; the size guard before the importer's
     # identity matrix is the second line of defence (unit-tested on guards.check_elements below)
     _refused(p, r"wide.nir: ")
@@ -367,9 +286,9 @@ def test_long_delay_is_refused(tmp_path):
     g.edges = [("x", "d"), ("d", "fc"), ("fc", "lif"), ("lif", "y")]
     p = tmp_path / "delay.nir"
     nir.write(p, g)
-    assert _run(p) == 0 and read_intnet(p, dt=1e-4).max_taps() == 3  # 2 steps: accepted
+    assert CHECK.run(p) == 0 and read_intnet(p, dt=1e-4).max_taps() == 3  # 2 steps: accepted
     with h5py.File(p, "r+") as f:
-        _replace(f, "node/nodes/d/delay", data=np.full(3, 1e5))  # 1e9 steps of 1e-4 s
+        replace(f, "node/nodes/d/delay", data=np.full(3, 1e5))  # 1e9 steps of 1e-4 s
     _refused(p, r"node 'd' \(Delay\): a delay of 1,000,000,000 steps .* exceeds the limit", cli_status=0)
 
 
@@ -383,7 +302,4 @@ def test_file_size_limit_is_configurable(bases, monkeypatch):
 
 def test_zz_totals_and_memory():
     """Runs last in this module: how many files were tried, and that none of them took memory."""
-    print(f"fuzzed files: {COUNTS}")
-    assert COUNTS["files"] >= 300 * SCALE and COUNTS["refused"] > 0 and COUNTS["ok"] > 0
-    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - _START_RSS_KB) / 1024
-    assert grown_mib < 1024, f"peak memory grew by {grown_mib:.0f} MiB while reading fuzzed files"
+    CHECK.assert_bounded(300 * SCALE, 1024)

@@ -53,6 +53,15 @@ def test_graded_input_spikes_refused_and_nothing_written(tmp_path):
     assert not (tmp_path / "x.yaml").exists()
 
 
+@pytest.mark.parametrize("field,value", [("reset", "subtract"), ("refractory", 2)])
+def test_neurons_it_cannot_state_are_refused_and_nothing_written(tmp_path, field, value):
+    net = small_net()
+    setattr(net.population("hid"), field, value)
+    with pytest.raises(UserError, match=f"population 'hid': reset .*SANA-FE export writes the reset-to-zero"):
+        export_sanafe(net, tmp_path / "x.yaml")
+    assert not (tmp_path / "x.yaml").exists()
+
+
 def test_sanafe_is_a_format_of_export():
     from lmu2neuro.cli import build_parser
     from lmu2neuro.pipeline.export import FORMATS

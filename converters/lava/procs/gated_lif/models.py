@@ -35,6 +35,7 @@ class _GatedMixin:
         self._neuron = np.zeros(size, dtype=np.int64)
         self._step = np.zeros(p["steps"], dtype=np.int64)
         self._count = np.zeros((lanes, size), dtype=np.int64)
+        self._ref_end = np.zeros((lanes, size), dtype=np.int64)  # last held Lava step of each neuron
         # per step, a column of ones (the spike count) and the fingerprint terms of a spike at
         # (step, neuron), each below 2**31: a lane's sum over its spikes stays below
         # size * 2**31 < 2**53, so one float64 product per step is exact
@@ -69,9 +70,23 @@ class _GatedMixin:
             self.scale_bias()
         if not self.isthrscaled:
             self.scale_threshold()
+        period = self.proc_params.get("refractory", 0)
+        if period:
+            # as Lava's LIFRefractory: a neuron is held through the step its refractory period
+            # ends in (refractory_period_end >= time_step); the window start clears it
+            if where[1] == 0:
+                self._ref_end[:] = 0
+            held = self._ref_end >= self.time_step
+            v_before = np.array(self.v, copy=True)
         self._dynamics(a_in, live)
-        spikes = self.spiking_activation()
+        if period:
+            self.v[held] = v_before[held]
+            spikes = np.logical_and(self.spiking_activation(), ~held)
+        else:
+            spikes = self.spiking_activation()
         self.reset_voltage(spike_vector=spikes)
+        if period:
+            self._ref_end[spikes] = self.time_step + period
         self.s_out.send(spikes)
         self._tally(spikes, rnd, phase, first, live)
 

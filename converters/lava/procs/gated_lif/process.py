@@ -13,6 +13,8 @@ SAMPLE_COLUMNS = ("spikes", "fingerprint", "wrapped", "peak_current")
 # (vth << 6 in fixed point) off, in the step the neuron fires (a Loihi 2 option: its neuron
 # microcode is programmable; snnTorch's default reset mechanism)
 RESETS = ("zero", "subtract")
+# Loihi 1's refractDelay is 6 bits (1..63, 1 = no held step): at most 62 held steps
+REFRACTORY_MAX = 62
 
 
 class GatedLIF(LIF):
@@ -28,11 +30,14 @@ class GatedLIF(LIF):
     reads a Var back one element per message (``PyLoihiProcessModel._get_var``), which for a
     readout trace of thousands of samples takes minutes; the files take milliseconds.
 
-    ``reset``: one of RESETS.
+    ``reset``: one of RESETS. ``refractory``: steps after a spike in which a neuron is held, as
+    Lava's LIFRefractory holds it (its voltage is frozen and it cannot fire, its current goes on
+    integrating); 0 is Lava's LIF.
     """
 
     def __init__(self, *, size: int, lanes: int, steps: int, offset: int, samples: int,
-                 records: dict[str, str], record: str | None = None, bias_mant=0, reset: str = "zero", **kwargs):
+                 records: dict[str, str], record: str | None = None, bias_mant=0, reset: str = "zero",
+                 refractory: int = 0, **kwargs):
         shape = (int(lanes), int(size))
         super().__init__(shape=shape, bias_mant=np.broadcast_to(np.asarray(bias_mant), shape).copy(), **kwargs)
         self.proc_params["lanes"] = int(lanes)
@@ -46,3 +51,6 @@ class GatedLIF(LIF):
         if reset not in RESETS:
             raise ValueError(f"reset {reset!r}: expected one of {RESETS}")
         self.proc_params["reset"] = reset
+        if not 0 <= int(refractory) <= REFRACTORY_MAX:
+            raise ValueError(f"refractory {refractory}: expected 0..{REFRACTORY_MAX} steps")
+        self.proc_params["refractory"] = int(refractory)

@@ -14,7 +14,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from numpy.lib.stride_tricks import sliding_window_view
 
 from converters.lava.procs import one_blas_thread
-from converters.lava.procs.delay_line import DelayLine, sum_dtype, used_taps
+from converters.lava.procs.delay_line import DelayLine, FixedScale, FloatScale, sum_dtype, used_taps
 from converters.lava.procs.tapped_conv.process import TappedConv
 
 
@@ -76,7 +76,7 @@ class _ConvBase(DelayLine, PyLoihiProcessModel):
 @implements(proc=TappedConv, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyTappedConvFixed(_ConvBase):
+class PyTappedConvFixed(FixedScale, _ConvBase):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
     weights: np.ndarray = LavaPyType(np.ndarray, np.int64)
@@ -88,23 +88,12 @@ class PyTappedConvFixed(_ConvBase):
         per_channel = np.abs(w).sum(axis=(0, 2, 3, 4)).max(initial=0)
         return sum_dtype(int(per_channel) * self.proc_params["input_max"])
 
-    def _scale(self, acc):
-        exp = self.proc_params["weight_exp"]
-        acc = acc.astype(np.int64)
-        return np.left_shift(acc, exp) if exp >= 0 else np.right_shift(acc, -exp)
-
 
 @implements(proc=TappedConv, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyTappedConvFloat(_ConvBase):
+class PyTappedConvFloat(FloatScale, _ConvBase):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     weights: np.ndarray = LavaPyType(np.ndarray, float)
     a_buff: np.ndarray = LavaPyType(np.ndarray, float)
-
-    def _sum_dtype(self, w):
-        return np.float64
-
-    def _scale(self, acc):
-        return acc * 2.0 ** self.proc_params["weight_exp"]

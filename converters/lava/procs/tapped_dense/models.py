@@ -11,7 +11,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from converters.lava.procs import one_blas_thread
-from converters.lava.procs.delay_line import DelayLine, sum_dtype, used_taps
+from converters.lava.procs.delay_line import DelayLine, FixedScale, FloatScale, sum_dtype, used_taps
 from converters.lava.procs.tapped_dense.process import TappedDense
 
 
@@ -48,7 +48,7 @@ class _TappedBase(DelayLine, PyLoihiProcessModel):
 @implements(proc=TappedDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyTappedDenseFixed(_TappedBase):
+class PyTappedDenseFixed(FixedScale, _TappedBase):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
     weights: np.ndarray = LavaPyType(np.ndarray, np.int64)
@@ -59,23 +59,12 @@ class PyTappedDenseFixed(_TappedBase):
         # payloads the builder measured)
         return sum_dtype(int(np.abs(w).sum(axis=(0, 2)).max(initial=0)) * self.proc_params["input_max"])
 
-    def _scale(self, acc):
-        exp = self.proc_params["weight_exp"]
-        acc = acc.astype(np.int64)
-        return np.left_shift(acc, exp) if exp >= 0 else np.right_shift(acc, -exp)
-
 
 @implements(proc=TappedDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyTappedDenseFloat(_TappedBase):
+class PyTappedDenseFloat(FloatScale, _TappedBase):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     weights: np.ndarray = LavaPyType(np.ndarray, float)
     a_buff: np.ndarray = LavaPyType(np.ndarray, float)
-
-    def _sum_dtype(self, w):
-        return np.float64
-
-    def _scale(self, acc):
-        return acc * 2.0 ** self.proc_params["weight_exp"]

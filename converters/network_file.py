@@ -1,0 +1,42 @@
+"""The one reader of any network file: a NIR graph or a lava-dl netx file, told apart by content.
+
+Both formats are HDF5; a netx file has a top-level ``layer`` group and no NIR ``node`` group
+(``converters.netx.read.is_netx``). Anything else goes to the NIR reader, whose errors then say what
+is wrong with it. ``inspect``, ``simulate``, ``report`` and ``lmu2neuro.read_network`` all read
+through here (it sits with the converters so that the report, below the pipeline, can use it).
+"""
+
+from __future__ import annotations
+
+import os
+
+from converters.netx.read import is_netx, read_netx
+from converters.nir.read import is_ours, read_graph, read_intnet
+from lmu2neuro.core import guards
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """``"netx"`` or ``"nir"`` (the NIR reader also answers for files that are neither)."""
+    guards.require_file(path, "network file", "a .nir graph or a lava-dl netx file")
+    return "netx" if is_netx(path) else "nir"
+
+
+def exact_integers(path: str | os.PathLike) -> bool:
+    """True when the file fixes its Loihi integers (our NIR files, and every netx file), so there is
+    no float graph to quantize, calibrate or compare against."""
+    return file_kind(path) == "netx" or is_ours(read_graph(path))
+
+
+def read_network_file(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
+                      reset: str | None = None, refractory: int | None = None) -> IntNetwork:
+    """Any network file as an ``IntNetwork``: netx exactly (``read_netx``), anything else as
+    ``converters.nir.read.read_intnet`` reads it. ``dt``, ``input_scale``, ``reset`` and
+    ``refractory`` pass through (a netx file states each layer's refractory period itself)."""
+    if file_kind(path) == "netx":
+        if refractory is not None:
+            raise UserError(f"{path}: refractory {refractory} given, but a netx file states each layer's refractory "
+                            "period (neuron/refDelay); expected no refractory")
+        return read_netx(path, dt=dt, input_scale=input_scale, reset=reset)
+    return read_intnet(path, dt=dt, input_scale=input_scale, reset=reset, refractory=refractory)

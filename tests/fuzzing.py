@@ -1,0 +1,115 @@
+"""What the network-file fuzz tests (NIR and netx) share.
+
+Every mutated file gets one check (`FileCheck.run`): `lmu2neuro inspect` (the CLI's main,
+in-process) returns 0, or 2 with exactly one line `error: ...` naming the file; the reader
+returns an IntNetwork or raises a one-line UserError naming the file. Examples are derandomized
+(the same files every run) unless LMU2NEURO_FUZZ_SCALE asks for a longer soak of fresh ones.
+"""
+
+import contextlib
+import io
+import os
+import resource
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import h5py
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from lmu2neuro.cli import main
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.intnet import IntNetwork
+
+SCALE = int(os.environ.get("LMU2NEURO_FUZZ_SCALE", "1"))
+FUZZ = settings(max_examples=60 * SCALE, deadline=timedelta(seconds=20), derandomize=SCALE == 1, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.function_scoped_fixture])
+FLIPS = st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(0, 7)), min_size=1, max_size=12)
+
+
+class FileCheck:
+    """The check of one file format's reader; counts what it tried and the module's memory growth."""
+
+    def __init__(self, reader, suffix: str):
+        self.reader, self.suffix = reader, suffix
+        self.counts = {"files": 0, "ok": 0, "refused": 0}
+        self._start_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    @contextlib.contextmanager
+    def scratch(self, base: Path):
+        d = tempfile.mkdtemp(prefix="fuzz-")
+        try:
+            p = Path(d) / f"m{self.suffix}"
+            shutil.copyfile(base, p)
+            yield p
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def run(self, path: Path) -> int:
+        """inspect through the CLI and the reader: 0 or a one-line UserError; returns the CLI's status."""
+        self.counts["files"] += 1
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(["inspect", str(path)])  # an exception escaping here is a traceback for the user
+        text = err.getvalue()
+        assert rc in (0, 2), (rc, text)
+        if rc == 2:
+            assert text.startswith("error: ") and text.count("\n") == 1, text
+            assert str(path) in text and "Traceback" not in text, text
+            self.counts["refused"] += 1
+        else:
+            assert text == "", text
+            self.counts["ok"] += 1
+        try:
+            net = self.reader(path)
+        except UserError as exc:
+            assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
+        else:
+            assert isinstance(net, IntNetwork)
+        return rc
+
+    def truncated(self, base: Path, frac: float) -> int:
+        data = base.read_bytes()
+        with self.scratch(base) as p:
+            p.write_bytes(data[: int(frac * len(data))])
+            return self.run(p)
+
+    def bit_flipped(self, base: Path, flips) -> int:
+        data = bytearray(base.read_bytes())
+        # half the flips land in the first 4 KiB: the superblock and object headers, where they bite
+        for k, (pos, bit) in enumerate(flips):
+            span = min(len(data), 4096) if k % 2 == 0 else len(data)
+            data[int(pos * span)] ^= 1 << bit
+        with self.scratch(base) as p:
+            p.write_bytes(bytes(data))
+            return self.run(p)
+
+    def assert_bounded(self, at_least: int, limit_mib: float) -> None:
+        """Files were both accepted and refused, and the module's peak memory grew by less than the limit."""
+        print(f"fuzzed files: {self.counts}")
+        c = self.counts
+        assert c["files"] >= at_least and c["refused"] > 0 and c["ok"] > 0, c
+        grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self._start_rss_kb) / 1024
+        assert grown_mib < limit_mib, f"peak memory grew by {grown_mib:.0f} MiB while reading fuzzed files"
+
+
+def datasets(path: Path) -> list[str]:
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    return sorted(names)
+
+
+def groups(path: Path) -> list[str]:
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Group) else None)
+    return sorted(names)
+
+
+def replace(f, name, **kw):
+    del f[name]
+    f.create_dataset(name, **kw)
