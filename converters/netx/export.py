@@ -47,6 +47,9 @@ def netx_problems(net: IntNetwork) -> list[str]:
     """Every part of ``net`` that netx cannot express (empty: exportable)."""
     problems = []
     prev = net.input_name
+    # the frame each layer hands on, as the written file states it (export_netx): the input's is the
+    # first convolution's frame, else flat (None); a dense layer's is flat, a conv layer's its output
+    frame = _frame_of(net, net.input_name)
     for pop in net.populations:
         into = net.projections_into(pop.name)
         if len(into) != 1 or into[0].source != prev:
@@ -56,6 +59,10 @@ def netx_problems(net: IntNetwork) -> list[str]:
         for s in into:
             if s.conv is not None and s.conv.dims != 2:
                 problems.append(f"projection '{s.name}': a {s.conv.dims}-D convolution; netx conv layers are 2-D")
+            if s.conv is not None and tuple(s.conv.in_shape) != frame:
+                given = f"frame {frame}" if frame is not None else f"a flat vector of {net.size_of(s.source)}"
+                problems.append(f"projection '{s.name}': a convolution over frame {tuple(s.conv.in_shape)}, but "
+                                f"'{s.source}' outputs {given}; netx has no reshape")
             if s.taps != 1:
                 problems.append(f"projection '{s.name}': {s.taps} delay taps (origin {s.origin.get('kind', '?')}); "
                                 "netx dense layers have one weight per synapse")
@@ -67,6 +74,7 @@ def netx_problems(net: IntNetwork) -> list[str]:
                 if stored.size and (stored.min() < fx.WEIGHT_MIN or stored.max() > fx.WEIGHT_MAX):
                     problems.append(f"projection '{s.name}': mantissa << weight_exp {s.weight_exp} leaves "
                                     f"[{fx.WEIGHT_MIN}, {fx.WEIGHT_MAX}]; netx 0.6 clips stored weights to 8 bits")
+        frame = tuple(into[0].out_shape) if len(into) == 1 and into[0].conv is not None else None
         bias = np.asarray(pop.bias, dtype=np.int64)
         if np.any(bias % (1 << NETX_BIAS_EXP)):
             problems.append(f"population '{pop.name}': bias not a multiple of 64; netx fixes bias_exp = 6")

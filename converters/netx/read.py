@@ -468,6 +468,8 @@ def _read(f, path, dt, input_scale, reset) -> IntNetwork:
         out = geo.out_shape((1,) + mant.shape)
         if tuple(out) != tuple(declared):
             layer.fail("shape", f"{declared} declared, but the {layer.kind} of frame {frame} gives {tuple(out)}")
+        # bounded at read time, as the NIR reader does, by the bound Projection.pairs applies anyway
+        geo.check_synapses((1,) + mant.shape, path, f"layer {i} ({layer.kind})")
         if layer.has("delay"):
             layer.fail("delay", f"synaptic delays on a {layer.kind} layer are not read (lava-dl 0.6's netx ignores "
                                 "them); expected no delay")

@@ -274,7 +274,7 @@ def _dense_chain(path, nodes, chain, shape, dt, late, source, target):
             if in_shape is None or int(np.prod(in_shape)) != n_cur:
                 in_shape = shape if int(np.prod(shape)) == n_cur else (n_cur,)
             a, c, shape = _dense_map(path, name, node, in_shape)
-            macs += _node_macs(node, shape)
+            macs += _node_macs(node, in_shape)
             taps = {k: a @ m for k, m in taps.items()}
             bias = a @ bias + c
     if late:
@@ -312,7 +312,7 @@ class ConvChain:
         out_size = int(np.prod(g.out_shape(self.kernel.shape)))
         guards.check_elements(path, f"{where}: a convolution expanded to a dense matrix",
                               (self.kernel.shape[0], out_size, g.in_size))
-        dense = g.dense(self.kernel)
+        dense = g.dense(self.kernel, f"{path}: {where}")
         return {j: dense[j] for j in range(dense.shape[0]) if j == dense.shape[0] - 1 or np.any(dense[j])}
 
 
@@ -328,13 +328,24 @@ def _offsets_in_frame(g: ConvGeometry, k_spatial) -> torch.Tensor:
     return F.unfold(ones, ks, dilation=dilation, padding=padding, stride=stride)[0]
 
 
-def _node_macs(node, out_shape) -> int:
-    """NeuroBench's count for one node on one step: a convolution at every output position (with
-    padded positions); a Linear its weights; pooling, Scale, Flatten, Delay none."""
+def _node_macs(node, in_shape) -> int:
+    """NeuroBench's count for one node on one step, whichever path lowers it: a convolution's
+    ``ConvGeometry.macs`` (padded positions count nothing); a Linear its weights; pooling, Scale,
+    Flatten, Delay none. A convolution whose padding is a string ("same" / "valid", dense path
+    only, its frame already bounded there) runs NeuroBench's own recipe: an all-one copy on an
+    all-one input, summed."""
     typ = node_type(node)
     if typ in ("Conv1d", "Conv2d"):
-        w = np.shape(node.weight)
-        return int(np.prod(out_shape)) * int(np.prod(w[1:]))
+        found = _conv_of(node, in_shape)
+        if found is not None:
+            g, k = found
+            return g.macs((1,) + k.shape)
+        ones = copy.copy(node)
+        ones.weight = np.ones(np.shape(node.weight))
+        if getattr(node, "bias", None) is not None:
+            ones.bias = np.zeros_like(np.asarray(node.bias, dtype=np.float64))
+        y = float_step(typ, torch.ones((1,) + tuple(in_shape), dtype=torch.float64), prepare(ones, torch.float64))
+        return int(round(float(y.sum())))
     if typ in ("Linear", "Affine"):
         return int(np.asarray(node.weight).size)
     return 0
@@ -443,7 +454,7 @@ def _conv_chain(path, nodes, chain, shape, dt, late, where):
             conv = compose(g1, k1, g2, k2)
             if conv is None:
                 return None
-        macs += _node_macs(node, out_shape)
+        macs += _node_macs(node, in_shape)
         bias = float_step(typ, frame, prepare(node, torch.float64))
         if tuple(bias.shape[1:]) != tuple(out_shape):  # pragma: no cover - the geometry is torch's
             return None
@@ -451,9 +462,9 @@ def _conv_chain(path, nodes, chain, shape, dt, late, where):
         return None
     g, k = conv
     guards.check_elements(path, f"{where}: convolution kernel with {delay + 1} delay taps", (delay + 1,) + k.shape)
-    out_size = int(np.prod(g.out_shape((1,) + k.shape)))
-    # the synapses (target, source) that counting and back ends may list (Projection.pairs)
-    guards.check_elements(path, f"{where}: convolution synapses", (out_size, int(np.prod(k.shape[1:]))))
+    # the synapses (target, source) that counting and back ends may list (Projection.pairs): refused
+    # here, at read time, by the same bound pairs() applies
+    g.check_synapses((1,) + k.shape, path, where)
     used = _offsets_in_frame(g, k.shape[2:]).any(dim=1).numpy().reshape(k.shape[2:])
     kernel = np.zeros((delay + 1,) + k.shape)
     kernel[delay] = np.where(used, k, 0.0)

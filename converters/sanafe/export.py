@@ -126,7 +126,7 @@ def _synapses(proj):
         for tap, tgt, src in zip(*np.nonzero(w)):
             yield tap, tgt, src, w[tap, tgt, src]
         return
-    tgt, src, k = proj.conv.pairs(w)
+    tgt, src, k = proj.conv.pairs(w, f"projection '{proj.name}'")
     flat = w.reshape(w.shape[0], -1)
     for tap in range(w.shape[0]):
         vals = flat[tap, k]

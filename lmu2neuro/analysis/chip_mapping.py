@@ -92,7 +92,7 @@ def connections(proj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return tgt, src, np.ones(tgt.size, dtype=np.int64)
     w = np.asarray(proj.weights)
     if proj.conv is not None:
-        tgt, src, k = proj.conv.pairs(w)
+        tgt, src, k = proj.conv.pairs(w, f"projection '{proj.name}'")
         return tgt, src, np.count_nonzero(w.reshape(w.shape[0], -1)[:, k], axis=0).astype(np.int64)
     tgt, src = proj.pairs()
     return tgt, src, np.count_nonzero(w[:, tgt, src], axis=0).astype(np.int64)

@@ -4,13 +4,19 @@ Definitions follow NeuroBench (Yik et al. 2023/2025) where it has one:
 - Dense: NeuroBench's "Dense" synaptic operations (neurobench/metrics/workload/synaptic_operations.py
   with metrics/utils/layers/macs.py: every Linear / Conv layer is run once per time step as a copy
   with all-one weights on an all-one input, bias excluded, and its outputs summed), so per step:
-  a dense projection's weights (incl. zeros, all delay taps), a convolution's real MACs (the
-  kernel at every output position, padded positions excluded, as zero padding adds zeros), and
-  for a projection folded from several layers (a pooling after a convolution) the source layers'
-  own MACs (``origin["ann_macs"]``); times T steps.
+  ``Projection.macs`` (a dense projection's weights incl. zeros, all delay taps; a convolution's
+  kernel at every output position, padded positions excluded as zero padding adds zeros:
+  ``core.conv.ConvGeometry.macs``, the one definition), or for a projection folded from several
+  layers (a pooling after a convolution) the source layers' own MACs (``origin["ann_macs"]``,
+  counted by the same rule, whichever path lowered them); times T steps. A projection made only
+  of pooling, or an identity skip, has ``ann_macs`` 0 (NeuroBench counts no MACs for pooling and
+  none for a connection that is no layer), so per projection Dense can be below the effective
+  (spike-driven) count.
 - ANN baseline: the same network without spikes, as an ANN runs it: one pass per distinct input
   frame, so ONE pass for a static input presented for T steps (the traffic's ``static`` flag:
-  every step's input identical), T passes otherwise.
+  every step's input identical) in a network without recurrence; T passes otherwise (a varying
+  input, or a projection from a population to itself, whose state an ANN must also step T
+  times).
 - Effective MACs / ACs: synaptic operations with a nonzero input and a nonzero weight. A
   projection counts as ACs only if all its inputs are binary spikes; graded inputs (the analog
   first layer, a graded LMU memory) count as MACs, but an input whose every value is 0 or 1
@@ -82,6 +88,7 @@ class Counts:
     projections: list[ProjectionCount]
     input_nonzero_per_step: list[float] = field(default_factory=list)
     static_input: bool = False  # every step's input identical (the traffic's input flag)
+    recurrent: bool = False  # some projection's source is its target: an ANN steps it T times too
 
     def layer(self, name: str) -> LayerCount:
         for lay in self.layers:
@@ -96,7 +103,7 @@ class Counts:
         slots = sum(lay.neurons * lay.steps for lay in spiking)
         spikes = sum(lay.spikes for lay in spiking)
         per_step = sum(p.ann_macs_per_step for p in self.projections)
-        passes = 1 if self.static_input else self.timesteps
+        passes = 1 if self.static_input and not self.recurrent else self.timesteps
         return {
             "dense": sum(p.dense_macs for p in self.projections),
             "ann_passes": passes,
@@ -111,6 +118,7 @@ class Counts:
 
     def to_dict(self) -> dict:
         return {"samples": self.samples, "timesteps": self.timesteps, "static_input": self.static_input,
+                "recurrent": self.recurrent,
                 "totals": self.totals,
                 "layers": [asdict(x) for x in self.layers], "projections": [asdict(p) for p in self.projections]}
 
@@ -193,15 +201,11 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
             spikes_per_step=sps.tolist(),
         ))
     return Counts(samples=samples, timesteps=steps, layers=layers, projections=projections,
-                  input_nonzero_per_step=input_steps.tolist(), static_input=inp.get("static") is True)
+                  input_nonzero_per_step=input_steps.tolist(), static_input=inp.get("static") is True,
+                  recurrent=any(p.source == p.target for p in projs))
 
 
 def dense_per_step(proj) -> int:
-    """NeuroBench's Dense synaptic operations of one step of a projection (module docstring)."""
-    if "ann_macs" in proj.origin:
-        return int(proj.origin["ann_macs"])
-    if proj.conv is None:
-        return proj.macs()
-    # the all-one kernel's fan-in counts the real (not padded) sources at every output position
-    ones = np.ones((1,) + tuple(np.shape(proj.weights)[1:]), dtype=np.int64)
-    return proj.taps * int(proj.conv.fan_in(ones).sum())
+    """NeuroBench's Dense synaptic operations of one step of a projection (module docstring):
+    the source layers' own count where the lowering recorded one, else ``Projection.macs``."""
+    return int(proj.origin.get("ann_macs", proj.macs()))

@@ -206,8 +206,8 @@ def estimate_energy(counts: Counts, profile: Profile, time: TimeEstimate | None 
 
 def dense_baseline(counts: Counts, profile: Profile) -> dict:
     """The same network as an ANN (no spikes): its MACs x the profile's MAC energy, one pass per
-    distinct input frame: ONE pass for a static input presented for T steps, T otherwise
-    (``counts.totals["ann_passes"]``).
+    distinct input frame: ONE pass for a static input presented for T steps to a network without
+    recurrence, T otherwise (``counts.totals["ann_passes"]``).
 
     Activations become one per neuron per pass at the profile's neuron-update energy when it has
     one. Returns a plain dict naming profile, passes, sources and what is left out.
@@ -226,8 +226,13 @@ def dense_baseline(counts: Counts, profile: Profile) -> dict:
     sources = {"energy.mac": profile.energy.mac.source}
     if profile.energy.neuron_update is not None:
         sources["energy.neuron_update"] = profile.energy.neuron_update.source
-    basis = (f"one ANN pass: the input is static (the same frame at all {counts.timesteps} steps)"
-             if counts.static_input and counts.timesteps > 1 else f"{passes} ANN pass(es), one per input frame")
+    if passes == 1 and counts.timesteps > 1:
+        basis = (f"one ANN pass: the input is static (the same frame at all {counts.timesteps} steps) and no "
+                 "projection is recurrent")
+    elif counts.static_input and counts.recurrent:
+        basis = f"{passes} ANN passes: the input is static but a recurrent projection steps the state every step"
+    else:
+        basis = f"{passes} ANN pass(es), one per input frame"
     return {"profile": profile.name, "floor": profile.floor, "dense_macs": dense, "passes": passes, "basis": basis,
             "mac_j": mac_j, "activation_j": act_j,
             "dynamic_j": mac_j + act_j, "sources": sources, "leaves_out": left}

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lmu2neuro.core import guards
+
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -76,10 +78,19 @@ class ConvGeometry:
         return (int(kernel_shape[1]),) + self._spatial_out(kernel_shape)
 
     def macs(self, kernel_shape: tuple[int, ...]) -> int:
-        """Multiply-accumulates of one evaluation over all taps, as a convolution layer counts
-        them (every output position times the kernel volume, padded positions included)."""
-        taps, c_out, c_in_g = kernel_shape[:3]
-        return int(taps * np.prod(self.out_shape(kernel_shape)) * c_in_g * np.prod(kernel_shape[3:]))
+        """Multiply-accumulates of one evaluation over all taps, as NeuroBench counts a
+        convolution layer (its all-one copy on an all-one input): every kernel entry, zeros
+        included, at every output position, but only where it meets a real source: a padded
+        position adds a zero and counts nothing. The project's one definition (``Projection.macs``,
+        the tracer's and the NIR reader's ``ann_macs``). Each spatial axis counts its
+        (output, offset) pairs inside the frame independently, so this never builds a frame."""
+        taps, c_out, c_in_g = (int(v) for v in kernel_shape[:3])
+        real = 1
+        for n, o, k, s, p, d in zip(self.in_shape[1:], self._spatial_out(kernel_shape), kernel_shape[3:],
+                                    self.stride, self.padding, self.dilation):
+            pos = s * np.arange(o)[:, None] + d * np.arange(int(k))[None, :] - p
+            real *= int(np.count_nonzero((pos >= 0) & (pos < n)))
+        return taps * c_out * c_in_g * real
 
     # -- as 2-D: a 1-D frame (C, L) is (C, 1, L) -------------------------------------------------
     def _as2d(self):
@@ -141,9 +152,21 @@ class ConvGeometry:
                                   output_padding=extra)
         return back.reshape(-1).round().to(torch.int64).numpy()
 
-    def pairs(self, kernel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def check_synapses(self, kernel_shape: tuple[int, ...], path: str, where: str = "") -> None:
+        """UserError (``core.guards``, ``LMU2NEURO_MAX_ELEMENTS``) when listing this convolution's
+        synapses could exceed the element limit: every output neuron times one tap's kernel entries
+        per output channel, the most (target, source) pairs ``pairs`` can hold and the columns it
+        unfolds. The one bound every reader, the tracer, chip mapping and timing meet, because
+        ``pairs`` and ``dense`` call it before they allocate."""
+        out_size = int(np.prod(self.out_shape(kernel_shape)))
+        guards.check_elements(path, f"{where}: convolution synapses" if where else "convolution synapses",
+                              (out_size, int(np.prod(kernel_shape[2:]))))
+
+    def pairs(self, kernel, where: str = "convolution") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(target, source, kernel_index) of every synapse whose weight is nonzero on some tap;
-        kernel_index is the flat index into one tap of the kernel (C_out, C_in/g, *k)."""
+        kernel_index is the flat index into one tap of the kernel (C_out, C_in/g, *k). Refused
+        (``check_synapses``, ``where`` names the owner) above the element limit."""
+        self.check_synapses(np.shape(kernel), where)
         shape, stride, padding, dilation = self._as2d()
         mask = self._kernel2d(self._mask(kernel))
         c_out, c_in_g, kh, kw = mask.shape
@@ -165,12 +188,14 @@ class ConvGeometry:
         return (np.concatenate(targets).astype(np.int64), np.concatenate(sources).astype(np.int64),
                 np.concatenate(kidx).astype(np.int64))
 
-    def dense(self, kernel) -> np.ndarray:
-        """The kernel as its full matrix (taps, out_size, in_size); the caller bounds its size."""
+    def dense(self, kernel, where: str = "convolution") -> np.ndarray:
+        """The kernel as its full matrix (taps, out_size, in_size); refused above the element limit
+        (``where`` names the owner)."""
         kernel = np.asarray(kernel)
         taps = kernel.shape[0]
         out_size = int(np.prod(self.out_shape(kernel.shape)))
-        tgt, src, k = self.pairs(kernel)
+        guards.check_elements(where, "convolution as a dense matrix", (taps, out_size, self.in_size))
+        tgt, src, k = self.pairs(kernel, where)
         w = np.zeros((taps, out_size, self.in_size), dtype=kernel.dtype)
         flat = kernel.reshape(taps, -1)
         for j in range(taps):

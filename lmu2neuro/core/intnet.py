@@ -103,15 +103,18 @@ class Projection:
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(target, source) index arrays of the pairs joined by a nonzero weight on some tap."""
         if self.conv is not None:
-            tgt, src, _ = self.conv.pairs(self.weights)
+            tgt, src, _ = self.conv.pairs(self.weights, f"projection '{self.name}'")
             return tgt, src
         tgt, src = np.nonzero(np.any(np.asarray(self.weights) != 0, axis=0))
         return tgt.astype(np.int64), src.astype(np.int64)
 
     def dense(self) -> np.ndarray:
-        """(taps, target size, source size): the full matrix; for a convolution the caller bounds
-        its size first (``dense_elements``)."""
-        return self.conv.dense(self.weights) if self.conv is not None else np.asarray(self.weights)
+        """(taps, target size, source size): the full matrix; a convolution's is refused above the
+        element limit (``ConvGeometry.dense``), so a caller that can do without checks
+        ``dense_elements`` first."""
+        if self.conv is None:
+            return np.asarray(self.weights)
+        return self.conv.dense(self.weights, f"projection '{self.name}'")
 
     def dense_elements(self) -> int:
         if self.conv is None:
@@ -123,8 +126,11 @@ class Projection:
         return int(np.asarray(self.weights).size)
 
     def macs(self) -> int:
-        """Multiply-accumulates of one dense evaluation (every tap, target and source, zeros
-        included); a convolution counts its kernel at every output position."""
+        """Multiply-accumulates of one evaluation, NeuroBench's Dense count of the projection as
+        one layer: a matrix's every entry (all taps, zeros included); a convolution's kernel at
+        every output position where it meets a real source (``ConvGeometry.macs``: padding adds
+        nothing). ``origin["ann_macs"]`` overrides it where the source layers differ (a folded
+        pooling)."""
         return self.conv.macs(self.weights.shape) if self.conv is not None else int(np.asarray(self.weights).size)
 
 

@@ -16,19 +16,23 @@ quantized and applied as one (``models.quantize``), never expanded into its matr
 A term whose sources include its own node is recurrent (snnTorch's RLeaky): it feeds the node its
 output of the step before, so such a node runs frame by frame (``run_recurrent``).
 
-So a new architecture is one models file that builds its modules and returns its graph, or, for a
-model built from ``models.layers``, no file at all: ``models.trace`` finds its graph by tracing.
+So a new architecture is one models file that builds its modules and writes its forward with the
+term and body calls at the end of this file (``temporal_conv``, ``memory``, ``dense_bn``, ``spiking``
+...), whose graph ``nodes_from_trace`` finds by tracing that forward (the LMUFormers); or, for a model
+built from ``models.layers``, no file at all: ``models.trace`` finds its graph by tracing.
 The term ops below wrap the model's own modules, so parameters, checkpoints and gradients are the
 modules'; an op only says how to run them and what weights they amount to.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
 from lmu2neuro.core.errors import UserError
 
@@ -393,3 +397,128 @@ class StreamState:
             if spikes is not None and node.body.spiking:
                 spikes[node.name] = values[node.name]
         return values[self.nodes[-1].name]
+
+
+# -- a graph written as a forward, found by tracing ---------------------------------------------------------
+# An architecture whose ops state their own taps (a causal temporal convolution, the LMU memory's
+# impulse response, a 1x1 convolution with batch norm folded into each consumer) writes its forward
+# with the calls below: each term call runs its op (``Op.run``) and each body call its body
+# (``Body.run``), so the forward is ordinary torch code, and sums of term calls are a node's input.
+# Traced with torch.fx (``models.trace.trace_method``), every such call is one leaf, and
+# ``nodes_from_trace`` maps the trace onto the same ``Term`` and ``Node`` objects a hand declaration
+# would give: the graph is found from the forward, not written twice. What a term sums into stays a
+# list of terms (not a tensor), so a residual stream consumed by several nodes keeps one Term per
+# contribution, shared by every consumer, in the order the forward adds them.
+
+def _leaf(fn):
+    """``fn`` runs as written, or, called with a traced value (an fx Proxy), is recorded as one call."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        proxies: list[fx.Proxy] = []
+        fx.node.map_aggregate((args, kwargs), lambda a: proxies.append(a) if isinstance(a, fx.Proxy) else None)
+        if proxies:
+            return proxies[0].tracer.create_proxy("call_function", call, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return call
+
+
+_TERM_OPS: dict = {}  # term call -> its Op class
+_BODIES: dict = {}  # body call -> a function of the call's arguments giving the Body
+
+
+def _term_call(op_cls: type, doc: str):
+    def term(sources, *args, name: str, parts: list[str] | None = None):
+        xs = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+        return op_cls(*args).run(xs)
+
+    term.__name__ = term.__qualname__ = f"term_{op_cls.__name__}"
+    term.__doc__ = doc
+    call = _leaf(term)
+    _TERM_OPS[call] = op_cls
+    return call
+
+
+temporal_conv = _term_call(TemporalConv, "temporal_conv(x, conv, causal, name=): a ``TemporalConv`` term.")
+dense = _term_call(Dense, "dense(x or [x1, x2, ..], module, widths, name=, parts=): a ``Dense`` term.")
+dense_bn = _term_call(DenseBN, "dense_bn(x, conv, bn, name=): a ``DenseBN`` term (1x1 conv, batch norm).")
+memory = _term_call(Memory, "memory(u, lmu_memory, max_len, name=): a ``Memory`` term (the LMU as FIR taps).")
+identity = _term_call(Identity, "identity(x, name=): an ``Identity`` term (a graded residual path).")
+
+_ACTIVATIONS = {None: None, "relu": F.relu, "gelu": F.gelu}  # by name: a traced call records plain data
+
+
+def _body_call(make, doc: str, name: str):
+    def body(total, *args, name: str):
+        return make(*args).run(total)
+
+    body.__name__ = body.__qualname__ = name
+    body.__doc__ = doc
+    call = _leaf(body)
+    _BODIES[call] = make
+    return call
+
+
+spiking = _body_call(Spiking, "spiking(total, bn, neuron, gain, name=): a node with a ``Spiking`` body.", "spiking")
+activation = _body_call(lambda fn=None, after=None: Activation(_ACTIVATIONS[fn], after),
+                        "activation(total, fn ('relu', 'gelu' or None), after (a BN or None), name=): a node "
+                        "with an ``Activation`` body.", "activation")
+readout = _body_call(Readout, "readout(total, name=): the head node (``Readout``).", "readout")
+
+
+def nodes_from_trace(model: nn.Module, graph: fx.Graph) -> list[Node]:
+    """The declared graph of a traced forward written with the term and body calls above.
+
+    ``graph``'s ``get_attr`` targets are module paths of ``model``. A term call's sources must be the
+    input or nodes' outputs; a body call's input a term or a sum of terms; the forward returns the
+    last node's output. Anything else is a ``UserError`` naming the operation."""
+    cls = type(model).__name__
+    values: dict = {}  # fx node -> a signal name, a list of Terms, a module, or a constant
+    nodes: list[Node] = []
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        raise UserError(f"model {cls}: the traced forward takes {len(inputs)} arguments; expected one, the input")
+
+    def resolve(a):  # fx's immutable lists back to plain ones (widths, parts)
+        a = fx.node.map_arg(a, lambda n: values[n])
+        return [resolve(v) for v in a] if isinstance(a, list) else tuple(resolve(v) for v in a) \
+            if isinstance(a, tuple) else a
+
+    def signals(a, what):
+        srcs = list(a) if isinstance(a, (list, tuple)) else [a]
+        got = [values.get(s) if isinstance(s, fx.Node) else None for s in srcs]
+        if not all(isinstance(g, str) for g in got):
+            raise UserError(f"model {cls}: {what}: a source is not the input or a node's output (apply a "
+                            "body call to a sum of terms before using it as a source)")
+        return got
+
+    for n in graph.nodes:
+        if n.op == "placeholder":
+            values[n] = INPUT
+        elif n.op == "get_attr":
+            values[n] = model.get_submodule(n.target)
+        elif n.op == "call_function" and n.target in _TERM_OPS:
+            name = n.kwargs["name"]
+            sources = signals(n.args[0], f"term '{name}'")
+            op = _TERM_OPS[n.target](*resolve(n.args[1:]))
+            parts = n.kwargs.get("parts")
+            values[n] = [Term(name, sources, op, parts=None if parts is None else list(parts))]
+        elif n.op == "call_function" and n.target in _BODIES:
+            name = n.kwargs["name"]
+            terms = values.get(n.args[0]) if isinstance(n.args[0], fx.Node) else None
+            if not (isinstance(terms, list) and terms):
+                raise UserError(f"model {cls}: node '{name}': its input is not a term or a sum of terms")
+            nodes.append(Node(name, list(terms), _BODIES[n.target](*resolve(n.args[1:]))))
+            values[n] = name
+        elif (n.op == "call_function" and n.target in (operator.add, torch.add) and len(n.args) == 2 and not n.kwargs
+              and all(isinstance(values.get(a), list) for a in n.args)):
+            values[n] = values[n.args[0]] + values[n.args[1]]
+        elif n.op == "output":
+            if not nodes or values.get(n.args[0]) != nodes[-1].name:
+                raise UserError(f"model {cls}: the traced forward must return the output of its last node")
+        else:
+            what = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", str(n.target))
+            raise UserError(f"model {cls}: operation '{what}' in the traced forward is neither a term call, a body "
+                            "call nor a sum of terms (models.graph)")
+    return annotate(model, nodes)

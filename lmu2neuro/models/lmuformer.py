@@ -25,38 +25,42 @@ Temporal convs are causal (left padding) by default, so the model streams and de
 In QAT mode the BN statistics are frozen (the fold uses running statistics, as deployment
 does), so train some epochs in float first.
 
-Each model declares its structure once, in ``graph()`` (``models.graph``); the float forward,
-frame-by-frame streaming, QAT (``set_qat(True)``: BN folded with its running statistics,
-weights/biases/decays fake-quantized exactly as the deployment quantizes them, straight-through
-gradients) and the lowering to Loihi integers (``lmu2neuro.deploy``) all run that declaration.
+Each model is written once, as its forward over whole sequences (``frame_forward``): torch code
+whose synaptic inputs are term calls that state their own taps (``graph.temporal_conv``, the LMU
+memory's ``graph.memory``, ``graph.dense_bn`` ...) and whose populations are body calls
+(``graph.spiking`` ...). ``graph()`` is found by tracing that forward with the tracer of
+``models.trace`` (``trace_method``; ``graph.nodes_from_trace``), so frame-by-frame streaming, QAT
+(``set_qat(True)``: BN folded with its running statistics, weights/biases/decays fake-quantized
+exactly as the deployment quantizes them, straight-through gradients) and the lowering to Loihi
+integers (``lmu2neuro.deploy``) run the structure the forward computes. The FFT form of the LMU
+memory and the temporal convolutions' padding stay inside their term calls (one leaf each), so
+nothing the tracer cannot follow is traced through.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.models.config import ModelConfig
 from lmu2neuro.models.graph import (
-    INPUT,
-    Activation,
-    Dense,
-    DenseBN,
-    Identity,
-    Memory,
     Node,
-    Readout,
-    Spiking,
-    TemporalConv,
-    Term,
-    annotate,
+    activation,
+    dense,
+    dense_bn,
+    identity,
+    memory,
+    nodes_from_trace,
+    readout,
     run,
+    spiking,
+    temporal_conv,
 )
 from lmu2neuro.models.lmu import LMUMemory
 from lmu2neuro.models.neurons import LoihiLIF
 from lmu2neuro.models.quantize import run_qat
+from lmu2neuro.models.trace import trace_method
 
 
 def running_mean_over_frames(y: torch.Tensor) -> torch.Tensor:
@@ -71,6 +75,10 @@ def check_input(cfg: ModelConfig, x: torch.Tensor) -> None:
         raise UserError(f"model input: expected shape (batch, frames, {cfg.input_size}), got {tuple(x.shape)}")
 
 
+# (class, config) -> the traced fx graph of frame_forward: plain structure, the same for every instance
+_TRACES: dict = {}
+
+
 def _init_linear(module: nn.Module) -> None:
     # The official model initialises Linear layers with trunc_normal(std=0.02) and zero bias.
     for m in module.modules():
@@ -81,8 +89,8 @@ def _init_linear(module: nn.Module) -> None:
 
 
 class _Sequence(nn.Module):
-    """What both LMUFormers share: the patch embedding's convs, the graph runs the forward, frames
-    are averaged for the logits."""
+    """What both LMUFormers share: the patch embedding's convs, the graph traced from
+    ``frame_forward``, frames averaged for the logits."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -93,13 +101,23 @@ class _Sequence(nn.Module):
         self.embed_bns = nn.ModuleList(nn.BatchNorm1d(d) for _ in range(cfg.embed_convs))
         self.rpe_conv = nn.Conv1d(d, d, k, bias=False)
 
-    def graph(self) -> list[Node]:
+    def frame_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model over whole sequences, x (B, T, F) -> head output on every frame (B, T, C), written
+        with ``models.graph``'s term and body calls."""
         raise NotImplementedError
+
+    def graph(self) -> list[Node]:
+        """Populations in topological order, found by tracing ``frame_forward`` (bound to this model's
+        modules on every call; the trace itself depends only on the class and the config)."""
+        key = (type(self), repr(self.cfg))
+        if key not in _TRACES:
+            _TRACES[key] = trace_method(self, "frame_forward")
+        return nodes_from_trace(self, _TRACES[key])
 
     def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Head output on every frame: x (B, T, F) -> (B, T, C)."""
         check_input(self.cfg, x)
-        return run(self.graph(), x)
+        return self.frame_forward(x)
 
     def per_step_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C): the mean of the head outputs over the first t+1 frames (early exit)."""
@@ -119,34 +137,24 @@ class LMUFormer(_Sequence):
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         _init_linear(self)
 
-    def graph(self) -> list[Node]:
+    def frame_forward(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        nodes: list[Node] = []
-        src = INPUT
+        src = x
         for i, (conv, bn) in enumerate(zip(self.embed_convs, self.embed_bns)):
-            nodes.append(Node(f"embed{i}", [Term(f"conv{i}", [src], TemporalConv(conv, cfg.causal))],
-                              Activation(F.relu, bn)))
-            src = f"embed{i}"
-        nodes.append(Node("x", [Term("skip", [src], Identity()), Term("rpe", [src], TemporalConv(self.rpe_conv, cfg.causal))],
-                          Activation()))
-        x = "x"
+            src = activation(temporal_conv(src, conv, cfg.causal, name=f"conv{i}"), "relu", bn, name=f"embed{i}")
+        x = activation(identity(src, name="skip") + temporal_conv(src, self.rpe_conv, cfg.causal, name="rpe"),
+                       name="x")
         for b, blk in enumerate(self.blocks):
             p = f"block{b}"
-            nodes += [
-                Node(f"{p}.u", [Term("w_u", [x], Dense(blk.w_u))], Activation(F.relu)),
-                Node(f"{p}.m", [Term("memory", [f"{p}.u"], Memory(blk.memory, cfg.max_len))], Activation()),
-                Node(f"{p}.h", [Term("w_h", [f"{p}.m", x], Dense(blk.w_h, [blk.memory.order, cfg.dim]))],
-                     Activation(F.relu)),
-                Node(f"{p}.x", [Term("skip", [x], Identity()), Term("proj", [f"{p}.h"], DenseBN(blk.proj_conv, blk.proj_bn))],
-                     Activation()),
-                Node(f"{p}.fc1", [Term("fc1", [f"{p}.x"], DenseBN(blk.fc1_conv, blk.fc1_bn))], Activation(F.gelu)),
-                Node(f"{p}.fc2", [Term("fc2", [f"{p}.fc1"], DenseBN(blk.fc2_conv, blk.fc2_bn))], Activation(F.relu)),
-                Node(f"{p}.out", [Term("skip", [f"{p}.x"], Identity()), Term("skip2", [f"{p}.fc2"], Identity())],
-                     Activation()),
-            ]
-            x = f"{p}.out"
-        nodes.append(Node("readout", [Term("head", [x], Dense(self.head))], Readout()))
-        return annotate(self, nodes)
+            u = activation(dense(x, blk.w_u, name="w_u"), "relu", name=f"{p}.u")
+            m = activation(memory(u, blk.memory, cfg.max_len, name="memory"), name=f"{p}.m")
+            h = activation(dense([m, x], blk.w_h, [blk.memory.order, cfg.dim], name="w_h"), "relu", name=f"{p}.h")
+            xb = activation(identity(x, name="skip") + dense_bn(h, blk.proj_conv, blk.proj_bn, name="proj"),
+                            name=f"{p}.x")
+            f1 = activation(dense_bn(xb, blk.fc1_conv, blk.fc1_bn, name="fc1"), "gelu", name=f"{p}.fc1")
+            f2 = activation(dense_bn(f1, blk.fc2_conv, blk.fc2_bn, name="fc2"), "relu", name=f"{p}.fc2")
+            x = activation(identity(xb, name="skip") + identity(f2, name="skip2"), name=f"{p}.out")
+        return readout(dense(x, self.head, name="head"), name="readout")
 
     def set_qat(self, enabled: bool) -> None:
         if enabled:
@@ -210,36 +218,28 @@ class SpikingLMUFormer(_Sequence):
         """SpikingJelly's input factor 1/tau (v = (1 - 1/tau) v + x / tau)."""
         return 1.0 - self.cfg.beta
 
-    def graph(self) -> list[Node]:
-        """Populations in topological order. The real-valued residual stream r is the list of its
-        contributing terms, which every consumer (BN -> LIF) takes as its own synaptic input."""
+    def frame_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The real-valued residual stream r is a sum of term calls, never passed through a body of its
+        own: every consumer (BN -> LIF) takes its contributions as its own synaptic inputs."""
         cfg, g = self.cfg, self.gain
-        nodes: list[Node] = []
-        src, last = INPUT, None
+        src, z = x, None
         for i, (conv, bn, lif) in enumerate(zip(self.embed_convs, self.embed_bns, self.embed_lifs)):
-            last = Term(f"conv{i}", [src], TemporalConv(conv, cfg.causal))
-            nodes.append(Node(f"embed{i}", [last], Spiking(bn, lif, g)))
-            src = f"embed{i}"
-        stream = [last, Term("rpe", [src], TemporalConv(self.rpe_conv, cfg.causal))]
+            z = temporal_conv(src, conv, cfg.causal, name=f"conv{i}")
+            src = spiking(z, bn, lif, g, name=f"embed{i}")
+        r = z + temporal_conv(src, self.rpe_conv, cfg.causal, name="rpe")
         for b, blk in enumerate(self.blocks):
             p = f"block{b}"
-            nodes += [
-                Node(f"{p}.pre", list(stream), Spiking(blk.pre_bn, blk.pre_lif, g)),
-                Node(f"{p}.u", [Term("w_u", [f"{p}.pre"], Dense(blk.w_u))], Spiking(blk.u_bn, blk.u_lif, g)),
-                Node(f"{p}.m", [Term("memory", [f"{p}.u"], Memory(blk.memory, cfg.max_len))],
-                     Spiking(blk.m_bn, blk.m_lif, g)),
-                Node(f"{p}.h", [Term("w_h", [f"{p}.m", f"{p}.pre"], Dense(blk.w_h, [blk.memory.order, cfg.dim]),
-                                     parts=["w_h_m", "w_h_x"])], Spiking(blk.h_bn, blk.h_lif, g)),
-            ]
-            stream.append(Term(f"{p}.proj", [f"{p}.h"], DenseBN(blk.proj_conv, blk.proj_bn)))
-            nodes += [
-                Node(f"{p}.fc1", list(stream), Spiking(blk.fc1_bn, blk.fc1_lif, g)),
-                Node(f"{p}.fc2", [Term("fc1_conv", [f"{p}.fc1"], Dense(blk.fc1_conv))], Spiking(blk.fc2_bn, blk.fc2_lif, g)),
-            ]
-            stream.append(Term(f"{p}.fc2_conv", [f"{p}.fc2"], Dense(blk.fc2_conv)))
-        nodes.append(Node("head", list(stream), Spiking(self.head_bn, self.head_lif, g)))
-        nodes.append(Node("readout", [Term("head", ["head"], Dense(self.head))], Readout()))
-        return annotate(self, nodes)
+            a = spiking(r, blk.pre_bn, blk.pre_lif, g, name=f"{p}.pre")
+            u = spiking(dense(a, blk.w_u, name="w_u"), blk.u_bn, blk.u_lif, g, name=f"{p}.u")
+            m = spiking(memory(u, blk.memory, cfg.max_len, name="memory"), blk.m_bn, blk.m_lif, g, name=f"{p}.m")
+            h = spiking(dense([m, a], blk.w_h, [blk.memory.order, cfg.dim], name="w_h", parts=["w_h_m", "w_h_x"]),
+                        blk.h_bn, blk.h_lif, g, name=f"{p}.h")
+            r = r + dense_bn(h, blk.proj_conv, blk.proj_bn, name=f"{p}.proj")
+            f1 = spiking(r, blk.fc1_bn, blk.fc1_lif, g, name=f"{p}.fc1")
+            f2 = spiking(dense(f1, blk.fc1_conv, name="fc1_conv"), blk.fc2_bn, blk.fc2_lif, g, name=f"{p}.fc2")
+            r = r + dense(f2, blk.fc2_conv, name=f"{p}.fc2_conv")
+        head = spiking(r, self.head_bn, self.head_lif, g, name="head")
+        return readout(dense(head, self.head, name="head"), name="readout")
 
     def neurons(self) -> list[LoihiLIF]:
         return [m for m in self.modules() if isinstance(m, LoihiLIF)]

@@ -225,7 +225,8 @@ class ConvChain:
         return k if len(self.steps) == 1 else _regroup(k, self.geometry.groups)
 
     def ann_macs(self, root: nn.Module) -> int:
-        """The convolution layers' own MACs per frame (NeuroBench's count: pooling counts none)."""
+        """The convolution layers' own MACs per frame, NeuroBench's count (``ConvGeometry.macs``:
+        padded positions count nothing; pooling counts none)."""
         total = 0
         for step in self.steps:
             mod = root.get_submodule(step.path)
@@ -955,3 +956,20 @@ class LoihiModel(nn.Module):
         self.qat = bool(enabled)
         for n in self.neurons():
             n.qat = self.qat
+
+
+# -- a hand-built architecture's forward, traced -------------------------------------------------------
+def trace_method(model: nn.Module, method: str) -> fx.Graph:
+    """``model.<method>(x)`` traced with the tracer above (its ``get_attr`` targets are ``model``'s
+    module paths). For an architecture that writes its forward with ``models.graph``'s term and body
+    calls, which ``graph.nodes_from_trace`` turns into its declared graph."""
+    tracer = _Tracer()
+    tracer.traced_func_name = method
+    try:
+        return tracer.trace(model)
+    except UserError:
+        raise
+    except Exception as exc:  # fx raises TraceError, TypeError, ... from inside the forward
+        msg = " ".join(str(exc).split())[:200]
+        raise UserError(f"model {type(model).__name__}: its {method} could not be traced ({type(exc).__name__}: "
+                        f"{msg}); it may not branch or loop on the input's values or length") from None

@@ -165,8 +165,10 @@ def test_dense_count_is_neurobench_and_the_ann_baseline_counts_one_pass_for_a_st
                 else proj.weights.size)
         assert pc.dense_macs == want * STEPS, pc.name
         assert pc.weights == proj.stored_weights()
-    padded = counts[False].projections[0]
-    assert padded.dense_macs < net.projections[0].macs() * STEPS  # padding adds no MACs
+    padded, first = counts[False].projections[0], net.projections[0]
+    everywhere = first.taps * int(np.prod(first.out_shape)) * int(np.prod(first.weights.shape[2:]))
+    assert padded.dense_macs < everywhere * STEPS  # padding adds no MACs
+    assert padded.dense_macs == first.macs() * STEPS  # one definition: Projection.macs is NeuroBench's
     # the dense twin counts its full matrix: the old, wrong count for a convolution
     twin_counts = count_operations(traffic_of(twin, inputs(False)), twin)
     assert twin_counts.totals["dense"] > counts[False].totals["dense"]
@@ -179,7 +181,21 @@ def test_dense_count_is_neurobench_and_the_ann_baseline_counts_one_pass_for_a_st
     cpu = load_profile("cpu")
     one, many = dense_baseline(counts[True], cpu), dense_baseline(counts[False], cpu)
     assert one["dense_macs"] * STEPS == many["dense_macs"] == counts[False].totals["dense"]
-    assert "static" in one["basis"] and one["passes"] == 1
+    assert "static" in one["basis"] and one["passes"] == 1 and not counts[True].recurrent
+
+
+def test_a_recurrent_network_on_a_static_input_needs_a_pass_per_step():
+    """An ANN steps a recurrent state at every step even when the input frame never changes."""
+    base = conv_net()
+    rec = np.zeros((2, 54, 54), np.int64)
+    rec[1] = np.random.default_rng(0).integers(-4, 4, (54, 54)) * 2
+    net = IntNetwork(base.input_size, base.input_scale, base.populations,
+                     base.projections + [Projection("c2->c2", "c2", "c2", rec)], base.output)
+    c = count_operations(traffic_of(net, inputs(True)), net)
+    assert c.static_input and c.recurrent and c.totals["ann_passes"] == STEPS
+    baseline = dense_baseline(c, load_profile("cpu"))
+    assert baseline["passes"] == STEPS and "recurrent" in baseline["basis"]
+    assert c.totals["ann_baseline_macs"] == STEPS * sum(p.ann_macs_per_step for p in c.projections)
 
 
 def test_folded_layers_count_their_own_macs():

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lmu2neuro.core.conv import ConvGeometry, compose
+from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.executor import execute
 from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
 
@@ -55,7 +56,10 @@ def test_kernel_answers_equal_the_dense_matrix_and_torch(case):
     reach[tgt, src] = True
     assert np.array_equal(reach, np.any(dense != 0, axis=0))
     assert len(tgt) == reach.sum()  # each pair once
-    assert g.macs(kernel.shape) == 2 * int(np.prod(out_shape)) * int(np.prod(kernel.shape[2:]))
+    # NeuroBench's count: an all-one copy of the layer on an all-one input (padding adds nothing)
+    ones = _torch_conv(g, np.ones(kernel.shape[1:]), np.ones((1,) + g.in_shape))
+    assert g.macs(kernel.shape) == 2 * int(ones.sum())
+    assert g.macs(kernel.shape) <= 2 * int(np.prod(out_shape)) * int(np.prod(kernel.shape[2:]))
 
 
 def test_a_small_chunk_gives_the_same_columns():
@@ -130,3 +134,20 @@ def test_subtract_reset_keeps_the_excess():
     assert zero.spikes.tolist() == sub.spikes.tolist() == [[True, False]]
     assert zero.v.tolist() == [[0, 30 << 6]]
     assert sub.v.tolist() == [[(300 - 100) << 6, 30 << 6]]
+
+
+def test_listing_synapses_is_bounded_by_the_element_limit(monkeypatch):
+    """pairs() and dense() refuse, naming the projection, before they allocate past the limit;
+    the counts that need no list (fan-out, MACs) still answer."""
+    g = ConvGeometry((4, 16, 16), 1, 1, 1, 1)
+    kernel = np.full((1, 8, 4, 3, 3), 2)
+    pop = Population("c", 8 * 256, 100, 100, 50, np.zeros(8 * 256, np.int64), shape=(8, 16, 16))
+    proj = Projection("c.w", "input", "c", kernel, conv=g)
+    IntNetwork(4 * 256, 1.0, [pop], [proj], "c")
+    assert proj.pairs()[0].size > 20_000  # within the default limit
+    monkeypatch.setenv("LMU2NEURO_MAX_ELEMENTS", "20000")
+    for call in (proj.pairs, proj.dense):
+        with pytest.raises(UserError, match=r"projection 'c.w'.*LMU2NEURO_MAX_ELEMENTS") as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert proj.synapses() > 20_000 and proj.macs() > 20_000

@@ -70,6 +70,36 @@ def as_dense(net: IntNetwork) -> IntNetwork:
     return IntNetwork(net.input_size, net.input_scale, net.populations, projs, net.output, meta=net.meta)
 
 
+def _neurobench_macs(layer: nn.Module, in_shape) -> int:
+    """NeuroBench's rule, independently of the project: the layer with all-one weights and no bias on
+    an all-one input, its outputs summed."""
+    with torch.no_grad():
+        layer.weight.fill_(1)
+        layer.bias = None
+        return int(layer(torch.ones((1,) + tuple(in_shape))).sum())
+
+
+def test_padded_conv_counts_the_same_alone_or_folded_with_a_pooling():
+    """The Dense count of a padded Conv2d must not depend on whether a pooling folds into it."""
+    class Net(nn.Module):
+        def __init__(self, pool):
+            super().__init__()
+            self.pool = pool
+            self.q, self.c = L.InputQuantizer(scale=100.0), L.Conv2d(1, 4, 3, stride=2, padding=1)
+            self.p, self.l = L.AvgPool2d(2), L.Leaky(0.9, threshold=0.4)
+            self.fc = L.Linear(4 * (16 if pool else 64), 3)
+
+        def forward(self, x):
+            y = self.c(self.q(x))
+            return self.fc(self.l(self.p(y) if self.pool else y).flatten(2))
+
+    want = _neurobench_macs(nn.Conv2d(1, 4, 3, stride=2, padding=1), (1, 16, 16))
+    for pool in (False, True):
+        torch.manual_seed(0)
+        p = lower(LoihiModel(Net(pool).eval(), (1, 16, 16), 4)).projections[0]
+        assert p.origin.get("ann_macs", p.macs()) == want, pool
+
+
 def test_convolutions_and_poolings_lower_to_conv_projections_storing_the_kernel():
     net = lower(build())
     by = {p.name: p for p in net.projections}
@@ -86,10 +116,13 @@ def test_convolutions_and_poolings_lower_to_conv_projections_storing_the_kernel(
         assert p.stored_weights() == math.prod(kshape) < p.dense_elements(), name
     assert by["lif1.conv1"].conv.stride == (4, 4) and by["lif1.conv1"].conv.padding == (1, 1)
     assert by["lif3.conv3"].conv.in_shape == (4, 16) and by["lif3.conv3"].conv.dilation == (2,)
-    # NeuroBench's count: the convolution layers' own MACs, the pooling none
-    assert by["lif1.conv1"].origin["ann_macs"] == 4 * 8 * 8 * 9
+    # NeuroBench's count: the convolution layers' own MACs (zero padding adds none), the pooling none
+    conv1_nb = _neurobench_macs(nn.Conv2d(1, 4, 3, stride=2, padding=1), (1, 16, 16))
+    assert conv1_nb < 4 * 8 * 8 * 9  # the padded border counts less than the kernel at every position
+    assert by["lif1.conv1"].origin["ann_macs"] == conv1_nb
     assert by["lif4.pool4"].origin["ann_macs"] == 0
     assert "ann_macs" not in by["lif3.conv3"].origin  # one plain convolution: macs() is its count
+    assert by["lif3.conv3"].macs() == _neurobench_macs(nn.Conv1d(4, 3, 3, padding=2, dilation=2), (4, 16))
     assert all(p.conv is None for p in net.projections_into("readout"))  # Flatten + Linear stays dense
     shapes = {p.name: p.shape for p in net.populations}
     assert shapes == {"lif1": (4, 4, 4), "lif2": (6, 2, 2), "lif3": (3, 16), "lif4": (4, 2, 2), "readout": None}

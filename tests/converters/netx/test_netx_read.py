@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from netx_nets import pool_as_conv, run_lava_netx, slayer_file
 
-from converters.netx.export import export_netx
+from converters.netx.export import export_netx, netx_problems
 from converters.netx.read import is_netx, read_netx
 from converters.network_file import read_network_file
 from lmu2neuro.cli import main
@@ -158,6 +158,41 @@ def test_export_names_what_netx_cannot_hold(tmp_path):
     with pytest.raises(UserError, match=r"c1\.w.*weight_exp -1"):
         export_netx(net, tmp_path / "x.net")
     assert not (tmp_path / "x.net").exists()
+
+
+def _pop(name, n, vth=50):
+    return Population(name, n, du=100, dv=100, vth=vth, bias_mant=np.zeros(n, np.int64))
+
+
+def test_a_convolution_must_read_the_frame_the_layer_before_outputs(tmp_path):
+    """netx has no reshape: a conv after a dense layer, or over the same neurons as another frame,
+    would be written unreadable or read back over the wrong frame; both are named, nothing is written."""
+    rng = np.random.default_rng(0)
+    after_dense = IntNetwork(16, 1.0, [_pop("a", 16), _pop("b", 18)], [
+        Projection("a.w", "input", "a", rng.integers(-10, 10, (1, 16, 16)) * 2),
+        Projection("b.w", "a", "b", rng.integers(-10, 10, (1, 2, 1, 2, 2)) * 2,
+                   conv=ConvGeometry((1, 4, 4), 1, 0, 1, 1))], "b")
+    reshaped = IntNetwork(48, 1.0, [_pop("a", 48), _pop("b", 3)], [
+        Projection("a.w", "input", "a", rng.integers(5, 40, (1, 2, 2, 1, 1)) * 2, conv=ConvGeometry((2, 4, 6), 1, 0, 1, 1)),
+        Projection("b.w", "a", "b", rng.integers(-40, 40, (1, 3, 2, 3, 3)) * 2,
+                   conv=ConvGeometry((2, 6, 4), 4, 0, 1, 1))], "b")
+    for net, given in ((after_dense, "a flat vector of 16"), (reshaped, r"frame \(2, 4, 6\)")):
+        with pytest.raises(UserError, match=rf"'b\.w': a convolution over frame .*'a' outputs {given}; netx has no reshape"):
+            export_netx(net, tmp_path / "x.net")
+        assert not (tmp_path / "x.net").exists()
+    assert not any("reshape" in p for p in netx_problems(_conv_net()))  # a frame carried through is fine
+
+
+def test_read_netx_bounds_a_convolution_s_synapses(tmp_path, monkeypatch):
+    """The same bound as the NIR reader's (and Projection.pairs'), at read time."""
+    k = np.full((1, 8, 4, 3, 3), 2)
+    net = IntNetwork(4 * 256, 1.0, [_pop("c", 8 * 256)],
+                     [Projection("c.w", "input", "c", k, conv=ConvGeometry((4, 16, 16), 1, 1, 1, 1))], "c")
+    export_netx(net, tmp_path / "n.net")
+    assert read_netx(tmp_path / "n.net").projections[0].pairs()[0].size > 20_000
+    monkeypatch.setenv("LMU2NEURO_MAX_ELEMENTS", "20000")
+    with pytest.raises(UserError, match=r"n\.net: layer 1 \(conv\): convolution synapses: .*exceeds the limit of 20,000"):
+        read_netx(tmp_path / "n.net")
 
 
 def test_read_network_file_tells_netx_from_nir(files, tmp_path):

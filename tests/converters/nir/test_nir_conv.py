@@ -126,6 +126,31 @@ def test_tutorial_cnn_reads_at_the_default_limits_with_real_macs(tmp_path):
         read_intnet(path, input_scale=127, conv=False)
 
 
+def test_a_padded_conv_counts_neurobench_s_macs_whichever_path_lowers_it(tmp_path):
+    """NeuroBench's Dense of a padded Conv2d (its all-one copy on an all-one input: padding adds
+    nothing) is the same alone or with a pooling folded in, through the conv or the dense path."""
+    import torch
+
+    from lmu2neuro.analysis.counting import dense_per_step
+
+    rng = np.random.default_rng(0)
+    layer = torch.nn.Conv2d(2, 4, 3, padding=1, bias=False)
+    torch.nn.init.ones_(layer.weight)
+    with torch.no_grad():
+        want = int(layer(torch.ones(1, 2, 8, 8)).sum())
+    assert want < 4 * 8 * 8 * 18  # the padded border counts less than the kernel at every position
+    got = set()
+    for synapses, shape in (([_conv2d(rng, 2, 4, 3, (8, 8), padding=1)], (4, 8, 8)),
+                            ([_conv2d(rng, 2, 4, 3, (8, 8), padding=1), _pool("avg")], (4, 4, 4))):
+        path = tmp_path / f"g{len(synapses)}.nir"
+        nir.write(path, _chain_graph((2, 8, 8), synapses, shape))
+        for conv in (True, False):
+            proj = read_intnet(path, dt=DT, input_scale=40.0, conv=conv).projections[0]
+            assert (proj.conv is not None) == conv
+            got.add(dense_per_step(proj))
+    assert got == {want}
+
+
 def test_what_is_not_one_convolution_stays_dense(tmp_path):
     rng = np.random.default_rng(2)
     cases = {
