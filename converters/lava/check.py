@@ -50,32 +50,38 @@ def expected_lif_dense(inputs, weights, weight_exp, du, dv, vth, bias_mant, bias
     return spikes, voltages
 
 
-def run_lif_dense(inputs, weights, weight_exp, du, dv, vth, bias_mant, bias_exp):
-    """Run a RingBuffer -> Dense -> LIF network in Lava fixed_pt; return (spikes, voltages) (steps, n)."""
+def run_on_dense(neuron, inputs, dense, tag: str = "fixed_pt"):
+    """Run RingBuffer(inputs) -> ``dense`` -> ``neuron`` (Lava processes, already built) with the given
+    ProcessModel tag; return (spikes, voltages) as (steps, n) arrays."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIF
     from lava.proc.monitor.process import Monitor
 
     steps = inputs.shape[1]
-    n = weights.shape[0]
-    src = RingBuffer(data=inputs.astype(int))
-    dense = Dense(weights=weights, weight_exp=weight_exp)
-    lif = LIF(shape=(n,), du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp)
+    src = RingBuffer(data=inputs)
     src.s_out.connect(dense.s_in)
-    dense.a_out.connect(lif.a_in)
+    dense.a_out.connect(neuron.a_in)
     mon_s, mon_v = Monitor(), Monitor()
-    mon_s.probe(lif.s_out, steps)
-    mon_v.probe(lif.v, steps)
+    mon_s.probe(neuron.s_out, steps)
+    mon_v.probe(neuron.v, steps)
     try:
-        lif.run(RunSteps(steps), Loihi2SimCfg(select_tag="fixed_pt"))
-        s = mon_s.get_data()[lif.name]["s_out"]
-        v = mon_v.get_data()[lif.name]["v"]
+        neuron.run(RunSteps(steps), Loihi2SimCfg(select_tag=tag))
+        s = mon_s.get_data()[neuron.name]["s_out"]
+        v = mon_v.get_data()[neuron.name]["v"]
     finally:
-        lif.stop()
-    return np.asarray(s, dtype=bool), np.asarray(v, dtype=np.int64)
+        neuron.stop()
+    return np.asarray(s, dtype=bool), np.asarray(v)
+
+
+def run_lif_dense(inputs, weights, weight_exp, du, dv, vth, bias_mant, bias_exp):
+    """Run a RingBuffer -> Dense -> LIF network in Lava fixed_pt; return (spikes, voltages) (steps, n)."""
+    from lava.proc.dense.process import Dense
+    from lava.proc.lif.process import LIF
+
+    lif = LIF(shape=(weights.shape[0],), du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp)
+    s, v = run_on_dense(lif, inputs.astype(int), Dense(weights=weights, weight_exp=weight_exp))
+    return s, v.astype(np.int64)
 
 
 def tiny_network_check(steps: int = 40, seed: int = 0) -> LavaCheck:

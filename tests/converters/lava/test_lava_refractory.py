@@ -9,6 +9,7 @@ import torch
 
 import converters.lava  # noqa: F401  (the compatibility layer before any Lava import)
 from converters.lava.builder import run_lava
+from converters.lava.check import run_on_dense
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from lmu2neuro.pipeline.simulate import run_reference
@@ -18,30 +19,13 @@ pytestmark = pytest.mark.lava
 
 def _lava_lif_refractory(inputs, weights, vth, bias, period):
     """RingBuffer -> Dense -> LIFRefractory in floating_pt; (spikes, voltages) as (steps, n)."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
-    from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFRefractory
-    from lava.proc.monitor.process import Monitor
 
-    steps, n = inputs.shape[1], weights.shape[0]
-    src = RingBuffer(data=inputs.astype(float))
-    dense = Dense(weights=weights.astype(float))
-    lif = LIFRefractory(shape=(n,), du=1.0, dv=0.0, vth=float(vth), bias_mant=bias.astype(float),
+    lif = LIFRefractory(shape=(weights.shape[0],), du=1.0, dv=0.0, vth=float(vth), bias_mant=bias.astype(float),
                         refractory_period=period)
-    src.s_out.connect(dense.s_in)
-    dense.a_out.connect(lif.a_in)
-    mon_s, mon_v = Monitor(), Monitor()
-    mon_s.probe(lif.s_out, steps)
-    mon_v.probe(lif.v, steps)
-    try:
-        lif.run(RunSteps(steps), Loihi2SimCfg(select_tag="floating_pt"))
-        s = mon_s.get_data()[lif.name]["s_out"]
-        v = mon_v.get_data()[lif.name]["v"]
-    finally:
-        lif.stop()
-    return np.asarray(s, dtype=bool), np.asarray(v, dtype=np.float64)
+    s, v = run_on_dense(lif, inputs.astype(float), Dense(weights=weights.astype(float)), tag="floating_pt")
+    return s, v.astype(np.float64)
 
 
 @pytest.mark.parametrize("period", [1, 3])
