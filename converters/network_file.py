@@ -2,8 +2,9 @@
 
 Both formats are HDF5; a netx file has a top-level ``layer`` group and no NIR ``node`` group
 (``converters.netx.read.is_netx``). Anything else goes to the NIR reader, whose errors then say what
-is wrong with it. ``inspect``, ``simulate``, ``report`` and ``lmu2neuro.read_network`` all read
-through here (it sits with the converters so that the report, below the pipeline, can use it).
+is wrong with it. ``simulate``, ``report`` and ``lmu2neuro.read_network`` read through here, and
+``inspect`` asks it which kind a file is (it sits with the converters so that the report, below the
+pipeline, can use it).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import os
 
 from converters.netx.read import is_netx, read_netx
-from converters.nir.read import is_ours, read_graph, read_intnet
+from converters.nir.read import is_ours, read_graph, read_intnet, refuse_restated
+from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
-from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
 
 
@@ -33,10 +34,13 @@ def read_network_file(path: str | os.PathLike, dt: float | None = None, input_sc
                       reset: str | None = None, refractory: int | None = None) -> IntNetwork:
     """Any network file as an ``IntNetwork``: netx exactly (``read_netx``), anything else as
     ``converters.nir.read.read_intnet`` reads it. ``dt``, ``input_scale``, ``reset`` and
-    ``refractory`` pass through (a netx file states each layer's refractory period itself)."""
+    ``refractory`` pass through. A netx file states both (lava-dl's CUBA neuron resets to zero; each
+    layer's refractory period is its neuron/refDelay): the same value is accepted, another refused,
+    as for our NIR files."""
     if file_kind(path) == "netx":
-        if refractory is not None:
-            raise UserError(f"{path}: refractory {refractory} given, but a netx file states each layer's refractory "
-                            "period (neuron/refDelay); expected no refractory")
-        return read_netx(path, dt=dt, input_scale=input_scale, reset=reset)
+        reset = fx.check_reset(reset)
+        refractory = fx.check_refractory(refractory)
+        net = read_netx(path, dt=dt, input_scale=input_scale)
+        refuse_restated(path, net, reset=reset, refractory=refractory)
+        return net
     return read_intnet(path, dt=dt, input_scale=input_scale, reset=reset, refractory=refractory)

@@ -35,12 +35,11 @@ import os
 
 import numpy as np
 
+from converters.netx.format import NETX_BIAS_EXP, ref_delay
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
-
-NETX_BIAS_EXP = 6
 
 
 def netx_problems(net: IntNetwork) -> list[str]:
@@ -52,6 +51,8 @@ def netx_problems(net: IntNetwork) -> list[str]:
     frame = _frame_of(net, net.input_name)
     for pop in net.populations:
         into = net.projections_into(pop.name)
+        if pop.reset != "zero":
+            problems.append(f"population '{pop.name}': reset '{pop.reset}'; lava-dl's netx CUBA neuron resets to zero")
         if len(into) != 1 or into[0].source != prev:
             srcs = ", ".join(f"'{s.name}' from '{s.source}'" for s in into) or "none"
             problems.append(f"population '{pop.name}': netx layers form a chain, expected one projection from "
@@ -108,7 +109,7 @@ def _neuron(g, pop) -> None:
     n.create_dataset("iDecay", data=pop.du + fx.DU_OFFSET)
     n.create_dataset("vDecay", data=pop.dv)
     n.create_dataset("vThMant", data=pop.vth)
-    n.create_dataset("refDelay", data=pop.refractory + 1)  # Loihi's refractDelay: 1 holds no step
+    n.create_dataset("refDelay", data=ref_delay(pop.refractory))
     n.create_dataset("gradedSpike", data=False)
 
 

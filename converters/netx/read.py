@@ -49,17 +49,16 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
+from converters.netx.format import MAX_DELAY, NETX_BIAS_EXP, REF_DELAY_MAX, refractory_of
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
 from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
-
-NETX_BIAS_EXP = 6  # lava-dl's get_neuron_params fixes bias_exp = 6
-MAX_DELAY = 62  # lava-dl's DelayDense max_delay
 NEURON_TYPES = ("CUBA", "LOIHI")
 LAYER_TYPES = ("input", "dense", "conv", "pool", "flatten", "average")
 INPUT_WEIGHT_DEFAULT = 64  # netx create_input's default transform weight
@@ -196,7 +195,7 @@ def _mantissa(layer: _Layer, field: str, stored: np.ndarray) -> tuple[np.ndarray
 
 
 def _neuron(layer: _Layer, size: int, name: str,
-            frame: tuple[int, ...] | None, reset: str, bias_field: bool = True) -> Population:
+            frame: tuple[int, ...] | None, bias_field: bool = True) -> Population:
     if not layer.has("neuron"):
         layer.fail("neuron", "missing (lava-dl substitutes an integrator with iDecay 0, which Loihi cannot "
                              "express); expected a CUBA neuron group")
@@ -213,7 +212,7 @@ def _neuron(layer: _Layer, size: int, name: str,
     du = n.scalar("iDecay", fx.DU_OFFSET, fx.DECAY_UNITY - 1 + fx.DU_OFFSET) - fx.DU_OFFSET
     dv = n.scalar("vDecay", 0, fx.DECAY_UNITY - 1)
     vth = n.scalar("vThMant", 0, fx.VTH_MAX)
-    refractory = max(n.scalar("refDelay", 0, fx.REFRACTORY_MAX + 1, default=1) - 1, 0)
+    refractory = refractory_of(n.scalar("refDelay", 0, REF_DELAY_MAX, default=1))
     if n.has("gradedSpike") and n.scalar("gradedSpike", 0, 1):
         n.fail("gradedSpike", "graded spikes are not supported; expected false (binary spikes)")
     if n.has("messageBits") and n.scalar("messageBits", 0, 32):
@@ -231,7 +230,7 @@ def _neuron(layer: _Layer, size: int, name: str,
             bias = np.repeat(b, frame[1] * frame[2])  # one bias per channel, C order
         else:
             layer.fail("bias", f"shape {b.shape}: expected one value, one per channel or one per neuron ({size})")
-    return Population(name, size, du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=NETX_BIAS_EXP, reset=reset,
+    return Population(name, size, du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=NETX_BIAS_EXP,
                       refractory=refractory, shape=frame if frame is not None and len(frame) > 1 else None,
                       meta={"netx_layer": layer.index})
 
@@ -258,13 +257,13 @@ def _delay_taps(layer: _Layer, weight: np.ndarray) -> np.ndarray:
     return w
 
 
-def read_netx(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
-              reset: str | None = None) -> IntNetwork:
+def read_netx(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None) -> IntNetwork:
     """Read a lava-dl netx HDF5 file as an IntNetwork (exact: netx holds Loihi integers).
 
     ``dt``: seconds per step to record (netx states none); ``input_scale``: float input ->
-    ``clip(round(x * input_scale), -128, 127)``, default 1 (netx takes the integer payload);
-    ``reset``: ``"zero"`` (the default: Lava's LIF and SLAYER's CUBA) or ``"subtract"``."""
+    ``clip(round(x * input_scale), -128, 127)``, default 1 (netx takes the integer payload).
+    Every population resets to zero: netx states no reset because lava-dl's CUBA neuron (Lava's LIF)
+    has only that one."""
     import h5py
 
     guards.require_file(path, "netx file", "a lava-dl netx .net/.h5 file")
@@ -272,20 +271,24 @@ def read_netx(path: str | os.PathLike, dt: float | None = None, input_scale: flo
         raise UserError(f"{path}: dt = {dt}: expected a positive, finite number of seconds per step")
     if input_scale is not None and not (input_scale > 0 and math.isfinite(input_scale)):
         raise UserError(f"{path}: input_scale = {input_scale}: expected a positive, finite number")
-    reset = reset or "zero"
-    if reset not in fx.RESETS:
-        raise UserError(f"{path}: reset '{reset}': expected one of {', '.join(fx.RESETS)}")
-    try:
+    with _bad_file_is_user_error(path):
         guards.check_hdf5(path)
         with h5py.File(path, "r") as f:
-            return _read(f, path, dt, input_scale, reset)
+            return _read(f, path, dt, input_scale)
+
+
+@contextmanager
+def _bad_file_is_user_error(path):
+    """A corrupted file can fail inside HDF5 or numpy itself: that is bad input, not a crash, so
+    it becomes one UserError line naming the file."""
+    try:
+        yield
     except UserError:
         raise
     except IntNetworkError as exc:
         raise UserError(f"{path}: {exc}") from None
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
             MemoryError, RuntimeError) as exc:
-        # a corrupted file can fail inside HDF5 itself; that is bad input, not a crash
         raise UserError(f"{path}: not a readable netx file ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})") from None
 
@@ -324,7 +327,7 @@ def _layer_name(g, index: int, used: set[str]) -> str:
     return name if name not in used else f"layer{index}_{len(used)}"
 
 
-def _read(f, path, dt, input_scale, reset) -> IntNetwork:
+def _read(f, path, dt, input_scale) -> IntNetwork:
     groups = _layer_groups(f, path)
     populations: list[Population] = []
     projections: list[Projection] = []
@@ -348,7 +351,7 @@ def _read(f, path, dt, input_scale, reset) -> IntNetwork:
             frame = _frame(layer.shape())
             input_size = int(np.prod(frame))
             if layer.has("neuron"):
-                pop = _neuron(layer, input_size, name, frame, reset, bias_field=False)
+                pop = _neuron(layer, input_size, name, frame, bias_field=False)
                 if layer.has("bias") and np.any(layer.ints("bias")):
                     layer.fail("bias", "the input transform's bias adds to the synaptic current every step "
                                        "(SLAYER's Input: z = w x + b); Loihi's LIF has a bias on the voltage only, "
@@ -392,10 +395,10 @@ def _read(f, path, dt, input_scale, reset) -> IntNetwork:
                                      f"{int(np.prod(frame))} (shape {frame})")
             mant, exp = _mantissa(layer, "weight", w)
             taps = _delay_taps(layer, mant) if layer.has("delay") else mant[None]
-            pop = _neuron(layer, out_n, name, None, reset)
+            pop = _neuron(layer, out_n, name, None)
             # lmu2neuro's own export marks its readout (an integrator that never spikes)
             pop.readout = bool(g.attrs.get("readout", False) is True or g.attrs.get("readout", 0) == 1) and \
-                pop.du == fx.DECAY_UNITY - 1 and pop.dv == 0
+                pop.is_integrator
             projections.append(Projection(f"{name}.w", source, name, taps, exp,
                                           origin={"kind": "netx_dense", "layer": i}))
             populations.append(pop)
@@ -419,11 +422,10 @@ def _read(f, path, dt, input_scale, reset) -> IntNetwork:
             w = np.zeros((1, groups_n, size_in), dtype=np.int64)
             for k in range(groups_n):
                 w[0, k, k * per:(k + 1) * per] = 2  # mantissa 2, exponent -1: weight 1, the group's spike count
-            pop = Population(name, groups_n, du=fx.DECAY_UNITY - 1, dv=0, vth=fx.VTH_MAX,
-                             bias_mant=np.zeros(groups_n, dtype=np.int64), readout=True,
-                             meta={"netx_layer": i, "netx_average_of": per,
-                                   "note": f"voltage = 64 x the spike count of each group of {per} (input enters 6 bits up) "
-                                           f"= SLAYER's mean x {64 * per}: the same argmax"})
+            pop = Population.readout_of(name, groups_n, meta={
+                "netx_layer": i, "netx_average_of": per,
+                "note": f"voltage = 64 x the spike count of each group of {per} (input enters 6 bits up) "
+                        f"= SLAYER's mean x {64 * per}: the same argmax"})
             projections.append(Projection(f"{name}.w", source, name, w, -1, origin={"kind": "netx_average", "layer": i}))
             populations.append(pop)
             source, frame = name, (groups_n,)
@@ -474,7 +476,7 @@ def _read(f, path, dt, input_scale, reset) -> IntNetwork:
             layer.fail("delay", f"synaptic delays on a {layer.kind} layer are not read (lava-dl 0.6's netx ignores "
                                 "them); expected no delay")
         size = int(np.prod(out))
-        pop = _neuron(layer, size, name, tuple(out), reset)
+        pop = _neuron(layer, size, name, tuple(out))
         projections.append(Projection(f"{name}.w", source, name, mant[None], exp, conv=geo,
                                       origin={"kind": f"netx_{layer.kind}", "layer": i}))
         populations.append(pop)
@@ -492,23 +494,15 @@ def _read(f, path, dt, input_scale, reset) -> IntNetwork:
 
 def _pointwise(frame: tuple[int, ...]) -> ConvGeometry:
     """One-to-one (1x1 depthwise) geometry over a frame: the input layer's transform."""
-    if len(frame) == 3:
-        return ConvGeometry(frame, (1, 1), (0, 0), (1, 1), frame[0])
-    n = int(np.prod(frame))
-    return ConvGeometry((n, 1), (1,), (0,), (1,), n)
+    return ConvGeometry.pointwise(frame if len(frame) == 3 else (int(np.prod(frame)), 1))
 
 
 def summarize_netx(path: str | os.PathLike) -> dict:
     """What ``inspect`` shows for a netx file, in the same keys as for a NIR file."""
     guards.require_file(path, "netx file", "a lava-dl netx .net/.h5 file")
-    try:
+    with _bad_file_is_user_error(path):
         guards.check_hdf5(path)
         rows = _summary_rows(path)
-    except UserError:
-        raise
-    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RuntimeError) as exc:
-        raise UserError(f"{path}: not a readable netx file ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})") from None
     ok, reason, net = False, None, None
     try:
         net = read_netx(path)

@@ -48,6 +48,7 @@ import numpy as np
 from converters.nir.metadata import FORMAT, META_KEY, encode_meta
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.conv import ungroup
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
 from lmu2neuro.core.legendre import impulse_response, lmu_state_space
@@ -157,11 +158,8 @@ def _conv_node(s: Projection, kernel: np.ndarray):
     import nir
 
     c = s.conv
-    c_out, c_in_g = kernel.shape[:2]
-    per = c_out // c.groups
-    full = np.zeros((c_out, c.in_shape[0]) + kernel.shape[2:])
-    for o in range(c_out):
-        full[o, (o // per) * c_in_g:(o // per + 1) * c_in_g] = kernel[o]
+    c_out = kernel.shape[0]
+    full = ungroup(np.array(kernel, dtype=np.float64), c.in_shape[0], c.groups)
     if c.dims == 1:
         return nir.Conv1d(input_shape=int(c.in_shape[1]), weight=full, stride=int(c.stride[0]),
                           padding=int(c.padding[0]), dilation=int(c.dilation[0]), groups=1, bias=np.zeros(c_out))

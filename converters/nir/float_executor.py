@@ -29,8 +29,11 @@ snnTorch 1.0's Leaky with ``reset_mechanism="subtract"`` (default ``reset_delay=
 threshold one step later, from the decayed voltage: ``v[t] = beta v[t-1] + I[t] - thr [v[t-1] > thr]``,
 where this rule gives ``beta (v[t-1] - thr) + I[t]``, i.e. ``beta thr`` instead of ``thr`` is taken off
 (the spikes of step t itself are the same; the two differ by ``(1 - beta) thr`` per spike from the
-next step on). With ``reset_delay=False`` snnTorch subtracts in the firing step, as here (tested in
-tests/converters/nir/test_nir_reset.py). Its zero reset (reset_delay=True zeroes v[t-1] before the
+next step on). With ``reset_delay=False`` snnTorch subtracts in the firing step, as here, but only
+while the voltage after a reset stays below threshold: in the step after a spike it adds back the
+delayed reset it took off ("avoid double reset"), so a voltage left above threshold does not fire
+there (inputs 2.2, -0.1, 0, 0 at threshold 1, beta 1: 1, 0, 0, 0 there, 1, 1, 0, 0 here; the equal
+case is tested in tests/converters/nir/test_nir_reset.py). Its zero reset (reset_delay=True zeroes v[t-1] before the
 update) equals the same-step zero reset here. Delay nodes delay by ``round(delay / dt)`` steps per element.
 Conv1d/Conv2d/pooling/Flatten act on each step's tensor (no batch dimension in NIR shapes).
 """
@@ -47,7 +50,7 @@ from converters.nir.metadata import META_KEY, decode_meta
 from converters.nir.nodes import FLOAT_TYPES, KINDS, float_step, prepare
 from converters.nir.read import read_graph
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.core.fixed_point import RESETS
+from lmu2neuro.core.fixed_point import check_reset
 
 SUPPORTED = FLOAT_TYPES  # every declared node kind; a nested NIRGraph is inlined first
 METHODS = ("euler", "exact")
@@ -70,8 +73,7 @@ class NIRTorch(torch.nn.Module):
         super().__init__()
         if method not in METHODS:
             raise UserError(f"method '{method}': expected one of {', '.join(METHODS)}")
-        if reset is not None and reset not in RESETS:
-            raise UserError(f"reset '{reset}': expected one of {', '.join(RESETS)}")
+        check_reset(reset)
         if not dt > 0:
             raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
         self.dt, self.method, self.dtype = float(dt), method, dtype

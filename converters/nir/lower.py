@@ -40,14 +40,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from converters.nir.graph import execution_order, flatten_graph, node_type, one_line
 from converters.nir.nodes import (INTNET_TYPES, KINDS, NEURON_TYPES, SPIKING_TYPES, SYNAPSE_TYPES, float_step, pair,
                                   prepare)
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
-from lmu2neuro.core.conv import ConvGeometry, compose
+from lmu2neuro.core.conv import ConvGeometry, compose, composed_kernel_size, resolve_padding
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
 
@@ -299,8 +298,8 @@ class ConvChain:
         over the synapses from real (not padded) sources: what the dense matrix's rows hold."""
         g, k = self.geometry, np.abs(self.kernel)
         c_out = k.shape[1]
-        total = g.apply(torch.as_tensor(k.sum(axis=0)), torch.ones(1, g.in_size, dtype=torch.float64))[0].numpy()
-        mask = _offsets_in_frame(g, k.shape[3:])  # (kernel offsets, output positions)
+        total = g.row_sums(torch.as_tensor(k.sum(axis=0))).numpy()
+        mask = g.offsets_in_frame(k.shape[3:])  # (kernel offsets, output positions)
         spatial = torch.as_tensor(k.max(axis=(0, 2)).reshape(c_out, -1, 1))
         peak = torch.zeros(c_out, mask.shape[1], dtype=torch.float64)
         for o in range(c_out):  # one output channel at a time bounds the (offsets, positions) product
@@ -316,24 +315,12 @@ class ConvChain:
         return {j: dense[j] for j in range(dense.shape[0]) if j == dense.shape[0] - 1 or np.any(dense[j])}
 
 
-def _offsets_in_frame(g: ConvGeometry, k_spatial) -> torch.Tensor:
-    """(prod(k), output positions) float64: 1 where that kernel offset meets a real source at that
-    output position (0 where it meets padding)."""
-    ones = torch.ones((1, 1) + tuple(g.in_shape[1:]), dtype=torch.float64)
-    if g.dims == 1:
-        ones, ks = ones.unsqueeze(2), (1,) + tuple(k_spatial)
-        stride, padding, dilation = (1,) + g.stride, (0,) + g.padding, (1,) + g.dilation
-    else:
-        ks, stride, padding, dilation = tuple(k_spatial), g.stride, g.padding, g.dilation
-    return F.unfold(ones, ks, dilation=dilation, padding=padding, stride=stride)[0]
-
-
 def _node_macs(node, in_shape) -> int:
     """NeuroBench's count for one node on one step, whichever path lowers it: a convolution's
     ``ConvGeometry.macs`` (padded positions count nothing); a Linear its weights; pooling, Scale,
-    Flatten, Delay none. A convolution whose padding is a string ("same" / "valid", dense path
-    only, its frame already bounded there) runs NeuroBench's own recipe: an all-one copy on an
-    all-one input, summed."""
+    Flatten, Delay none. Only a "same" padding that PyTorch splits unevenly (which no geometry
+    states; dense path only, its frame already bounded there) runs NeuroBench's own recipe: an
+    all-one copy on an all-one input, summed."""
     typ = node_type(node)
     if typ in ("Conv1d", "Conv2d"):
         found = _conv_of(node, in_shape)
@@ -353,15 +340,18 @@ def _node_macs(node, in_shape) -> int:
 
 def _conv_of(node, in_shape):
     """(geometry, float kernel of one tap) of a Conv / pooling node on a frame, or None when it
-    needs the dense path (a padding given as a string, a frame that does not fit)."""
+    needs the dense path (a "same" padding PyTorch splits unevenly or refuses, a frame that does
+    not fit)."""
     typ = node_type(node)
     settings = ("stride", "padding", "dilation", "groups") if typ in ("Conv1d", "Conv2d") else (
         "kernel_size", "stride", "padding")
     for name in settings:
         value = getattr(node, name)
+        if name == "padding" and isinstance(value, str) and typ in ("Conv1d", "Conv2d"):
+            continue  # "same" / "valid": resolved below (core.conv.resolve_padding)
         try:
             if isinstance(value, str) or np.any(np.asarray(value, dtype=np.float64) % 1):
-                return None  # "same" / "valid", or a fraction: the dense path's torch step says what it is
+                return None  # a fraction: the dense path's torch step says what it is
         except (TypeError, ValueError):
             return None
     if typ in ("Conv1d", "Conv2d"):
@@ -370,16 +360,21 @@ def _conv_of(node, in_shape):
             return None
         kernel = np.asarray(node.weight, dtype=np.float64)
         conv = (lambda v: (int(np.asarray(v).reshape(-1)[0]),)) if dims == 1 else pair
-        g = ConvGeometry(tuple(in_shape), conv(node.stride), conv(node.padding), conv(node.dilation),
+        padding = node.padding
+        if isinstance(padding, str):
+            if padding == "same" and any(v != 1 for v in conv(node.stride)):
+                return None  # PyTorch refuses a strided "same": the dense path's torch step says so
+            padding = resolve_padding(padding, kernel.shape[2:], conv(node.dilation))
+            if padding is None:
+                return None
+        g = ConvGeometry(tuple(in_shape), conv(node.stride), conv(padding), conv(node.dilation),
                          int(np.asarray(node.groups)))
     else:
         if len(in_shape) != 3:
             return None
-        kh, kw = pair(node.kernel_size)
-        c = int(in_shape[0])
-        value = 1.0 if typ == "SumPool2d" else 1.0 / (kh * kw)  # count_include_pad: the window's size
-        kernel = np.full((c, 1, kh, kw), value)
-        g = ConvGeometry(tuple(in_shape), pair(node.stride), pair(node.padding), (1, 1), c)
+        g, kernel = ConvGeometry.pool(tuple(in_shape), pair(node.kernel_size), pair(node.stride), pair(node.padding),
+                                      mean=typ == "AvgPool2d", dtype=torch.float64)
+        kernel = kernel.numpy()
     if g.problem((1,) + kernel.shape):
         return None
     return g, kernel
@@ -447,8 +442,7 @@ def _conv_chain(path, nodes, chain, shape, dt, late, where):
             conv = found
         else:
             g1, k1 = conv
-            extent = tuple(s1 * d2 * (n2 - 1) + d1 * (n1 - 1) + 1 for s1, d1, n1, d2, n2 in
-                           zip(g1.stride, g1.dilation, k1.shape[2:], g2.dilation, k2.shape[2:]))
+            extent = composed_kernel_size(g1, k1.shape[2:], g2, k2.shape[2:])
             guards.check_elements(path, f"node '{name}' ({typ}): kernel composed with the convolution before it",
                                   (k2.shape[0], g1.in_shape[0]) + extent)
             conv = compose(g1, k1, g2, k2)
@@ -465,7 +459,7 @@ def _conv_chain(path, nodes, chain, shape, dt, late, where):
     # the synapses (target, source) that counting and back ends may list (Projection.pairs): refused
     # here, at read time, by the same bound pairs() applies
     g.check_synapses((1,) + k.shape, path, where)
-    used = _offsets_in_frame(g, k.shape[2:]).any(dim=1).numpy().reshape(k.shape[2:])
+    used = g.offsets_in_frame(k.shape[2:]).any(dim=1).numpy().reshape(k.shape[2:])
     kernel = np.zeros((delay + 1,) + k.shape)
     kernel[delay] = np.where(used, k, 0.0)
     return ConvChain(g, kernel, macs), bias.reshape(-1).numpy()
@@ -486,9 +480,7 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
     for both mechanisms). ``refractory``: steps every spiking population is held after a spike
     (NIR has no field for it; snnTorch's RLeaky zero reset is 1). ``conv=False`` expands every
     convolution into dense matrices (the reference the convolution path is tested against)."""
-    reset = "zero" if reset is None else reset
-    if reset not in fx.RESETS:
-        raise UserError(f"reset '{reset}': expected one of {', '.join(fx.RESETS)}")
+    reset = fx.check_reset(reset) or "zero"
     nodes, edges = flatten_graph(graph)
     # a loop without state is an error before anything else; loop edges carry the previous step
     _, delayed = execution_order(nodes, edges, str(path))
@@ -643,14 +635,14 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
                 vth_int, readout = fx.VTH_MAX, True
             bias_mant, bias_exp = fx.quantize_bias(bias_ss * scale * (1 << fx.ACT_SHIFT))
             frame = _out_shape(nodes[n])
-            pops.append(Population(name=pop_name, size=int(rows.size), du=du, dv=dv, vth=vth_int, bias_mant=bias_mant,
-                                   bias_exp=bias_exp, readout=readout,
-                                   meta={"nir_node": n, "nir_type": d["type"], "neurons": rows.tolist(),
-                                         "voltage_scale": scale.tolist()},
-                                   reset="zero" if readout else reset,
-                                   refractory=0 if readout else int(refractory),
-                                   shape=frame if len(split[n]) == 1 and len(frame) in (2, 3)
-                                   and int(np.prod(frame)) == rows.size else None))
+            kw = dict(du=du, dv=dv, bias_mant=bias_mant, bias_exp=bias_exp,
+                      meta={"nir_node": n, "nir_type": d["type"], "neurons": rows.tolist(),
+                            "voltage_scale": scale.tolist()},
+                      shape=frame if len(split[n]) == 1 and len(frame) in (2, 3)
+                      and int(np.prod(frame)) == rows.size else None)
+            pops.append(Population.readout_of(pop_name, int(rows.size), **kw) if readout else
+                        Population(pop_name, int(rows.size), vth=vth_int, reset=reset, refractory=int(refractory),
+                                   **kw))
             for src, taps, _, via, macs in incoming[n]:
                 per_src = 1.0 / x_scale if src == in_name else 1.0
                 base = f"{via}->{pop_name}" if via != src else f"{src}->{pop_name}"
@@ -662,11 +654,9 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
                         if not np.any(w):
                             continue
                         mant, exp = fx.quantize_weights(torch.as_tensor(w))
-                        proj = Projection(name=base, source=src, target=pop_name, weights=mant.numpy(),
-                                          weight_exp=int(exp), origin=origin, conv=taps.geometry)
-                        if macs != proj.macs():
-                            proj.origin["ann_macs"] = int(macs)
-                        projs.append(proj)
+                        projs.append(Projection(name=base, source=src, target=pop_name, weights=mant.numpy(),
+                                                weight_exp=int(exp), origin={**origin, "ann_macs": int(macs)},
+                                                conv=taps.geometry))  # ann_macs kept where it differs from macs()
                         continue
                     # thresholds that differ within a channel scale each neuron's weights differently
                     taps = taps.dense_taps(path, f"node '{n}': input from '{src}' (thresholds differ within a channel)")
@@ -681,17 +671,15 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
                         continue
                     mant, exp = fx.quantize_weights(torch.as_tensor(w))
                     name = base if len(split[src]) == 1 else f"{base}[{src_pop}]"
-                    proj = Projection(name=name, source=src_pop, target=pop_name, weights=mant.numpy(),
-                                      weight_exp=int(exp), origin=dict(origin))
-                    if len(split[src]) == 1 and len(split[n]) == 1 and macs != proj.macs():
-                        proj.origin["ann_macs"] = int(macs)
-                    projs.append(proj)
+                    whole = len(split[src]) == 1 and len(split[n]) == 1  # a split part has no MACs of its own
+                    projs.append(Projection(name=name, source=src_pop, target=pop_name, weights=mant.numpy(),
+                                            weight_exp=int(exp),
+                                            origin={**origin, "ann_macs": int(macs)} if whole else dict(origin)))
     if dyn[out_name]["vth"] is not None:
         output = f"{out_name}.count"
         size = dyn[out_name]["n"]
-        pops.append(Population(name=output, size=size, du=fx.DECAY_UNITY - 1, dv=0, vth=fx.VTH_MAX,
-                               bias_mant=np.zeros(size, dtype=np.int64), readout=True,
-                               meta={"role": "spike counter added by read_intnet", "added_by_tool": True}))
+        pops.append(Population.readout_of(output, size, meta={"role": "spike counter added by read_intnet",
+                                                              "added_by_tool": True}))
         for pop_name, rows in split[out_name]:
             w = np.zeros((1, size, rows.size), dtype=np.int64)
             w[0, rows, np.arange(rows.size)] = 2

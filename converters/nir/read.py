@@ -166,22 +166,22 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
 
 def _refractory_meta(path, name: str, m: dict) -> int:
     # files written before the refractory period was stated hold none
-    value = m.get("refractory", 0)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= fx.REFRACTORY_MAX:
-        raise UserError(f"{path}: node '{name}': metadata field 'refractory' = {value!r}: expected whole steps "
-                        f"0..{fx.REFRACTORY_MAX}")
-    return value
+    return fx.check_refractory(m.get("refractory", 0), f"{path}: node '{name}': metadata field 'refractory' =")
 
 
-def check_refractory(refractory) -> int | None:
-    """A requested refractory period (None: what the file states) as steps, or a UserError."""
-    if refractory is None:
-        return None
-    if isinstance(refractory, bool) or not isinstance(refractory, (int, np.integer)) or \
-            not 0 <= int(refractory) <= fx.REFRACTORY_MAX:
-        raise UserError(f"refractory {refractory!r}: expected whole steps 0..{fx.REFRACTORY_MAX} (Loihi's "
-                        "refractDelay - 1)")
-    return int(refractory)
+def refuse_restated(path, net: IntNetwork, reset: str | None = None, refractory: int | None = None) -> None:
+    """The one rule for a reset or refractory period given for a file that states its own (ours;
+    a netx file's refractory): the same value is accepted, another refused, for the file's integers
+    were computed with what it states."""
+    stated = sorted({p.reset for p in net.populations if not p.readout})
+    if reset is not None and stated and stated != [reset]:
+        raise UserError(f"{path}: reset '{reset}' given, but this file states reset '{'/'.join(stated)}' for "
+                        "its populations, with which its integers were computed (expected no reset, or the same)")
+    held = sorted({p.refractory for p in net.populations if not p.readout})
+    if refractory is not None and held and held != [refractory]:
+        raise UserError(f"{path}: refractory {refractory} given, but this file states "
+                        f"{'/'.join(map(str, held))} steps for its populations (expected no refractory, "
+                        "or the same)")
 
 
 def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: float | None = None,
@@ -200,9 +200,8 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
     ``conv=False`` expands convolutions into dense matrices (the reference the convolution path is
     tested against).
     """
-    if reset is not None and reset not in fx.RESETS:
-        raise UserError(f"reset '{reset}': expected one of {', '.join(fx.RESETS)}")
-    refractory = check_refractory(refractory)
+    reset = fx.check_reset(reset)
+    refractory = fx.check_refractory(refractory)
     graph = read_graph(path)
     ours = is_ours(graph)
     try:
@@ -211,15 +210,7 @@ def read_intnet(path: str | os.PathLike, dt: float | None = None, input_scale: f
             if dt is not None and not (net.dt and math.isclose(dt, net.dt)):
                 raise UserError(f"{path}: dt = {dt} given, but this file carries its own dt = {net.dt} s, for which "
                                 "its Loihi integers were computed (expected no dt, or the same)")
-            stated = sorted({p.reset for p in net.populations if not p.readout})
-            if reset is not None and stated and stated != [reset]:
-                raise UserError(f"{path}: reset '{reset}' given, but this file states reset '{'/'.join(stated)}' for "
-                                "its populations, with which its integers were computed (expected no reset, or the same)")
-            held = sorted({p.refractory for p in net.populations if not p.readout})
-            if refractory is not None and held and held != [refractory]:
-                raise UserError(f"{path}: refractory {refractory} given, but this file states "
-                                f"{'/'.join(map(str, held))} steps for its populations (expected no refractory, "
-                                "or the same)")
+            refuse_restated(path, net, reset, refractory)
             return net
         where = f"{path}: dt = {dt}"
         if dt is None:

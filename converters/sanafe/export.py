@@ -102,7 +102,7 @@ def network_description(net: IntNetwork, core_of: dict[str, list[int]] | None = 
     edges = []
     for proj in projs:
         scale = float(2.0 ** proj.weight_exp) * (1 << fx.ACT_SHIFT)
-        for tap, tgt, src, weight in _synapses(proj):
+        for tap, tgt, src, weight in zip(*proj.synapse_list()):
             attrs = {"weight": float(weight) * scale}
             if tap:
                 attrs["delay"] = int(tap)
@@ -116,22 +116,6 @@ def network_description(net: IntNetwork, core_of: dict[str, list[int]] | None = 
         for i, c in enumerate(core_of[pop.name]):
             mappings.append({f"{pop.name}.{i}": [{"core": _core_label(int(c), cores_per_tile), "soma": lif_soma}]})
     return {"network": {"name": name, "groups": groups, "edges": edges}, "mappings": mappings}
-
-
-def _synapses(proj):
-    """(tap, target, source, weight) of every nonzero synapse; a convolution from its kernel and
-    its (target, source) pairs, never its dense matrix."""
-    w = np.asarray(proj.weights)
-    if proj.conv is None:
-        for tap, tgt, src in zip(*np.nonzero(w)):
-            yield tap, tgt, src, w[tap, tgt, src]
-        return
-    tgt, src, k = proj.conv.pairs(w, f"projection '{proj.name}'")
-    flat = w.reshape(w.shape[0], -1)
-    for tap in range(w.shape[0]):
-        vals = flat[tap, k]
-        for i in np.nonzero(vals)[0]:
-            yield tap, tgt[i], src[i], vals[i]
 
 
 def export_sanafe(net: IntNetwork, path: str | os.PathLike, **kwargs) -> dict:

@@ -24,7 +24,7 @@ Cores are numbered in packing order and fill tiles (`cores_per_tile`) in that or
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -72,10 +72,14 @@ class ChipMapping:
     tiles: int = 0  # tiles holding at least one core (cores are filled tile by tile)
     # population -> the global core index of each of its neurons (for per-core loads and times)
     core_of: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    # projection -> its Projection.connections(), computed once for the packing, the fan-out and
+    # the time model's per-core loads
+    links: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("core_of")  # one entry per neuron: the per-core table in the time model says it shorter
+        # per neuron and per synapse: the per-core table in the time model says it shorter
+        d = asdict(replace(self, core_of={}, links={}))
+        del d["core_of"], d["links"]
         return d
 
 
@@ -84,24 +88,9 @@ def _limit(profile: Profile, key: str) -> float | None:
     return None if q is None else q.value
 
 
-def connections(proj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(target, source, synapses) of each connected pair of a projection: synapses = the taps on
-    which the pair's weight is nonzero. From the projection's sparse pairs, never its dense matrix."""
-    if proj.taps == 1:
-        tgt, src = proj.pairs()
-        return tgt, src, np.ones(tgt.size, dtype=np.int64)
-    w = np.asarray(proj.weights)
-    if proj.conv is not None:
-        tgt, src, k = proj.conv.pairs(w, f"projection '{proj.name}'")
-        return tgt, src, np.count_nonzero(w.reshape(w.shape[0], -1)[:, k], axis=0).astype(np.int64)
-    tgt, src = proj.pairs()
-    return tgt, src, np.count_nonzero(w[:, tgt, src], axis=0).astype(np.int64)
-
-
 def _channel_bytes(proj, bits: int) -> np.ndarray:
     """(C_out,) bytes of one output channel's kernel, nonzero entries over all taps."""
-    w = np.asarray(proj.weights)
-    return np.count_nonzero(w.reshape(w.shape[0], w.shape[1], -1), axis=(0, 2)) * bits / 8
+    return proj.channel_synapses() * bits / 8
 
 
 def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_BITS) -> ChipMapping:
@@ -126,7 +115,7 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
     rows: list[LayerCores] = []
     next_core = 0
     pops, projs = net.on_chip()
-    links: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # projection -> connections()
+    links: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # projection -> Projection.connections()
     for pop in pops:
         into = [p for p in projs if p.target == pop.name]
         bits_per = []
@@ -143,7 +132,7 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
         own_bytes = np.zeros(pop.size)  # what each neuron adds alone under the profile's rule
         shared = []  # (channel of each neuron, bytes per channel) of the shared convolutions
         for p, b in zip(into, bits_per):
-            tgt, src, _ = links[p.name] = connections(p)
+            tgt, src, _ = links[p.name] = p.connections()
             tgts.append(tgt)
             srcs.append(src + offset)
             offset += net.size_of(p.source)
@@ -280,4 +269,4 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
     return ChipMapping(profile=profile.name, layers=rows, cores=total_cores, chips=max(chips, 1 if rows else 0),
                        violations=violations, assumptions=assumptions, unchecked=unchecked,
                        tiles=math.ceil(total_cores / per_tile),
-                       core_of={k: v.astype(int).tolist() for k, v in core_of.items()})
+                       core_of={k: v.astype(int).tolist() for k, v in core_of.items()}, links=links)

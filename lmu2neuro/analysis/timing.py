@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import sparse
 
-from lmu2neuro.analysis.chip_mapping import ChipMapping, connections
+from lmu2neuro.analysis.chip_mapping import ChipMapping
 from lmu2neuro.analysis.profiles import Profile
 from lmu2neuro.core.intnet import IntNetwork
 
@@ -101,10 +101,11 @@ def core_loads(net: IntNetwork, traffic: dict, mapping: ChipMapping) -> CoreLoad
     input_messages = 0.0
     graded_input = not bool(inp.get("binary"))
     # reach[source] = (cores, source neurons) synapses of each source neuron on each core, sparse:
-    # built from each projection's connected pairs, never its dense matrix
+    # built from each projection's connected pairs (the mapping's, else asked once here), never its
+    # dense matrix
     reach: dict[str, sparse.csr_matrix] = {}
     for proj in projs:
-        tgt, src, nsyn = connections(proj)
+        tgt, src, nsyn = mapping.links[proj.name] if proj.name in mapping.links else proj.connections()
         n_src = net.size_of(proj.source)
         per_core = sparse.csr_matrix((nsyn.astype(np.float64), (core_of[proj.target][tgt], src)),
                                      shape=(n_cores, n_src))

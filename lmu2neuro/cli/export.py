@@ -28,12 +28,14 @@ def register(sub) -> None:
     p.add_argument("--model", metavar="FILE.py:FUNCTION",
                    help="a plain snnTorch model trained without lmu2neuro's layers: FUNCTION in FILE.py returns it "
                         "(an nn.Sequential, or a module whose children are its layers in order: nn.Linear, "
-                        "nn.Conv1d/2d, nn.AvgPool1d/2d, nn.Flatten, snn.Leaky, snn.Synaptic, snn.RLeaky), and "
+                        "nn.Conv1d/2d, nn.AvgPool1d/2d, nn.Flatten, snn.Leaky, snn.Synaptic, snn.RLeaky; its forward "
+                        "is run on a few training samples, one call per time step, and must call them in that order, "
+                        "each on the previous one's output, else it is refused), and "
                         "CHECKPOINT is its state_dict (loaded with weights_only=True). It is converted with the same "
                         "float parameters (scalar or equal per-neuron beta and threshold, its reset mechanism), "
                         "quantized after training with an input scale calibrated from --dataset's training inputs, "
-                        "and measured against the float snnTorch model on its test split (a fidelity report next to "
-                        "the output). FILE.py is code you chose to run, as with `python FILE.py`")
+                        "and measured against the float snnTorch model (run by its own forward) on its test split (a "
+                        "fidelity report next to the output). FILE.py is code you chose to run, as with `python FILE.py`")
     p.add_argument("--dataset", help="with --model: the data to calibrate the input scale (train split) and to "
                                      "measure fidelity (test split): a built-in name, npz:FILE.npz or npy:DIR")
     p.add_argument("--data-root", metavar="DIR", help="with --model: dataset folder (not needed for digits)")
@@ -77,6 +79,10 @@ def run_export(args) -> int:
                             "model); a checkpoint of `lmu2neuro train` carries what it needs")
     elif args.dataset is None:
         raise UserError(f"--model {args.model}: give --dataset NAME to calibrate the input scale and measure fidelity")
+    else:
+        from lmu2neuro.pipeline.export import check_report_path
+
+        check_report_path(args.report, args.output)  # before the output lock makes anything
     with output_file_lock(args.output, "-o"):  # releases and removes a folder it made if loading fails
         if args.model is not None:
             return _export_snntorch(args)
@@ -104,9 +110,9 @@ def _export_snntorch(args) -> int:
         if r.get("note"):
             print(f"layer '{r['path']}': {r['note']}")
     if any(r.get("scalar_beta") for r in rep["conversion"]):
-        from lmu2neuro.training.user_model import SCALAR_BETA_HINT
+        from lmu2neuro.training.user_model import SCALAR_BETA_FIX
 
-        print(f"note: scalar beta converted here; {SCALAR_BETA_HINT.split(' or let ')[0]}")
+        print(f"note: scalar beta converted here; {SCALAR_BETA_FIX}")
     print(f"float snnTorch model vs deployed integers on {rep['samples']} {args.dataset} test samples: predictions "
           f"agree on {rep['prediction_agreement']:.2%}, accuracy float {rep['float_accuracy']:.4f} / integer "
           f"{rep['int_accuracy']:.4f}")

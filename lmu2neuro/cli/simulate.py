@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+
+def _reset(value: str) -> str:
+    # checked at parse time against core.fixed_point.RESETS, imported only then: building the
+    # parser must not load torch (tests/cli/test_cli.py)
+    from lmu2neuro.core.errors import UserError
+    from lmu2neuro.core.fixed_point import check_reset
+
+    try:
+        return check_reset(value)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub) -> None:
@@ -39,19 +52,24 @@ def register(sub) -> None:
     p.add_argument("--input-scale", type=float, metavar="S",
                    help="another tool's graph: float input x -> clip(round(x * S), -128, 127) (default: calibrated "
                         "from the inputs given, 127 / max |x|); refused for our own files, which carry theirs")
-    p.add_argument("--reset", choices=("zero", "subtract"), default=None,
+    p.add_argument("--reset", type=_reset, default=None, metavar="MODE",
                    help="another tool's graph: what a spike does to the voltage of every spiking population. NIR "
-                        "cannot state a subtract reset (snnTorch writes v_reset = 0 for both of its mechanisms), so "
-                        "a graph trained with snnTorch's default reset_mechanism='subtract' needs --reset subtract. "
-                        "zero (the default, what the file states): Loihi 1 and 2; subtract (v - threshold in the "
-                        "step it fires): Loihi 2 only, run in Lava by a custom neuron process. Refused for our own "
-                        "files, which state their reset")
+                        "cannot state a subtract reset (snnTorch writes v_reset = 0 for both of its mechanisms). "
+                        "zero (the default, what the file states): Loihi 1 and 2; subtract: Loihi's same-step rule, "
+                        "v - threshold in the step it fires, before the next decay (Loihi 2 only, run in Lava by a "
+                        "custom neuron process). That is snnTorch's reset_mechanism='subtract' only with "
+                        "reset_delay=False (and while the voltage after a reset stays below threshold); snnTorch's "
+                        "default, reset_delay=True, subtracts one step late, from the decayed voltage, taking "
+                        "(1 - beta) threshold more per spike, so --reset subtract only approximates it (the fidelity "
+                        "block measures by how much). For an exact conversion of an snnTorch model use `lmu2neuro "
+                        "export --model FILE.py:FUNCTION CHECKPOINT` on the model itself. Our own files state their "
+                        "reset: the same is accepted, another refused")
     p.add_argument("--refractory", type=int, default=None, metavar="STEPS",
                    help="another tool's graph: steps every spiking neuron is held after a spike (its voltage kept, "
                         "no spike, its current integrating on; Loihi's refractDelay - 1, 0..62). NIR has no field "
                         "for it. snnTorch RLeaky with reset_mechanism='zero': --refractory 1 (its zero reset "
-                        "discards the whole step after a spike, input included); snnTorch Leaky needs none. "
-                        "Refused for our own files and netx files, which state theirs")
+                        "discards the whole step after a spike, input included); snnTorch Leaky needs none. Our own "
+                        "files and netx files state theirs: the same is accepted, another refused")
     p.add_argument("--labels", metavar="FILE.npy",
                    help="with --input: integer class labels, one per sample, giving accuracy")
     p.add_argument("-o", "--out", required=True, metavar="traffic.json")

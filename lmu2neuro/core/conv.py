@@ -42,6 +42,21 @@ class ConvGeometry:
         object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
         object.__setattr__(self, "groups", int(self.groups))
 
+    @classmethod
+    def pool(cls, in_shape, window, stride, padding=0, mean: bool = False, **like):
+        """Sum or average pooling (count_include_pad: the window's size divides) as a depthwise
+        convolution: (geometry, kernel (C, 1, *window) of ones or of their mean, a tensor made with
+        ``like``'s dtype / device)."""
+        c, window = int(in_shape[0]), tuple(int(v) for v in window)
+        kernel = torch.ones((c, 1) + window, **like)
+        return cls(in_shape, stride, padding, 1, c), (kernel / int(np.prod(window)) if mean else kernel)
+
+    @classmethod
+    def pointwise(cls, frame) -> "ConvGeometry":
+        """Each neuron of a (C, ...) frame to its own target: a depthwise 1 x 1 convolution, kernel
+        (C, 1, 1, ...)."""
+        return cls(frame, 1, 0, 1, int(frame[0]))
+
     @property
     def dims(self) -> int:
         return len(self.in_shape) - 1
@@ -81,8 +96,9 @@ class ConvGeometry:
         """Multiply-accumulates of one evaluation over all taps, as NeuroBench counts a
         convolution layer (its all-one copy on an all-one input): every kernel entry, zeros
         included, at every output position, but only where it meets a real source: a padded
-        position adds a zero and counts nothing. The project's one definition (``Projection.macs``,
-        the tracer's and the NIR reader's ``ann_macs``). Each spatial axis counts its
+        position adds a zero and counts nothing. ``Projection.macs`` and the tracer's and the NIR
+        reader's ``ann_macs`` count with it (the NIR reader runs NeuroBench's recipe itself only for
+        a "same" padding PyTorch splits unevenly, which no geometry states). Each spatial axis counts its
         (output, offset) pairs inside the frame independently, so this never builds a frame."""
         taps, c_out, c_in_g = (int(v) for v in kernel_shape[:3])
         real = 1
@@ -93,7 +109,9 @@ class ConvGeometry:
         return taps * c_out * c_in_g * real
 
     # -- as 2-D: a 1-D frame (C, L) is (C, 1, L) -------------------------------------------------
-    def _as2d(self):
+    def as_2d(self) -> tuple[tuple[int, ...], ...]:
+        """(frame, stride, padding, dilation) of the same convolution on a 2-D frame (C, 1, L) when
+        this one is 1-D: what a 2-D-only operator (unfold, Lava's Conv) is given."""
         if self.dims == 2:
             return self.in_shape, self.stride, self.padding, self.dilation
         return ((self.in_shape[0], 1, self.in_shape[1]), (1,) + self.stride, (0,) + self.padding,
@@ -108,7 +126,7 @@ class ConvGeometry:
         """One tap: x (N, in_size) -> (N, out_size), in x's dtype, as unfolded columns times the
         kernel (a matrix product: exact for integers whose partial sums the dtype holds; no
         Winograd or FFT transform). ``chunk_elements`` bounds the unfolded columns in memory."""
-        shape, stride, padding, dilation = self._as2d()
+        shape, stride, padding, dilation = self.as_2d()
         k = self._kernel2d(kernel).to(x.dtype)
         c_out, c_in_g, kh, kw = k.shape
         g = self.groups
@@ -126,6 +144,20 @@ class ConvGeometry:
             out[start:start + step] = torch.matmul(weight, cols).reshape(frames.shape[0], -1)
         return out
 
+    def offsets_in_frame(self, k_spatial) -> torch.Tensor:
+        """(prod(k), output positions) float64: 1 where that kernel offset meets a real source at that
+        output position (0 where it meets padding)."""
+        shape, stride, padding, dilation = self.as_2d()
+        ks = tuple(int(v) for v in k_spatial)
+        ones = torch.ones((1, 1) + tuple(shape[1:]), dtype=torch.float64)
+        return F.unfold(ones, ks if self.dims == 2 else (1,) + ks, dilation=dilation, padding=padding,
+                        stride=stride)[0]
+
+    def row_sums(self, kernel: torch.Tensor) -> torch.Tensor:
+        """Per target neuron: the sum of a one-tap kernel's entries over the real (not padded)
+        sources it meets (for |kernel|: the dense matrix's row sums of |w|), in the kernel's dtype."""
+        return self.apply(kernel, torch.ones(1, self.in_size, dtype=kernel.dtype, device=kernel.device))[0]
+
     # -- connectivity without the dense matrix ---------------------------------------------------
     def _mask(self, kernel) -> torch.Tensor:
         """(C_out, C_in/g, *k) float64: 1 where some tap's weight is nonzero."""
@@ -140,7 +172,7 @@ class ConvGeometry:
 
     def fan_out(self, kernel) -> np.ndarray:
         """Per source neuron: nonzero synapses over all taps and targets, borders included."""
-        shape, stride, padding, dilation = self._as2d()
+        shape, stride, padding, dilation = self.as_2d()
         k = self._kernel2d(torch.as_tensor(np.asarray(kernel) != 0).to(torch.float64).sum(dim=0))
         out_shape = self.out_shape(np.shape(kernel))
         ones = torch.ones(1, *((out_shape[0], 1) + out_shape[1:] if self.dims == 1 else out_shape),
@@ -167,7 +199,7 @@ class ConvGeometry:
         kernel_index is the flat index into one tap of the kernel (C_out, C_in/g, *k). Refused
         (``check_synapses``, ``where`` names the owner) above the element limit."""
         self.check_synapses(np.shape(kernel), where)
-        shape, stride, padding, dilation = self._as2d()
+        shape, stride, padding, dilation = self.as_2d()
         mask = self._kernel2d(self._mask(kernel))
         c_out, c_in_g, kh, kw = mask.shape
         g = self.groups
@@ -203,52 +235,78 @@ class ConvGeometry:
         return w
 
 
-def compose(first: ConvGeometry, k1: np.ndarray, second: ConvGeometry, k2: np.ndarray):
+def resolve_padding(padding, kernel_size, dilation) -> tuple[int, ...] | None:
+    """PyTorch's ``padding`` argument as zeros added on each side, per spatial axis: "valid" none,
+    "same" half of d (k - 1); None where "same" needs an uneven split (PyTorch pads the far side
+    one more, which no ConvGeometry states). Numbers pass through, one per axis."""
+    dims = len(tuple(kernel_size))
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * dims
+        if padding != "same":
+            return None
+        dilation = (int(dilation),) * dims if np.isscalar(dilation) else tuple(int(d) for d in dilation)
+        total = [d * (int(k) - 1) for d, k in zip(dilation, kernel_size)]
+        return None if any(t % 2 for t in total) else tuple(t // 2 for t in total)
+    return (int(padding),) * dims if np.isscalar(padding) else tuple(int(v) for v in padding)
+
+
+def composed_kernel_size(first: ConvGeometry, k1_spatial, second: ConvGeometry, k2_spatial) -> tuple[int, ...]:
+    """The spatial size of ``compose``'s kernel: offsets r = s1 d2 b + d1 m reach
+    s1 d2 (n2 - 1) + d1 (n1 - 1) + 1 per axis (a caller bounds it before composing)."""
+    return tuple(s1 * d2 * (n2 - 1) + d1 * (n1 - 1) + 1 for s1, d1, n1, d2, n2 in
+                 zip(first.stride, first.dilation, k1_spatial, second.dilation, k2_spatial))
+
+
+def compose(first: ConvGeometry, k1, second: ConvGeometry, k2, groups: int | None = None):
     """The one convolution equal to ``second`` applied after ``first`` (float kernels of one tap,
     (C_out, C_in/g, *k) each), or None when no single convolution is (``second`` pads: it would
-    see zeros where ``first`` has real outputs; or the grouping does not carry over).
+    see zeros where ``first`` has real outputs; or the sizes differ).
 
     Offsets add up: y = sum_b K2[b] sum_m K1[m] x[s1 (s2 i + d2 b) + d1 m - p1], so the kernel
     holds at r = s1 d2 b + d1 m the sum of K2[b] K1[m] over channels, with stride s1 s2 and
-    padding p1."""
+    padding p1: the transposed convolution of K2 by K1 with stride s1 d2 and dilation d1, so
+    gradients reach both kernels (the tracer trains the layers through it). Kernels given as
+    numpy arrays are composed in float64 and come back as numpy; tensors keep their dtype.
+    ``groups``: the result's grouping (the caller knows it from the structure, e.g. 1 for the full
+    kernel); None finds the most groups the composed kernel's nonzeros allow."""
+    as_numpy = not isinstance(k1, torch.Tensor)
+    k1 = torch.tensor(np.asarray(k1, dtype=np.float64)) if as_numpy else k1
+    k2 = k2.to(k1) if isinstance(k2, torch.Tensor) else torch.tensor(np.asarray(k2), dtype=k1.dtype, device=k1.device)
     if first.dims != second.dims or any(second.padding):
         return None
-    k1 = np.asarray(k1, dtype=np.float64)
-    k2 = np.asarray(k2, dtype=np.float64)
-    mid = first.out_shape((1,) + k1.shape)
-    if tuple(second.in_shape) != tuple(mid):
+    if tuple(second.in_shape) != tuple(first.out_shape((1,) + tuple(k1.shape))):
         return None
-    c0, c1, c2 = first.in_shape[0], k1.shape[0], k2.shape[0]
-    full1 = _ungroup(k1, c0, first.groups)  # (c1, c0, *k)
-    full2 = _ungroup(k2, c1, second.groups)  # (c2, c1, *k)
-    size = tuple(s1 * d2 * (n2 - 1) + d1 * (n1 - 1) + 1 for s1, d1, n1, d2, n2 in
-                 zip(first.stride, first.dilation, k1.shape[2:], second.dilation, k2.shape[2:]))
-    out = np.zeros((c2, c0) + size)
-    for b in np.ndindex(*k2.shape[2:]):
-        for m in np.ndindex(*k1.shape[2:]):
-            r = tuple(s1 * d2 * bb + d1 * mm for s1, d2, bb, d1, mm in
-                      zip(first.stride, second.dilation, b, first.dilation, m))
-            out[(slice(None), slice(None)) + r] += full2[(slice(None), slice(None)) + b] @ full1[(slice(None), slice(None)) + m]
-    groups = _groups_of(out)
+    full1 = ungroup(k1, first.in_shape[0], first.groups)  # (c1, c0, *k)
+    full2 = ungroup(k2, k1.shape[0], second.groups)  # (c2, c1, *k)
+    fn = F.conv_transpose1d if first.dims == 1 else F.conv_transpose2d
+    stride = tuple(s1 * d2 for s1, d2 in zip(first.stride, second.dilation))
+    out = fn(full2, full1, stride=stride, dilation=first.dilation)  # (c2, c0, *composed_kernel_size)
+    if groups is None:
+        groups = groups_of(out.detach().cpu().numpy())
     geometry = ConvGeometry(first.in_shape, tuple(a * b for a, b in zip(first.stride, second.stride)),
                             first.padding, (1,) * first.dims, groups)
-    kernel = _regroup(out, groups)
-    if geometry.out_shape((1,) + kernel.shape) != second.out_shape((1,) + k2.shape):
+    kernel = regroup(out, groups)
+    if geometry.out_shape((1,) + tuple(kernel.shape)) != second.out_shape((1,) + tuple(k2.shape)):
         return None  # the first's last rows feed no output of the second: sizes differ
-    return geometry, kernel
+    return geometry, (kernel.numpy() if as_numpy else kernel)
 
 
-def _ungroup(k: np.ndarray, c_in: int, groups: int) -> np.ndarray:
+def ungroup(k, c_in: int, groups: int):
+    """(C_out, C_in // groups, *k) -> (C_out, C_in, *k), zero outside each group's block (torch or
+    numpy, as given)."""
+    if groups == 1:
+        return k
     c_out, c_in_g = k.shape[:2]
-    full = np.zeros((c_out, c_in) + k.shape[2:])
     per = c_out // groups
-    for o in range(c_out):
-        gi = o // per
-        full[o, gi * c_in_g:(gi + 1) * c_in_g] = k[o]
+    zeros = k.new_zeros if isinstance(k, torch.Tensor) else (lambda *s: np.zeros(s, dtype=k.dtype))
+    full = zeros(c_out, c_in, *k.shape[2:])
+    for gi in range(groups):
+        full[gi * per:(gi + 1) * per, gi * c_in_g:(gi + 1) * c_in_g] = k[gi * per:(gi + 1) * per]
     return full
 
 
-def _groups_of(full: np.ndarray) -> int:
+def groups_of(full: np.ndarray) -> int:
     """The most groups in which a full (C_out, C_in, *k) kernel is block diagonal."""
     c_out, c_in = full.shape[:2]
     reach = np.abs(full).reshape(c_out, c_in, -1).sum(axis=2) != 0
@@ -262,7 +320,12 @@ def _groups_of(full: np.ndarray) -> int:
     return 1
 
 
-def _regroup(full: np.ndarray, groups: int) -> np.ndarray:
+def regroup(full, groups: int):
+    """(C_out, C_in, *k) -> (C_out, C_in // groups, *k): each output channel's own group block
+    (torch or numpy, as given)."""
+    if groups == 1:
+        return full
     c_out, c_in = full.shape[:2]
-    po, pi = c_out // groups, c_in // groups
-    return np.stack([full[o, (o // po) * pi:(o // po + 1) * pi] for o in range(c_out)])
+    per, c_in_g = c_out // groups, c_in // groups
+    blocks = [full[gi * per:(gi + 1) * per, gi * c_in_g:(gi + 1) * c_in_g] for gi in range(groups)]
+    return torch.cat(blocks) if isinstance(full, torch.Tensor) else np.concatenate(blocks)

@@ -9,7 +9,9 @@ sequence is computed one population at a time: every projection into a populatio
 integer convolution over time (``tap_sum``, exact in float64 for the magnitudes Loihi allows),
 then the LIF recurrence (``fixed_point.lif_step``) scans the steps for the whole batch at once.
 A convolutional projection applies its kernel to every frame (``ConvGeometry.apply``: unfolded
-columns times the kernel, in the narrowest exact type), one tap at a time.
+columns times the kernel, in the narrowest exact type), one tap at a time (``conv_tap_sum``, also
+the QAT model's). A population's projection onto itself is computed step by step, only the step
+the scan is at.
 """
 
 from __future__ import annotations
@@ -65,25 +67,33 @@ def projection_current(x: torch.Tensor, proj, x_max: int | None = None) -> torch
 
 def _conv_current(x: torch.Tensor, proj, x_max: int) -> torch.Tensor:
     kernel = torch.as_tensor(np.asarray(proj.weights)).to(x.device)
-    taps = kernel.shape[0]
-    # each output sums at most one kernel slice per tap: its absolute sum bounds every partial sum
-    bound = int(kernel.abs().sum(dim=tuple(i for i in range(kernel.ndim) if i != 1)).max()) * x_max
-    dtype = torch.float32 if bound < 1 << 24 and torch.get_float32_matmul_precision() == "highest" else torch.float64
-    if bound >= 1 << 53:
-        raise ValueError(f"projection '{proj.name}': sums up to {bound} are beyond exact float64 arithmetic")
+    dtype = _exact_dtype(x_max, kernel, f"projection '{proj.name}'")
+    used = [j for j in range(proj.taps) if bool(kernel[j].any())]
+    acc = conv_tap_sum(x.to(dtype), used, lambda j, frames: proj.conv.apply(kernel[j], frames),
+                       int(np.prod(proj.out_shape)))
+    return fx.shift_by_exp(acc.to(torch.int64), proj.weight_exp)
+
+
+def conv_tap_sum(x: torch.Tensor, taps, one_tap, out_size: int) -> torch.Tensor:
+    """y[b, t] = sum over the taps j of one_tap(j, x[b, t - j]), x (B, T, in) -> (B, T, out_size):
+    a convolutional projection's delayed sum, ``one_tap(j, frames (N, in)) -> (N, out)`` applying
+    tap j's kernel to frames, in their dtype. The executor's exact integer current passes
+    ``ConvGeometry.apply`` and only its nonzero taps; the QAT model's float twin
+    (``quantize.synaptic_sum``) a differentiable convolution and every tap, so each gets its
+    gradient."""
     batch, steps, _ = x.shape
-    frames = x.reshape(batch * steps, -1).to(dtype)
+    frames = x.reshape(batch * steps, -1)
     acc = None
-    for j in range(min(taps, steps)):
-        if not bool(kernel[j].any()):
+    for j in taps:
+        if j >= steps:
             continue
-        y = proj.conv.apply(kernel[j], frames).reshape(batch, steps, -1)
+        y = one_tap(j, frames).reshape(batch, steps, -1)
         if acc is None:
             acc = torch.zeros_like(y)
         acc[:, j:] += y[:, : steps - j]
     if acc is None:
-        acc = torch.zeros(batch, steps, int(np.prod(proj.out_shape)), dtype=dtype, device=x.device)
-    return fx.shift_by_exp(acc.to(torch.int64), proj.weight_exp)
+        acc = torch.zeros(batch, steps, out_size, dtype=x.dtype, device=x.device)
+    return acc
 
 
 def integer_current(x: torch.Tensor, weights, weight_exp: int) -> torch.Tensor:
@@ -106,20 +116,28 @@ def _max_abs(x: torch.Tensor) -> int:
 def _current(x: torch.Tensor, weights, weight_exp: int, x_max: int) -> torch.Tensor:
     """integer_current with max |x| known (spikes: 1), so that x is not scanned for it."""
     w = torch.as_tensor(np.asarray(weights)).to(x.device)
-    dtype = _exact_dtype(x_max, w)
+    dtype = _exact_dtype(x_max, w, "integer current")
     acc = _matmul_tap_sum(x.to(dtype), w.to(dtype))
     return fx.shift_by_exp(acc.to(torch.int64), weight_exp)
 
 
-def _exact_dtype(x_max: int, w: torch.Tensor) -> torch.dtype:
-    """float32 if every partial sum of the product is an integer below 2**24, float64 below 2**53
-    (whatever order the matrix product adds in, each partial sum of a row is at most
-    sum |W| * max |x|, and such integers are exact in those types), int64 beyond."""
-    bound = int(w.abs().sum(dim=(0, 2)).max()) * x_max if w.numel() else 0
+def _exact_dtype(x_max: int, w: torch.Tensor, where: str = "sum") -> torch.dtype:
+    """float32 if every partial sum of the product is an integer below 2**24, float64 below 2**53.
+
+    ``w`` is a dense projection's (taps, target, source) or a convolution's kernel (taps, C_out,
+    C_in // groups, *k): either way a target sums at most its index-1 slice over all taps, so
+    whatever order the product adds in, each partial sum is at most max over that axis of
+    sum |w| times max |x|, and such integers are exact in those types. Beyond 2**53 a ValueError
+    naming ``where``: torch's unfold has no int64 kernel (nor CUDA's matmul), so neither path
+    could run in integers (Loihi's 8-bit weights and inputs stay far below)."""
+    rest = tuple(d for d in range(w.ndim) if d != 1)
+    bound = int(w.abs().sum(dim=rest).max()) * x_max if w.numel() else 0
+    if bound >= 1 << 53:
+        raise ValueError(f"{where}: sums up to {bound} are beyond exact float64 arithmetic (2**53)")
     # a lower matmul precision lets float32 products run in bfloat16, which is not exact
     if bound < 1 << 24 and torch.get_float32_matmul_precision() == "highest":
         return torch.float32
-    return torch.float64 if bound < 1 << 53 else torch.int64
+    return torch.float64
 
 
 def _matmul_tap_sum(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -139,6 +157,32 @@ def _matmul_tap_sum(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     window = F.pad(x, (0, 0, taps - 1, 0)).unfold(1, taps, 1)  # [b, t, i, k] = x[b, t + k - taps + 1, i]
     kernel = w[:taps].flip(0).permute(2, 0, 1).reshape(n_in * taps, -1)  # rows (i, k): delay taps - 1 - k
     return (window.reshape(batch * steps, n_in * taps) @ kernel).reshape(batch, steps, -1)
+
+
+def _recurrent_current(proj, device):
+    """A population's projection onto itself as a function (spikes out (B, T, n) bool, step t) ->
+    (B, n) int64, its current at step t: tap j applied to out[:, t - j] for each nonzero tap j <= t,
+    only that step computed (tap 0 is zero by validation: out[:, t] is not set yet)."""
+    w = torch.as_tensor(np.asarray(proj.weights)).to(device)
+    dtype = _exact_dtype(1, w, f"projection '{proj.name}'")
+    used = [j for j in range(1, proj.taps) if bool(w[j].any())]
+    w = w.to(dtype)
+    if proj.conv is None:
+        def one_tap(j, s):
+            return s @ w[j].T
+    else:
+        def one_tap(j, s):
+            return proj.conv.apply(w[j], s)
+
+    def current(out: torch.Tensor, t: int) -> torch.Tensor:
+        acc = torch.zeros(out.shape[0], out.shape[2], dtype=dtype, device=out.device)
+        for j in used:
+            if j > t:
+                break
+            acc += one_tap(j, out[:, t - j].to(dtype))
+        return fx.shift_by_exp(acc.to(torch.int64), proj.weight_exp)
+
+    return current
 
 
 def execute(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str, ...] = (),
@@ -169,7 +213,7 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...]) -> Execu
         recurrent = []
         for proj in net.projections_into(pop.name):
             if proj.source == pop.name:
-                recurrent.append(proj)
+                recurrent.append(_recurrent_current(proj, x.device))
             else:
                 source, source_max = signals[proj.source]
                 a_in += projection_current(source, proj, source_max)
@@ -182,9 +226,8 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...]) -> Execu
         ref = None
         for t in range(steps):
             a_t = a_in[:, t]
-            for proj in recurrent:  # own spikes of earlier steps (tap 0 is zero, out[:, t] not yet set)
-                window = out[:, max(0, t + 1 - proj.taps): t + 1]
-                a_t = a_t + projection_current(window, proj, 1)[:, -1]
+            for current in recurrent:
+                a_t = a_t + current(out, t)
             r = fx.lif_step(u, v, a_t, pop.du, pop.dv, pop.vth, bias, pop.reset, pop.refractory, ref)
             u, v, ref = r.u, r.v, r.ref
             out[:, t] = r.spikes

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lmu2neuro.core.errors import UserError
+
 DECAY_BITS = 12
 DECAY_UNITY = 1 << DECAY_BITS  # 4096
 STATE_BITS = 24
@@ -37,6 +39,40 @@ RESETS = ("zero", "subtract")  # what a spike does to the voltage (lif_step)
 # stores refractDelay in 6 bits (NxSDK nxsdk.h CxProfileCfg.RefractDelay), 1..63, where 1 is the
 # plain LIF (fire, reset, integrate from the next step): held steps = refractDelay - 1, 0..62.
 REFRACTORY_MAX = 62
+# How an input scale is calibrated from float inputs: the largest |x| uses the whole 8-bit range.
+INPUT_SCALE_RULE = f"{INPUT_MAX} / max |x|"
+
+
+def check_reset(reset, what: str = "reset") -> str | None:
+    """A requested reset (None: what the file or model states), or a UserError naming RESETS."""
+    if reset is not None and reset not in RESETS:
+        raise UserError(f"{what} '{reset}': expected one of {', '.join(RESETS)}")
+    return reset
+
+
+def check_refractory(refractory, what: str = "refractory") -> int | None:
+    """A requested refractory period (None: what the file or model states) as whole steps, or a UserError."""
+    if refractory is None:
+        return None
+    if isinstance(refractory, bool) or not isinstance(refractory, (int, np.integer)) or \
+            not 0 <= int(refractory) <= REFRACTORY_MAX:
+        raise UserError(f"{what} {refractory!r}: expected whole steps 0..{REFRACTORY_MAX} (Loihi's "
+                        "refractDelay - 1)")
+    return int(refractory)
+
+
+def calibrated_input_scale(x, percentile: float = 100.0, what: str = "input") -> float:
+    """INPUT_SCALE_RULE for float inputs ``x`` (numpy or torch; with ``percentile`` < 100 that
+    percentile of |x| instead of the maximum). Empty, non-finite and all-zero inputs are refused:
+    nothing fixes a scale then (any scale quantizes zeros alike, but it would be arbitrary for
+    every later input), so the caller names one instead."""
+    a = torch.as_tensor(x, dtype=torch.float64).abs().flatten()
+    if a.numel() == 0 or not bool(torch.isfinite(a).all()):
+        raise UserError(f"{what}: expected a non-empty array of finite numbers")
+    peak = float(a.max()) if percentile >= 100.0 else float(torch.quantile(a, percentile / 100.0))
+    if peak <= 0:
+        raise UserError(f"{what}: every input is zero; no scale can be calibrated from it")
+    return INPUT_MAX / peak
 
 
 def _trunc_shift(x: torch.Tensor, bits: int) -> torch.Tensor:

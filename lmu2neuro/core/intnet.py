@@ -54,6 +54,25 @@ class Population:
     shape: tuple[int, ...] | None = None  # the frame its neurons form, (C, L) or (C, H, W), if any
     refractory: int = 0  # steps held after a spike (fixed_point.lif_step); netx refDelay - 1
 
+    # (du, dv) of an integrator: keeps all its current and all its voltage
+    INTEGRATOR = (fx.DECAY_UNITY - 1, 0)
+
+    @classmethod
+    def readout_of(cls, name: str, size: int, du: int = INTEGRATOR[0], dv: int = INTEGRATOR[1],
+                   bias_mant: np.ndarray | None = None, bias_exp: int = 0, meta: dict | None = None,
+                   shape: tuple[int, ...] | None = None) -> Population:
+        """A readout: its voltage is the score, so it never spikes (vth = VTH_MAX), and a spike's
+        reset and refractory period do not apply (zero reset, 0 steps); an integrator unless the
+        source states other decays."""
+        return cls(name, int(size), du=int(du), dv=int(dv), vth=fx.VTH_MAX,
+                   bias_mant=np.zeros(int(size), dtype=np.int64) if bias_mant is None else bias_mant,
+                   bias_exp=bias_exp, readout=True, meta={} if meta is None else meta, reset="zero",
+                   shape=shape, refractory=0)
+
+    @property
+    def is_integrator(self) -> bool:
+        return (self.du, self.dv) == self.INTEGRATOR
+
     @property
     def bias(self) -> np.ndarray:
         return self.bias_mant.astype(np.int64) << self.bias_exp
@@ -74,6 +93,13 @@ class Projection:
     # this projection's (a pooling folded into a convolution).
     origin: dict = field(default_factory=dict)
     conv: ConvGeometry | None = None  # None: dense
+
+    def __post_init__(self):
+        # the one place "ann_macs" is kept only where it differs: readers and the tracer state it always
+        macs = self.origin.get("ann_macs")
+        if isinstance(macs, (int, np.integer)) and (  # a kernel that does not fit: validate refuses it
+                self.conv is None or self.conv.problem(np.shape(self.weights)) is None) and int(macs) == self.macs():
+            self.origin = {k: v for k, v in self.origin.items() if k != "ann_macs"}
 
     @property
     def taps(self) -> int:
@@ -107,6 +133,38 @@ class Projection:
             return tgt, src
         tgt, src = np.nonzero(np.any(np.asarray(self.weights) != 0, axis=0))
         return tgt.astype(np.int64), src.astype(np.int64)
+
+    def connections(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(target, source, synapses) int64 of each pair ``pairs`` gives: synapses = the taps on
+        which the pair's weight is nonzero (each its own synapse on a chip)."""
+        if self.taps == 1:
+            tgt, src = self.pairs()
+            return tgt, src, np.ones(tgt.size, dtype=np.int64)
+        tgt, src, w = self._pair_weights()
+        return tgt, src, np.count_nonzero(w, axis=0).astype(np.int64)
+
+    def synapse_list(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(tap, target, source, weight) of every nonzero synapse, tap by tap, each tap's in the
+        order of ``pairs``."""
+        tgt, src, w = self._pair_weights()
+        tap, i = np.nonzero(w)
+        return tap.astype(np.int64), tgt[i], src[i], w[tap, i]
+
+    def channel_synapses(self) -> np.ndarray:
+        """A convolution's (C_out,) nonzero kernel entries of each output channel over all taps:
+        what a core holding neurons of that channel stores once where kernels are shared."""
+        w = np.asarray(self.weights)
+        return np.count_nonzero(w.reshape(w.shape[0], w.shape[1], -1), axis=(0, 2)).astype(np.int64)
+
+    def _pair_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``pairs`` and their weights (taps, pairs), from the kernel or the matrix: never a
+        convolution's dense matrix."""
+        w = np.asarray(self.weights)
+        if self.conv is not None:
+            tgt, src, k = self.conv.pairs(w, f"projection '{self.name}'")
+            return tgt, src, w.reshape(w.shape[0], -1)[:, k]
+        tgt, src = self.pairs()
+        return tgt, src, w[:, tgt, src]
 
     def dense(self) -> np.ndarray:
         """(taps, target size, source size): the full matrix; a convolution's is refused above the

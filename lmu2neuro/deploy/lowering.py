@@ -77,13 +77,11 @@ def lower(model) -> IntNetwork:
         meta = {"layer": spec.layer}
         if not spec.readout:
             meta["threshold"] = float(spec.neuron.threshold)
-        pops.append(Population(
-            name=spec.name, size=spec.size, du=qp.du, dv=qp.dv, vth=qp.vth,
-            bias_mant=qp.bias_mant.numpy().astype(np.int64), bias_exp=qp.bias_exp,
-            readout=spec.readout, meta=meta, shape=spec.shape,
-            reset="zero" if spec.readout else getattr(spec.neuron, "reset_mechanism", "zero"),
-            refractory=0 if spec.readout else int(getattr(spec.neuron, "refractory", 0)),
-        ))
+        kw = dict(du=qp.du, dv=qp.dv, bias_mant=qp.bias_mant.numpy().astype(np.int64), bias_exp=qp.bias_exp,
+                  meta=meta, shape=spec.shape)
+        pops.append(Population.readout_of(spec.name, spec.size, **kw) if spec.readout else Population(
+            spec.name, spec.size, vth=qp.vth, reset=getattr(spec.neuron, "reset_mechanism", "zero"),
+            refractory=int(getattr(spec.neuron, "refractory", 0)), **kw))
         for pr in qp.projs:
             origin = dict(pr.synapse.origin)
             origin["scale"] = float(pr.unit)

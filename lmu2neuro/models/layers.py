@@ -59,14 +59,11 @@ from lmu2neuro.core.errors import UserError
 from lmu2neuro.models.neurons import LoihiLIF, sigmoid
 from lmu2neuro.models.quantize import fake_quantize_input
 
-RESETS = fx.RESETS  # "zero" (Loihi 1 and 2), "subtract" (Loihi 2 only)
-
-
 def _check_reset(layer: str, reset_mechanism: str) -> None:
     if reset_mechanism == "none":
         raise UserError(f"{layer}: reset_mechanism='none' (no reset) cannot be deployed: a Loihi neuron that "
                         "fires always resets; expected 'zero' (Loihi 1 and 2) or 'subtract' (Loihi 2 only)")
-    if reset_mechanism not in RESETS:
+    if reset_mechanism not in fx.RESETS:  # "zero" (Loihi 1 and 2), "subtract" (Loihi 2 only)
         raise UserError(f"{layer}: reset_mechanism={reset_mechanism!r}: expected 'zero' (Loihi 1 and 2) or "
                         "'subtract' (Loihi 2 only)")
 
@@ -355,15 +352,8 @@ class InputQuantizer(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, x) -> float:
-        """Set the scale from data: 127 / percentile(|x|); returns the scale."""
-        x = torch.as_tensor(x, dtype=torch.float64)
-        if x.numel() == 0 or not bool(torch.isfinite(x).all()):
-            raise UserError("InputQuantizer.calibrate: expected a non-empty array of finite numbers")
-        a = x.abs().flatten()
-        peak = float(a.max()) if self.percentile >= 100.0 else float(torch.quantile(a, self.percentile / 100.0))
-        if peak <= 0:
-            raise UserError("InputQuantizer.calibrate: every input is zero; no scale can be calibrated from it")
-        self.scale_param.fill_(fx.INPUT_MAX / peak)
+        """Set the scale from data (``fx.calibrated_input_scale``: 127 / percentile(|x|)); returns the scale."""
+        self.scale_param.fill_(fx.calibrated_input_scale(x, self.percentile, "InputQuantizer.calibrate"))
         return float(self.scale_param)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.conv import ConvGeometry
-from lmu2neuro.core.executor import tap_sum
-from lmu2neuro.core.intnet import IntNetworkError
+from lmu2neuro.core.executor import conv_tap_sum, tap_sum
+from lmu2neuro.core.intnet import IntNetworkError, Population
 from lmu2neuro.models.graph import INPUT, Node, bn_fold
 
 VTH_TARGET = 1024
@@ -112,19 +112,12 @@ def apply_tap(x: torch.Tensor, w: torch.Tensor, conv: ConvGeometry | None) -> to
 
 
 def synaptic_sum(x: torch.Tensor, w: torch.Tensor, conv: ConvGeometry | None) -> torch.Tensor:
-    """``executor.tap_sum`` for a dense synapse; for a convolution the same delayed sum over taps,
-    y[b, t] = sum_j conv(w[j], x[b, t - j]), x (B, T, in) -> (B, T, out)."""
+    """``executor.tap_sum`` for a dense synapse; for a convolution the same delayed sum over taps
+    (``executor.conv_tap_sum``), every tap by a differentiable convolution, x (B, T, in) -> (B, T, out)."""
     if conv is None:
         return tap_sum(x, w)
-    batch, steps, _ = x.shape
-    frames = x.reshape(batch * steps, -1)
-    acc = None
-    for j in range(min(w.shape[0], steps)):
-        y = apply_tap(frames, w[j], conv).reshape(batch, steps, -1)
-        if j:
-            y = F.pad(y[:, : steps - j], (0, 0, j, 0))
-        acc = y if acc is None else acc + y
-    return acc
+    return conv_tap_sum(x, range(w.shape[0]), lambda j, frames: apply_tap(frames, w[j], conv),
+                        math.prod(conv.out_shape(tuple(w.shape))))
 
 
 def _per_target(scale: torch.Tensor, w: torch.Tensor, conv: ConvGeometry | None, where: str) -> torch.Tensor:
@@ -143,8 +136,7 @@ def _row_abs_sums(w: torch.Tensor, conv: ConvGeometry | None) -> torch.Tensor:
     """(targets,): sum of |weights| into each target neuron over all taps (borders exact)."""
     if conv is None:
         return w.abs().sum(dim=(0, 2))
-    ones = torch.ones(1, conv.in_size, dtype=w.dtype, device=w.device)
-    return apply_tap(ones, w.abs().sum(dim=0), conv)[0]
+    return conv.row_sums(w.abs().sum(dim=0))
 
 
 @dataclass
@@ -290,7 +282,7 @@ def quantize_graph(nodes: list[Node], input_scale: float, max_len: int, quantize
         b_q, b_mant, b_exp = fake_quantize_bias(bias * k * 64)
         if not quantized:
             b_q = bias * k * 64
-        du, dv = (fx.DECAY_UNITY - 1, 0) if pop.readout else (pop.neuron.du, pop.neuron.dv)
+        du, dv = Population.INTEGRATOR if pop.readout else (pop.neuron.du, pop.neuron.dv)
         out.append(QuantPop(pop, vth, du, dv, b_q, b_mant, b_exp, projs, volt_unit))
     return out
 

@@ -17,8 +17,8 @@ additions, subtractions, scalar products, concatenations and reshapes of frames.
 A term from one source that is a chain of convolutions and poolings (with Flatten and reshapes that
 keep each frame's C order, the identity on populations) is a convolution: its geometry is the
 chain's composed by ``core.conv.compose`` (structurally, on all-one kernels, so the groups do not
-depend on the weights' values), its kernel the composition of the layers' own kernels in torch
-(``_compose_kernels``: differentiable, so QAT trains the layers through it), its bias the chain run
+depend on the weights' values), its kernel the same ``compose`` of the layers' own kernels in torch
+(differentiable, so QAT trains the layers through it), its bias the chain run
 on a zero frame. It deploys as one conv projection, the kernel stored once (``Op.geometry``); a
 chain of reshapes alone on a (C, ...) frame is the identity, a depthwise kernel of ones. A term
 that is a sum of such parts, one per source (a residual block: conv(s1) + s0), is one conv
@@ -53,8 +53,9 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from lmu2neuro.core import guards
-from lmu2neuro.core.conv import ConvGeometry, compose
+from lmu2neuro.core.conv import ConvGeometry, compose, regroup, resolve_padding
 from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.fixed_point import calibrated_input_scale
 from lmu2neuro.models.graph import INPUT, Node, Op, Readout, Spiking, Term, run
 from lmu2neuro.models.layers import (
     LINEAR_LAYERS,
@@ -220,9 +221,9 @@ class ConvChain:
             k2 = _layer_kernel(root.get_submodule(step.path), step.geometry, like)
             if k is None:
                 k, geo = k2, step.geometry
-            else:
-                k, geo = _compose_kernels(geo, k, step.geometry, k2)
-        return k if len(self.steps) == 1 else _regroup(k, self.geometry.groups)
+            else:  # the full kernel (groups 1), regrouped once at the end by the chain's structure
+                geo, k = compose(geo, k, step.geometry, k2, groups=1)
+        return k if len(self.steps) == 1 else regroup(k, self.geometry.groups)
 
     def ann_macs(self, root: nn.Module) -> int:
         """The convolution layers' own MACs per frame, NeuroBench's count (``ConvGeometry.macs``:
@@ -242,17 +243,12 @@ def _layer_geometry(mod: nn.Module, in_shape: tuple[int, ...]) -> ConvGeometry |
     if isinstance(mod, _POOLS):
         if mod.dims != dims:
             return None
-        return ConvGeometry(in_shape, mod.stride, (0,) * dims, (1,) * dims, in_shape[0])
+        return ConvGeometry.pool(in_shape, mod.kernel_size, mod.stride, mean=mod.mean)[0]
     if not isinstance(mod, (nn.Conv1d, nn.Conv2d)) or mod.padding_mode != "zeros" or len(mod.kernel_size) != dims:
         return None
-    padding = mod.padding
-    if padding == "valid":
-        padding = (0,) * dims
-    elif padding == "same":
-        total = [d * (k - 1) for d, k in zip(mod.dilation, mod.kernel_size)]
-        if any(t % 2 for t in total):
-            return None
-        padding = tuple(t // 2 for t in total)
+    padding = resolve_padding(mod.padding, mod.kernel_size, mod.dilation)
+    if padding is None:
+        return None
     return ConvGeometry(in_shape, mod.stride, padding, mod.dilation, mod.groups)
 
 
@@ -260,32 +256,8 @@ def _layer_kernel(mod: nn.Module, geometry: ConvGeometry, like: dict) -> torch.T
     """The layer's kernel of one tap (C_out, C_in // groups, *k): a convolution's weight; a pooling's
     constant depthwise window (ones, or their mean)."""
     if isinstance(mod, _POOLS):
-        c = geometry.in_shape[0]
-        k = torch.ones(c, 1, *mod.kernel_size, **like)
-        return k / math.prod(mod.kernel_size) if mod.mean else k
+        return ConvGeometry.pool(geometry.in_shape, mod.kernel_size, geometry.stride, mean=mod.mean, **like)[1]
     return mod.weight
-
-
-def _ungroup(k: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
-    """(C_out, C_in // g, *k) -> (C_out, C_in, *k), zero outside each group's block."""
-    g = geometry.groups
-    if g == 1:
-        return k
-    c_out, c_in_g = k.shape[:2]
-    per = c_out // g
-    full = k.new_zeros(c_out, c_in_g * g, *k.shape[2:])
-    for gi in range(g):
-        full[gi * per:(gi + 1) * per, gi * c_in_g:(gi + 1) * c_in_g] = k[gi * per:(gi + 1) * per]
-    return full
-
-
-def _regroup(full: torch.Tensor, g: int) -> torch.Tensor:
-    """(C_out, C_in, *k) -> (C_out, C_in // g, *k): each output channel's own group block."""
-    if g == 1:
-        return full
-    c_out, c_in = full.shape[:2]
-    per, c_in_g = c_out // g, c_in // g
-    return torch.cat([full[gi * per:(gi + 1) * per, gi * c_in_g:(gi + 1) * c_in_g] for gi in range(g)])
 
 
 _ADDS = {operator.add, torch.add, "add"}
@@ -360,26 +332,10 @@ def _conv_chain(ops: list[fx.Node], sources: list[fx.Node], modules: dict, value
         shape = tuple(values[sources[0]].shape[2:])
         if len(shape) not in (2, 3):
             return None
-        dims = len(shape) - 1
-        return ConvChain([], ConvGeometry(shape, (1,) * dims, (0,) * dims, (1,) * dims, shape[0]),
-                         (shape[0], 1) + (1,) * dims)
+        return ConvChain([], ConvGeometry.pointwise(shape), (shape[0], 1) + (1,) * (len(shape) - 1))
     if math.prod(geo.out_shape((1,) + kern.shape)) != math.prod(values[prev].shape[2:]):
         return None
     return ConvChain(steps, geo, tuple(kern.shape))
-
-
-def _compose_kernels(g1: ConvGeometry, k1: torch.Tensor, g2: ConvGeometry, k2: torch.Tensor):
-    """The kernel of g2 after g1, as ``core.conv.compose`` states it (entry r = s1 d2 b + d1 m sums
-    K2[b] K1[m] over the middle channels): a transposed convolution of K2 by K1 with stride s1 d2
-    and dilation d1, so gradients reach both kernels. Returns the full kernel (C_out, C_in, *k) and
-    its geometry (groups 1: regrouped once at the end)."""
-    full1, full2 = _ungroup(k1, g1), _ungroup(k2, g2)
-    stride = tuple(s1 * d2 for s1, d2 in zip(g1.stride, g2.dilation))
-    fn = F.conv_transpose1d if g1.dims == 1 else F.conv_transpose2d
-    full = fn(full2, full1, stride=stride, dilation=g1.dilation)
-    geo = ConvGeometry(g1.in_shape, tuple(a * b for a, b in zip(g1.stride, g2.stride)), g1.padding,
-                       (1,) * g1.dims, 1)
-    return full, geo
 
 
 def _like(root: nn.Module) -> dict:
@@ -446,11 +402,7 @@ class TracedOp(Op):
                 continue
             kernel = chain.kernel(self.root, like)
             weights.append(kernel[None])
-            part = {"kind": f"conv{c.dims}d"}
-            ann = chain.ann_macs(self.root)
-            if ann != c.macs((1,) + tuple(kernel.shape)):
-                part["ann_macs"] = ann
-            parts.append(part)
+            parts.append({"kind": f"conv{c.dims}d", "ann_macs": chain.ann_macs(self.root)})  # kept if != macs()
         origin = {"kind": "dense", "layers": list(p.layers)}
         if any(c is not None for c in convs):
             origin["parts"] = parts
@@ -544,17 +496,10 @@ class Trace:
 def trace(model: nn.Module, frame_shape: tuple[int, ...]) -> Trace:
     """The structure of ``model`` (see the module docstring); UserError for what cannot deploy."""
     cls = type(model).__name__
-    try:
-        graph = _Tracer().trace(model)
-    except UserError:
-        raise
-    except Exception as exc:  # fx raises TraceError, TypeError, ... from inside the user's forward
-        msg = " ".join(str(exc).split())[:200]
-        raise UserError(
-            f"model {cls}: its forward could not be traced ({type(exc).__name__}: {msg}); write forward over "
-            "whole sequences, x of shape (batch, time, ...), with no Python branch or loop on the input's "
-            "values or length (layers.Leaky etc. scan time themselves; their per-step call is for running, not "
-            "for export)") from None
+    graph = trace_method(model, "forward", hint=(
+        "write forward over whole sequences, x of shape (batch, time, ...), with no Python branch or loop on the "
+        "input's values or length (layers.Leaky etc. scan time themselves; their per-step call is for running, "
+        "not for export)"))
     modules = dict(model.named_modules())
     nodes = list(graph.nodes)
     order = {n: i for i, n in enumerate(nodes)}
@@ -887,13 +832,10 @@ class LoihiModel(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, x) -> float:
-        """Set the input scale from data (the InputQuantizer's rule, or 127 / max |x| without one)."""
+        """Set the input scale from data (the InputQuantizer's rule, or fixed_point.INPUT_SCALE_RULE without one)."""
         if self.quantizer is not None:
             return self.quantizer.calibrate(x)
-        peak = float(torch.as_tensor(x, dtype=torch.float64).abs().max())
-        if not (math.isfinite(peak) and peak > 0):
-            raise UserError("LoihiModel.calibrate: expected finite inputs, not all zero")
-        self.fixed_input_scale = 127.0 / peak
+        self.fixed_input_scale = calibrated_input_scale(x, what="LoihiModel.calibrate")
         return self.fixed_input_scale
 
     # -- inputs ----------------------------------------------------------------------------------------
@@ -959,17 +901,19 @@ class LoihiModel(nn.Module):
 
 
 # -- a hand-built architecture's forward, traced -------------------------------------------------------
-def trace_method(model: nn.Module, method: str) -> fx.Graph:
+def trace_method(model: nn.Module, method: str,
+                 hint: str = "it may not branch or loop on the input's values or length") -> fx.Graph:
     """``model.<method>(x)`` traced with the tracer above (its ``get_attr`` targets are ``model``'s
     module paths). For an architecture that writes its forward with ``models.graph``'s term and body
-    calls, which ``graph.nodes_from_trace`` turns into its declared graph."""
+    calls, which ``graph.nodes_from_trace`` turns into its declared graph; ``trace`` uses it for
+    ``forward``. A failure is a UserError ending in ``hint``."""
     tracer = _Tracer()
     tracer.traced_func_name = method
     try:
         return tracer.trace(model)
     except UserError:
         raise
-    except Exception as exc:  # fx raises TraceError, TypeError, ... from inside the forward
+    except Exception as exc:  # fx raises TraceError, TypeError, ... from inside the user's method
         msg = " ".join(str(exc).split())[:200]
         raise UserError(f"model {type(model).__name__}: its {method} could not be traced ({type(exc).__name__}: "
-                        f"{msg}); it may not branch or loop on the input's values or length") from None
+                        f"{msg}); {hint}") from None

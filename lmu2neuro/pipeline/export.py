@@ -63,6 +63,7 @@ def _write_network(net: IntNetwork, output, format: str, dt: float | None) -> No
 
 # A plain snnTorch model quantized after training (export_snntorch)
 CALIBRATION_SAMPLES = 2000  # training samples whose largest |x| sets the input scale
+FORWARD_CHECK_SAMPLES = 8  # training samples the user's forward runs on to check the assumed chain
 
 
 def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_root=None, samples: int | None = None,
@@ -90,16 +91,13 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
         raise UserError(f"format {format!r}: expected one of {', '.join(FORMATS)}")
     if samples is not None and samples < 1:
         raise UserError(f"--samples {samples}: expected at least 1")
+    report = check_report_path(report, output)
     path, func = um.parse_spec(model_spec)
     data = get_dataset(dataset, root=data_root)
     facts = um.data_facts(data)
     module, digest = um.plain_model(path, func, checkpoint, facts)
     ours, records = um.convert_snntorch(module)
     frame = facts["frame_shape"]
-    try:
-        model = LoihiModel(ours, frame, max_len=facts["timesteps"]).eval()
-    except UserError as exc:
-        raise UserError(f"{path}: {func}(): {exc}") from None
 
     def stack(part, n):
         n = min(n, len(part))
@@ -107,11 +105,24 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
         return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in xs]), torch.as_tensor(ys)
 
     x_cal, _ = stack(data.train, CALIBRATION_SAMPLES)
+    # the chain the conversion assumes, checked against the user's own forward before any other work
+    um.run_forward(module, x_cal[:FORWARD_CHECK_SAMPLES].reshape(-1, x_cal.shape[1], *frame), path)
+    try:
+        model = LoihiModel(ours, frame, max_len=facts["timesteps"]).eval()
+    except UserError as exc:
+        raise UserError(f"{path}: {func}(): {exc}") from None
+
     scale = model.calibrate(x_cal)
     try:
         net = lower(model)
     except IntNetworkError as exc:
         raise UserError(f"{checkpoint}: cannot be deployed in Loihi's fixed-point ranges: {exc}") from None
+    if format == "netx":  # known once lowered: refuse before the fidelity run, not after it
+        from converters.netx.export import netx_problems
+
+        problems = netx_problems(net)
+        if problems:
+            raise UserError(f"{output}: cannot write netx: " + "; ".join(problems))
     net.meta["source"] = {"snntorch_model": str(path), "function": func, "sha256": digest,
                           "checkpoint": str(checkpoint), "quantized": "after training"}
 
@@ -120,7 +131,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     float_out, float_spk, int_scores, int_spk = [], {}, [], {}
     for first in tqdm(range(0, len(x), batch), desc="float vs integer", disable=not progress, leave=False):
         xb = x[first:first + batch]
-        out, spk = um.run_snntorch(module, xb.reshape(xb.shape[0], xb.shape[1], *frame))
+        out, spk = um.run_forward(module, xb.reshape(xb.shape[0], xb.shape[1], *frame), path)
         float_out.append(out)
         for k, v in spk.items():
             float_spk[k] = float_spk.get(k, 0) + float(v.sum())
@@ -145,8 +156,8 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
                             "spike_ratio": int_spk[pop.name] / f if f else None}
     y = y.numpy()
     rep = {
-        "source": f"{path}:{func}() with {checkpoint}, run in float32 by snnTorch (its own modules, one step at a "
-                  "time, along the chain of its layers)",
+        "source": f"{path}:{func}() with {checkpoint}, run in float32 by its own forward (snnTorch's stepping, one "
+                  "call per time step)",
         "samples": int(len(x)),
         "prediction_agreement": float((float_pred == int_pred).mean()),
         "warn_below": FIDELITY_WARN_BELOW,
@@ -156,17 +167,16 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
         "layers": layers,
         "dataset": dataset, "split": "test",
         "input_scale": {"value": float(scale), "source": "calibrated",
-                        "rule": f"127 / max |x| over the first {len(x_cal)} training samples",
+                        "rule": f"{fx.INPUT_SCALE_RULE} over the first {len(x_cal)} training samples",
                         "max_abs_input": float(x_cal.abs().max())},
         "chain": ("nn.Sequential: its layers in order" if isinstance(module, torch.nn.Sequential) else
-                  f"{type(module).__name__}: its child modules in the order they are defined, assumed to be the "
-                  "order its forward calls them, each feeding the next (not checked against its forward)"),
+                  f"{type(module).__name__}: its child modules in the order they are defined, each on the previous "
+                  "one's output (checked by forward hooks on every step its forward ran here)"),
         "conversion": records,
         "populations": {p.name: {"reset": p.reset, "refractory": p.refractory, "du": p.du, "dv": p.dv, "vth": p.vth}
                         for p in net.populations},
     }
     _write_network(net, output, format, dt)
-    report = report or _default_report(output)
     write_json(report, rep)
     rep["report"] = str(report)
     rep["network"] = net
@@ -178,3 +188,17 @@ def _default_report(output):
 
     out = Path(output)
     return out.with_name(out.stem + ".fidelity.json")
+
+
+def check_report_path(report, output):
+    """The fidelity report's path (given, else OUTPUT's stem + .fidelity.json), checked before any
+    work: not a folder, not the network file itself (one would overwrite the other)."""
+    from pathlib import Path
+
+    path = Path(report) if report is not None else _default_report(output)
+    flag = "--report" if report is not None else "the fidelity report"
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; expected a .json file to write")
+    if path.resolve() == Path(output).resolve():
+        raise UserError(f"{flag} {path}: the same file as -o {output}; expected another path for the report")
+    return path

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.core.fixed_point import RESETS
+from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork
 from lmu2neuro.analysis.traffic import build_traffic
 from lmu2neuro.core.measurement import Measurement, agreement, measure_spikes
@@ -19,7 +19,7 @@ BACKENDS = ("lava", "reference", "both")
 # A third-party graph's float inputs are mapped to Loihi's 8-bit payload by clip(round(x * scale)).
 # With no scale given, the largest |x| over the inputs given lands on 127: nothing clips, and
 # inputs in [0, 1] keep 128 levels instead of collapsing to {0, 1} (the old default scale of 1).
-CALIBRATION_RULE = "127 / max |x| over the inputs given"
+CALIBRATION_RULE = f"{fx.INPUT_SCALE_RULE} over the inputs given"
 # Below this fraction of samples predicted alike by the float source graph and the deployed
 # integer network, the CLI warns: the quantized network is no longer the trained model.
 FIDELITY_WARN_BELOW = 0.9
@@ -93,12 +93,6 @@ def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, 
     return x, y
 
 
-def calibrated_scale(x: np.ndarray) -> float:
-    """The input scale CALIBRATION_RULE gives for float inputs x (1 when every input is 0)."""
-    top = float(np.max(np.abs(x))) if np.size(x) else 0.0
-    return 127.0 / top if top > 0 else 1.0
-
-
 def load_labels(path, samples: int, file_samples: int) -> np.ndarray:
     """Integer class labels from an .npy file, one per input sample (the first ``samples`` kept)."""
     path = Path(path)
@@ -158,7 +152,9 @@ def float_fidelity(path, net: IntNetwork, x: np.ndarray, main: Measurement, labe
                             "spike_ratio": i_spikes / f_spikes if f_spikes else None}
     block = {
         "source": f"{path}, run in float64 by converters.nir.float_executor (forward Euler, dt = {net.dt} s"
-                  + (f", {kw['reset']} reset" if "reset" in kw else ", the reset the graph states")
+                  + ((", subtract reset in the firing step (Loihi's rule; snnTorch's default reset_delay=True "
+                      "subtracts one step late: (1 - beta) threshold more per spike)" if kw["reset"] == "subtract"
+                      else f", {kw['reset']} reset") if "reset" in kw else ", the reset the graph states")
                   + (f", refractory {kw['refractory']} steps)" if "refractory" in kw else
                      (f"; without the refractory period of {refractory} steps: the float executor has none)"
                       if refractory else ")")),
@@ -237,10 +233,10 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     carry their scale, so ``input_scale`` is refused for them. ``labels_file``: an .npy of class
     indices for the ``input_file`` samples, giving accuracy. ``reset``: "zero" or "subtract" for
     every spiking population of another tool's graph (NIR cannot state a subtract reset: snnTorch
-    writes v_reset = 0 for both); refused for our files, which state theirs. ``refractory``: steps
-    every spiking population of another tool's graph is held after a spike (NIR has no field for
-    it; snnTorch's RLeaky with reset_mechanism="zero" discards the step after a spike: 1); refused
-    for our files and netx files, which state theirs."""
+    writes v_reset = 0 for both). ``refractory``: steps every spiking population of another tool's
+    graph is held after a spike (NIR has no field for it; snnTorch's RLeaky with
+    reset_mechanism="zero" discards the step after a spike: 1). Files that state their reset (ours)
+    or refractory period (ours, netx) accept the same value and refuse another (the reader's rule)."""
     from converters.network_file import exact_integers, read_network_file
     from lmu2neuro.core.guards import sha256_of
 
@@ -257,17 +253,7 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     if labels_file is not None and input_file is None:
         raise UserError(f"--labels {labels_file}: labels go with --input FILE.npy (a dataset brings its own)")
     ours = exact_integers(model)
-    if reset is not None and reset not in RESETS:
-        raise UserError(f"--reset {reset}: expected one of {', '.join(RESETS)}")
-    if ours and reset is not None:
-        raise UserError(f"{model}: --reset {reset} given, but this file states each population's reset, with which "
-                        "its Loihi integers were computed (expected no --reset)")
-    from converters.nir.read import check_refractory
-
-    refractory = check_refractory(refractory)
-    if ours and refractory is not None:
-        raise UserError(f"{model}: --refractory {refractory} given, but this file states each population's refractory "
-                        "period, with which its Loihi integers were computed (expected no --refractory)")
+    # a reset or refractory period that contradicts what the file states is refused by the reader
     if ours and input_scale is not None:
         raise UserError(f"{model}: --input-scale {input_scale} given, but this file carries its own input scale, "
                         "for which its Loihi integers were computed (expected no --input-scale)")
@@ -281,7 +267,8 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     elif input_scale is not None:
         scale = {"value": float(input_scale), "source": "--input-scale"}
     else:
-        value = calibrated_scale(x)
+        value = fx.calibrated_input_scale(x, what=f"{model}: inputs to calibrate the input scale from "
+                                                  f"({CALIBRATION_RULE}; --input-scale sets one)")
         # the scale enters the lowered weights (input weights / scale), so the graph is lowered again
         net = read_network_file(model, dt=dt, input_scale=value, reset=reset, refractory=refractory)
         scale = {"value": value, "source": "calibrated", "rule": CALIBRATION_RULE,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -62,8 +63,13 @@ def _import(path: Path):
     return module
 
 
+# terminal control sequences (CSI such as torch's bold "\x1b[1m", OSC, lone ESC codes) and other
+# control characters would reach the user's terminal from an error line
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _first_line(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    text = (_ESCAPES.sub("", str(exc)).strip().splitlines() or [""])[0][:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -92,12 +98,11 @@ def _call(path: Path, func_name: str, fn, facts: dict):
         raise UserError(f"{path}: {func_name}() failed ({_first_line(exc)})") from None
 
 
-def build(path, func_name: str, facts: dict, expected_sha256: str | None = None,
-          checkpoint: str | None = None) -> tuple[LoihiModel, str]:
-    """Import ``path``, call ``func_name`` with the facts it names, wrap the result -> (model, sha256).
-
-    With ``expected_sha256`` (rebuilding a checkpoint's model), a file that changed is refused."""
-    path = Path(path)
+def _load_function(path: Path, func_name: str, facts: dict, expected_sha256: str | None = None,
+                   checkpoint: str | None = None) -> tuple[object, str]:
+    """Import the model file ``path`` and call ``func_name`` with the facts it names -> (what it
+    returned, the file's sha256). With ``expected_sha256`` (rebuilding a checkpoint's model), a file
+    that changed is refused."""
     if not path.is_file():
         raise UserError(f"{path}: model file not found{' (recorded in ' + checkpoint + ')' if checkpoint else ''}; "
                         f"{HOW}")
@@ -110,7 +115,16 @@ def build(path, func_name: str, facts: dict, expected_sha256: str | None = None,
     if fn is None or not callable(fn):
         what = "does not define" if fn is None else "has a non-callable"
         raise UserError(f"{path}: model file {what} function {func_name!r}; {HOW}")
-    model = _call(path, func_name, fn, facts)
+    return _call(path, func_name, fn, facts), digest
+
+
+def build(path, func_name: str, facts: dict, expected_sha256: str | None = None,
+          checkpoint: str | None = None) -> tuple[LoihiModel, str]:
+    """Import ``path``, call ``func_name`` with the facts it names, wrap the result -> (model, sha256).
+
+    With ``expected_sha256`` (rebuilding a checkpoint's model), a file that changed is refused."""
+    path = Path(path)
+    model, digest = _load_function(path, func_name, facts, expected_sha256, checkpoint)
     if isinstance(model, LoihiModel):
         return model, digest
     if not isinstance(model, nn.Module):
@@ -163,15 +177,16 @@ def calibrate_if_needed(model: LoihiModel, x) -> float | None:
 # model, CHECKPOINT is its plain state_dict. The model is read as a chain of layers, each feeding the
 # next one step at a time, as snnTorch's export_to_nir reads an nn.Sequential; its float parameters
 # are copied into the layers of ``models.layers`` and quantized after training.
-SCALAR_BETA_HINT = ("snnTorch's export_to_nir fails on a scalar beta ('type mismatch: 0.output: [[N]] -> "
-                    "1.input: []'); give each neuron its own: beta=torch.full((N,), b) (and threshold likewise), "
-                    "or let `lmu2neuro export --model FILE.py:FUNCTION CHECKPOINT` convert the model itself")
+SCALAR_BETA_FIX = ("snnTorch's export_to_nir fails on a scalar beta ('type mismatch: 0.output: [[N]] -> "
+                   "1.input: []'); give each neuron its own: beta=torch.full((N,), b) (and threshold likewise)")
+SCALAR_BETA_HINT = (f"{SCALAR_BETA_FIX}, or let `lmu2neuro export --model FILE.py:FUNCTION CHECKPOINT` convert "
+                    "the model itself")
 
 
 def snntorch_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The model as a chain: an nn.Sequential's layers (nested ones flattened), else the module's
-    own children in the order they are defined (assumed to be the order its forward calls them,
-    each feeding the next; the fidelity report states the assumption)."""
+    own children in the order they are defined (the order its forward must call them, each on the
+    previous one's output: ``run_forward`` checks it)."""
     out: list[tuple[str, nn.Module]] = []
 
     def walk(prefix: str, m: nn.Module) -> None:
@@ -211,11 +226,15 @@ def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
     per-neuron tensors are fine). snnTorch resets one step late by default (``reset_delay=True``);
     for Leaky and RLeaky a subtract reset is made exact on Loihi's same-step rule by a self
     connection of weight -(1 - beta) threshold one step late (Loihi takes beta threshold off through
-    the decay, snnTorch the whole threshold); a zero reset of Leaky is the same either way. RLeaky's
-    delayed zero reset (``base - reset * base``) discards the whole step after a spike, input and
-    recurrent input included: a refractory period of one step on top of Loihi's same-step reset
-    (``refractory=1``, exact). Synaptic's reset differs from snnTorch's (it clears the current
-    too), stated per layer as ``exact: False``; the fidelity report measures what it costs."""
+    the decay, snnTorch the whole threshold); a zero reset of Leaky is the same either way. The
+    delayed zero reset of RLeaky and Synaptic (``base - reset * base``) discards the whole step after
+    a spike, input and recurrent input included, and keeps Synaptic's current: a refractory period
+    of one step on top of Loihi's same-step reset (``refractory=1``, exact). Not exact, stated per
+    layer as ``exact: False`` with a note (the fidelity report measures what it costs): Synaptic's
+    delayed subtract (a self connection into the decaying current would need a second tap,
+    -alpha w, one step later, which Loihi's dense synapses do not give), and a subtract reset with
+    ``reset_delay=False``, where a voltage a reset leaves above threshold does not fire in snnTorch
+    the step after (its "avoid double reset" undoes the delayed reset), but does on Loihi."""
     import snntorch
     import torch
 
@@ -314,6 +333,9 @@ def _convert_neuron(path: str, m, rec: dict):
     how = "use one value per layer, or keep per-neuron tensors equal"
     beta = min(max(_one_value(path, "beta", m.beta, how), 0.0), 1.0)  # snnTorch clamps to [0, 1]
     th = _one_value(path, "threshold", m.threshold, how)
+    if not th > 0:
+        raise _refuse_layer(path, m, f"threshold={th:g}; expected a positive number (a Loihi neuron fires when "
+                                     "its voltage exceeds a positive threshold)")
     delayed = bool(m.reset_delay)
     # snnTorch's delayed subtract takes th off after the decay; Loihi 2's same-step one, beta th:
     # the rest, (1 - beta) th, comes one step late through a self connection
@@ -325,19 +347,34 @@ def _convert_neuron(path: str, m, rec: dict):
     if type(m) is snntorch.Synaptic:
         alpha = min(max(_one_value(path, "alpha", m.alpha, how), 0.0), 1.0)
         rec["alpha"] = alpha
-        # snnTorch's Synaptic resets its current too (zero) or late (subtract); Loihi keeps the current
-        rec["exact"] = False
-        rec["note"] = (f"snnTorch's {reset} reset of a Synaptic neuron has no exact Loihi form (Loihi's "
-                       "same-step reset of the voltage is used, the current kept)")
+        if reset == "zero" and delayed:
+            # snnTorch zeroes the voltage of the step after a spike and keeps the current: Loihi's
+            # same-step zero reset and one refractory step (voltage held, current integrating on)
+            kw["refractory"] = 1
+            rec.update(exact=True, refractory=1,
+                       note="snnTorch's delayed zero reset of a Synaptic neuron discards the step after a spike "
+                            "and keeps its current: reset in the spiking step and one refractory step")
+        elif reset == "subtract" and delayed:
+            rec["exact"] = False
+            rec["note"] = ("snnTorch's delayed subtract takes the threshold off one step after the spike, Loihi's "
+                           "same-step subtract before the decay: the voltages differ by (1 - beta) threshold per "
+                           "spike (the current is kept by both; the self connection that makes Leaky exact would "
+                           "decay in the current here)")
+        else:
+            _no_delay_note(rec, reset)
         return L.Synaptic(alpha, beta, **kw)
     if type(m) is snntorch.Leaky:
         rec["exact"] = True
+        if not delayed:
+            _no_delay_note(rec, reset)
         if fix == 0.0:
             return L.Leaky(beta, **kw)
         rec["note"] = f"subtract reset one step late: a self connection of {fix:.4g} (-(1 - beta) threshold)"
         return L.RLeaky(beta, all_to_all=False, V=fix, learn_recurrent=False, **kw)
     # RLeaky: the recurrent map copied, the subtract fix added on its diagonal
     rec["exact"] = True
+    if not delayed:
+        _no_delay_note(rec, reset)
     if reset == "zero" and delayed:
         # snnTorch zeroes the step after a spike whole (its input and recurrent input lost): on
         # Loihi, the same-step reset and one refractory step (lif_step's rule)
@@ -369,6 +406,22 @@ def _convert_neuron(path: str, m, rec: dict):
     return new
 
 
+def _no_delay_note(rec: dict, reset: str) -> None:
+    """``reset_delay=False``: a zero reset is Loihi's same-step one (exact) and Synaptic's keeps its
+    current as Loihi does; a subtract is not exact: in the step after a spike snnTorch subtracts its
+    delayed reset and adds it back ("avoid double reset"), so a voltage a reset leaves above
+    threshold does not fire (inputs 2.2, -0.1, 0, 0 at threshold 1, beta 1: snnTorch spikes 1, 0, 0, 0,
+    its voltage held at 1.1; Loihi 1, 1, 0, 0)."""
+    if reset == "subtract":
+        rec["exact"] = False
+        rec["note"] = ("reset_delay=False subtract: in the step after a spike snnTorch applies its delayed reset "
+                       "and undoes it (its \"avoid double reset\"), so a voltage a reset leaves above threshold "
+                       "does not fire there, while Loihi fires and subtracts again; equal only while the voltage "
+                       "after a reset stays below threshold")
+    else:
+        rec["exact"] = True
+
+
 class _Chain(nn.Sequential):
     """The converted layers in order, on whole sequences (batch, time, *frame)."""
 
@@ -378,22 +431,114 @@ class _Chain(nn.Sequential):
         super().__init__(OrderedDict(layers))
 
 
+FORWARD = ("expected forward(x_t) to take one time step (batch, *frame) and call the children in the order they "
+           "are defined, each on the previous one's output, as an nn.Sequential does")
+
+
+def _first(out):
+    return out[0] if isinstance(out, (tuple, list)) and out else out
+
+
+def _same_tensor(a, b) -> bool:
+    """``a`` is ``b``, or the same memory seen the same way (a module may return its input re-wrapped)."""
+    import torch
+
+    if a is b:
+        return True
+    return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.data_ptr() == b.data_ptr()
+            and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype)
+
+
+def _reset_hidden(chain) -> None:
+    import snntorch
+    import torch
+
+    for _, m in chain:
+        if isinstance(m, snntorch.SpikingNeuron) and getattr(m, "init_hidden", False):
+            # a state of another shape than the input is zero to snnTorch: every batch starts afresh
+            for attr in ("mem", "syn", "spk"):
+                if hasattr(m, attr):
+                    setattr(m, attr, torch.zeros(0))
+
+
+def _check_calls(model_file, chain, calls, x_t, y) -> None:
+    """The calls one forward step made (path, input, output) against the chain: same order, each
+    child on the previous child's output tensor, the first on the step's input, forward returning
+    the last child's output. UserError naming the first layer that differs."""
+    where = f"{model_file}: model layer"
+    prev, prev_name = x_t, "the step's input"
+    for i, (path, _m) in enumerate(chain):
+        if i >= len(calls):
+            raise UserError(f"{where} '{path}': not called by forward in its turn (after {prev_name}); {FORWARD}")
+        called, inp, out = calls[i]
+        if called != path:
+            raise UserError(f"{where} '{path}': forward calls '{called}' where '{path}' (the next child defined) "
+                            f"was expected; {FORWARD}")
+        if not _same_tensor(inp, prev):
+            raise UserError(f"{where} '{path}': its input in forward is not {prev_name} itself (something is "
+                            f"computed between them, e.g. a residual sum or a functional op); {FORWARD}")
+        prev, prev_name = _first(out), f"the output of layer '{path}'"
+    if len(calls) > len(chain):
+        raise UserError(f"{where} '{calls[len(chain)][0]}': called again after the last layer; {FORWARD}")
+    if not _same_tensor(_first(y), prev):
+        raise UserError(f"{where} '{chain[-1][0]}': forward does not return its output (or (spikes, state) "
+                        f"with it first); {FORWARD}")
+
+
+def run_forward(module: nn.Module, x, model_file) -> tuple:
+    """The user's float snnTorch model run by its own ``forward``, one call per time step (snnTorch's
+    own stepping), each call checked by forward hooks against the chain the conversion assumes
+    (``snntorch_layers``): x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)}).
+    UserError naming ``model_file`` and the first layer that differs, or when forward cannot run."""
+    import snntorch
+    import torch
+
+    chain = snntorch_layers(module)
+    calls: list[tuple] = []
+
+    def hook_for(path):
+        def hook(_mod, args, kwargs, out):
+            calls.append((path, args[0] if args else next(iter(kwargs.values()), None), out))
+        return hook
+
+    handles = [m.register_forward_hook(hook_for(p), with_kwargs=True) for p, m in chain]
+    _reset_hidden(chain)
+    outs, spikes = [], {}
+    neurons = {p for p, m in chain if isinstance(m, snntorch.SpikingNeuron)}
+    try:
+        with torch.no_grad():
+            for t in range(x.shape[1]):
+                calls.clear()
+                x_t = x[:, t]
+                try:
+                    y = module(x_t)
+                except Exception as exc:
+                    raise UserError(f"{model_file}: the model's forward fails on one time step of the data (input "
+                                    f"{tuple(x_t.shape)}: {_first_line(exc)}); {FORWARD}") from None
+                _check_calls(model_file, chain, calls, x_t, y)
+                for path, _inp, out in calls:
+                    if path in neurons:
+                        h = _first(out)
+                        spikes.setdefault(path, []).append(h.reshape(h.shape[0], -1))
+                h = _first(y)
+                outs.append(h.reshape(h.shape[0], -1))
+    finally:
+        for h in handles:
+            h.remove()
+    return torch.stack(outs, 1), {k: torch.stack(v, 1) for k, v in spikes.items()}
+
+
 def run_snntorch(module: nn.Module, x, record: bool = True) -> tuple:
     """The user's float snnTorch model, its own modules stepped one frame at a time along the chain
-    (``snntorch_layers``): x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)})."""
+    (``snntorch_layers``) without its forward (what the conversion assumes; ``run_forward`` checks it): x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)})."""
     import snntorch
     import torch
 
     chain = snntorch_layers(module)
     states: dict[str, tuple] = {}
     outs, spikes = [], {}
+    _reset_hidden(chain)
     with torch.no_grad():
-        for path, m in chain:
-            if isinstance(m, snntorch.SpikingNeuron) and getattr(m, "init_hidden", False):
-                # a state of another shape than the input is zero to snnTorch: every batch starts afresh
-                for attr in ("mem", "syn", "spk"):
-                    if hasattr(m, attr):
-                        setattr(m, attr, torch.zeros(0))
         for t in range(x.shape[1]):
             h = x[:, t]
             for path, m in chain:
@@ -438,14 +583,7 @@ def plain_model(path, func_name: str, checkpoint, facts: dict) -> tuple[nn.Modul
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: model file not found; {HOW}")
-    digest = sha256_of(path)
-    module = _import(path)
-    fn = getattr(module, func_name, None)
-    if fn is None or not callable(fn):
-        raise UserError(f"{path}: model file does not define function {func_name!r}; {HOW}")
-    model = _call(path, func_name, fn, facts)
+    model, digest = _load_function(path, func_name, facts)
     if not isinstance(model, nn.Module):
         raise UserError(f"{path}: {func_name}() returned {type(model).__name__}, expected an nn.Module")
     ckpt = Path(checkpoint)

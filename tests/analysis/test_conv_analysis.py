@@ -2,6 +2,8 @@
 from the kernel equals the one from the same network with every convolution expanded to its dense
 matrix (the twin), and the Dense count is NeuroBench's (all-one layer on an all-one input, per step)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -145,6 +147,26 @@ def test_core_loads_of_a_convolution_equal_its_dense_twin(nets):
     for f in ("neurons", "spikes", "messages_out", "messages_in", "acs", "macs"):
         assert np.allclose(getattr(a, f), getattr(b, f)), f
     assert a.acs.sum() > 0 and a.macs.sum() > 0
+
+
+def test_a_plan_lists_each_projection_s_connections_once(nets, monkeypatch):
+    """The chip mapping keeps the connections it packed with, and the time model's loads use them:
+    one listing per projection per plan, the same loads as listing them afresh."""
+    from lmu2neuro.analysis.plan import plan_profile
+
+    net, _ = nets
+    x = inputs(False)
+    traffic = traffic_of(net, x)
+    prof = small_cores("loihi1", neurons_per_core=40)
+    calls = []
+    listing = Projection.connections
+    monkeypatch.setattr(Projection, "connections", lambda self: calls.append(self.name) or listing(self))
+    plan = plan_profile(count_operations(traffic, net, "t"), net, traffic, prof)
+    assert sorted(calls) == sorted(p.name for p in net.projections) and plan["time"] is not None
+    fresh = core_loads(net, traffic, replace(plan["mapping"], links={}))
+    assert len(calls) == 2 * len(net.projections)
+    assert np.array_equal(fresh.acs, plan["loads"].acs) and np.array_equal(fresh.messages_in, plan["loads"].messages_in)
+    assert "links" not in plan["mapping"].to_dict() and "core_of" not in plan["mapping"].to_dict()
 
 
 def _neurobench_dense_per_step(geometry: ConvGeometry, kernel_shape) -> int:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lmu2neuro.core.conv import ConvGeometry, compose
+from lmu2neuro.core.conv import ConvGeometry, compose, composed_kernel_size, regroup, resolve_padding, ungroup
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.executor import execute
 from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
@@ -84,6 +84,51 @@ def test_compose_is_one_convolution_equal_to_both(first, second):
     assert g.groups == min(g1.groups, g2.groups)
 
 
+def test_compose_of_tensors_is_differentiable_and_equals_the_numpy_answer():
+    g1, k1 = _case(CASES[1], seed=6)
+    g2 = ConvGeometry(g1.out_shape(k1.shape), 2, 0, 1, 6)
+    pool = np.ones((6, 1, 2, 2))
+    want_geo, want = compose(g1, k1[0], g2, pool)
+    t1 = torch.tensor(k1[0], dtype=torch.float64, requires_grad=True)
+    geo, got = compose(g1, t1, g2, torch.tensor(pool))
+    assert geo == want_geo and isinstance(want, np.ndarray) and np.array_equal(got.detach().numpy(), want)
+    assert got.shape[2:] == composed_kernel_size(g1, k1.shape[3:], g2, pool.shape[2:])
+    got.sum().backward()
+    assert t1.grad is not None and bool(t1.grad.abs().sum() > 0)
+    # groups=1 keeps the full kernel: ungrouping the grouped answer gives it
+    full = compose(g1, k1[0], g2, pool, groups=1)[1]
+    assert np.array_equal(full, ungroup(want, g1.in_shape[0], want_geo.groups))
+    assert np.array_equal(regroup(full, want_geo.groups), want)
+
+
+@pytest.mark.parametrize("padding,kernel,dilation,want", [
+    ("valid", (3, 5), (1, 1), (0, 0)), ("same", (3, 5), (1, 2), (1, 4)), ("same", (2,), (1,), None),
+    (2, (3, 3), 1, (2, 2)), ((1, 0), (3, 3), 1, (1, 0))])
+def test_resolve_padding_is_torchs(padding, kernel, dilation, want):
+    assert resolve_padding(padding, kernel, dilation) == want
+    if want is not None:  # the geometry's output shape is PyTorch's for that string
+        g = ConvGeometry((2,) + (9,) * len(kernel), 1, want, dilation, 1)
+        x = torch.zeros((1, 2) + (9,) * len(kernel), dtype=torch.float64)
+        fn = F.conv2d if len(kernel) == 2 else F.conv1d
+        y = fn(x, torch.zeros((3, 2) + kernel, dtype=torch.float64), padding=padding, dilation=dilation)
+        assert g.out_shape((1, 3, 2) + kernel) == tuple(y.shape[1:])
+
+
+def test_pool_pointwise_and_row_sums_are_torchs():
+    x = torch.as_tensor(np.random.default_rng(7).normal(size=(2, 3, 6, 8)))
+    g, k = ConvGeometry.pool((3, 6, 8), (2, 4), (2, 2), 1, mean=True, dtype=torch.float64)
+    want = F.avg_pool2d(x, (2, 4), (2, 2), 1, count_include_pad=True)
+    assert torch.allclose(g.apply(k, x.reshape(2, -1)), want.reshape(2, -1), atol=1e-12)
+    p = ConvGeometry.pointwise((3, 5))
+    assert torch.equal(p.apply(torch.ones(3, 1, 1, dtype=torch.float64), x[:, :, 0, :5].reshape(2, -1)),
+                       x[:, :, 0, :5].reshape(2, -1))
+    g, kernel = _case(CASES[1], seed=8)
+    rows = g.row_sums(torch.as_tensor(np.abs(kernel[0]), dtype=torch.float64)).numpy()
+    assert np.array_equal(rows, np.abs(g.dense(kernel)[0]).sum(axis=1))
+    mask = g.offsets_in_frame(kernel.shape[3:])  # offset meets a real source exactly where the fan-in counts it
+    assert int(mask.sum()) == g.macs((1, 1, 1) + kernel.shape[3:])
+
+
 def test_compose_refuses_a_padded_second_convolution():
     g1, k1 = _case(CASES[0])
     g2 = ConvGeometry(g1.out_shape(k1.shape), 1, 1, 1, 1)
@@ -115,6 +160,38 @@ def test_executor_runs_a_convolution_as_its_dense_matrix(case):
     proj = conv.projections[0]
     assert np.array_equal(proj.fan_out(), dense.projections[0].fan_out())
     assert proj.stored_weights() == kernel.size < proj.dense_elements() == dense.projections[0].weights.size
+    # the synapses and per-pair tap counts asked of the kernel are the dense matrix's (in some order)
+    twin = dense.projections[0]
+
+    def rows(arrays):
+        return sorted(zip(*(a.tolist() for a in arrays)))
+    assert rows(proj.synapse_list()) == rows(twin.synapse_list()) == rows(np.nonzero(twin.weights) + (
+        twin.weights[np.nonzero(twin.weights)],))
+    assert rows(proj.connections()) == rows(twin.connections())
+    assert sum(n for *_, n in rows(proj.connections())) == proj.synapses()
+
+
+@pytest.mark.parametrize("case", [((4, 7, 6), (4, 3, 3), 1, 1, 1, 2), ((3, 13), (3, 5), 1, 2, 1, 1)])
+def test_a_recurrent_convolution_runs_as_its_dense_matrix(case):
+    """A population's kernel onto itself (taps 1..3 late, the frame kept by padding) gives the
+    spikes of its dense twin step by step."""
+    g, kernel = _case(case, taps=4, seed=3)
+    kernel[0] = 0
+    kernel *= 6
+    shape = g.in_shape
+    n = g.in_size
+    assert g.out_shape(kernel.shape) == shape
+
+    def net(rec):
+        rng = np.random.default_rng(4)
+        pop = Population("conv", n, du=1000, dv=200, vth=60, bias_mant=np.zeros(n, dtype=np.int64), shape=shape)
+        inp = Projection("in", "input", "conv", rng.integers(-20, 21, size=(1, n, 5)) * 2)
+        return IntNetwork(5, 1.0, [pop], [inp, Projection("rec", "conv", "conv", **rec)], "conv")
+    conv, dense = net({"weights": kernel, "conv": g}), net({"weights": g.dense(kernel)})
+    x = np.random.default_rng(5).integers(-60, 61, size=(2, 12, 5))
+    a, b = execute(conv, x), execute(dense, x)
+    assert a.spikes["conv"].any() and not a.spikes["conv"].all()
+    assert torch.equal(a.spikes["conv"], b.spikes["conv"]) and a.peak_current == b.peak_current
 
 
 def test_a_kernel_that_does_not_fit_is_named():
@@ -151,3 +228,11 @@ def test_listing_synapses_is_bounded_by_the_element_limit(monkeypatch):
             call()
         assert "\n" not in str(err.value)
     assert proj.synapses() > 20_000 and proj.macs() > 20_000
+
+
+def test_ann_macs_is_kept_only_where_it_differs_from_the_projections_count():
+    g, kernel = _case(CASES[0])
+    same = Projection("p", "input", "q", kernel, conv=g, origin={"kind": "conv", "ann_macs": g.macs(kernel.shape)})
+    pooled = Projection("p", "input", "q", kernel, conv=g, origin={"kind": "conv", "ann_macs": 7})
+    dense = Projection("d", "input", "q", np.ones((1, 2, 3), dtype=np.int64), origin={"ann_macs": 6})
+    assert same.origin == {"kind": "conv"} and pooled.origin["ann_macs"] == 7 and "ann_macs" not in dense.origin

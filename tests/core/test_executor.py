@@ -166,12 +166,23 @@ def test_exact_dtype_bounds_and_the_matmul_precision_guard():
     spikes = torch.ones(1, 4, 2, dtype=torch.bool)
     assert _exact_dtype(1, torch.full((1, 1, 2), (1 << 23) - 1)) == torch.float32  # 2**24 - 2
     assert _exact_dtype(1, torch.full((1, 1, 2), 1 << 23)) == torch.float64  # exactly 2**24
-    assert _exact_dtype(1, torch.full((1, 1, 2), 1 << 52)) == torch.int64  # 2**53
-    # beyond float64, the sum is still exact, in integers
+    # a kernel (taps, C_out, C_in // groups, kh, kw) is bounded by each output channel's entries
+    kernel = torch.zeros(2, 3, 2, 2, 2, dtype=torch.int64)
+    kernel[:, 1] = 1 << 20  # channel 1: 2 * 2 * 2 * 2 * 2**20 = 2**24
+    assert _exact_dtype(1, kernel) == torch.float64
+    assert _exact_dtype(1, kernel // 2) == torch.float32
+    # beyond float64 neither path can sum exactly (torch's unfold has no int64 kernel): one clear error
     w = np.full((2, 1, 2), 1 << 52, dtype=np.int64)
     w[1] = -(1 << 51)
-    got = integer_current(spikes.to(torch.int64), w, 0)
-    assert got[0, :, 0].tolist() == [1 << 53, (1 << 53) - (1 << 52), (1 << 53) - (1 << 52), (1 << 53) - (1 << 52)]
+    with pytest.raises(ValueError, match=f"integer current: sums up to {3 << 52} are beyond exact float64"):
+        integer_current(spikes.to(torch.int64), w, 0)
+    from lmu2neuro.core.conv import ConvGeometry
+    from lmu2neuro.core.executor import projection_current
+
+    proj = Projection("big", "input", "l", np.full((1, 1, 1, 2), 1 << 51, dtype=np.int64),
+                      conv=ConvGeometry((1, 4), 1, 0, 1, 1))
+    with pytest.raises(ValueError, match=f"projection .big.: sums up to {1 << 53} are beyond exact float64"):
+        projection_current(torch.full((1, 2, 4), 2, dtype=torch.int64), proj)
     previous = torch.get_float32_matmul_precision()
     try:  # where float32 products may run in bfloat16, the exact type is float64
         torch.set_float32_matmul_precision("medium")

@@ -168,7 +168,7 @@ def test_reset_is_refused_for_our_own_files_and_checked(third, tmp_path, capsys)
     assert main(["simulate", str(tmp_path / "m.nir"), "--input", str(tmp_path / "x.npy"), "--backend", "reference",
                  "--reset", "subtract", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "m.nir: --reset subtract given, but this file states" in err
+    assert err.startswith("error: ") and "m.nir: reset 'subtract' given, but this file states" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
     with pytest.raises(SystemExit):  # argparse: not one of the choices
         _simulate(third[0], out, "--reset", "none")
@@ -197,7 +197,7 @@ def test_refractory_is_refused_for_our_own_files_and_checked(third, tmp_path, ca
     assert main(["simulate", str(tmp_path / "m.nir"), "--input", str(tmp_path / "x.npy"), "--backend", "reference",
                  "--refractory", "1", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "m.nir: --refractory 1 given, but this file states" in err
+    assert err.startswith("error: ") and "m.nir: refractory 1 given, but this file states" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
     assert _simulate(third[0], out, "--refractory", "63") == 2
     err = capsys.readouterr().err

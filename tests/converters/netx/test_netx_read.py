@@ -160,6 +160,14 @@ def test_export_names_what_netx_cannot_hold(tmp_path):
     assert not (tmp_path / "x.net").exists()
 
 
+def test_export_refuses_a_subtract_reset(tmp_path):
+    net = _conv_net()
+    net.populations[0].reset = "subtract"  # netx has no field for it: written, it would read back as zero
+    with pytest.raises(UserError, match=rf"population '{net.populations[0].name}': reset 'subtract'"):
+        export_netx(net, tmp_path / "x.net")
+    assert not (tmp_path / "x.net").exists()
+
+
 def _pop(name, n, vth=50):
     return Population(name, n, du=100, dv=100, vth=vth, bias_mant=np.zeros(n, np.int64))
 
@@ -205,8 +213,10 @@ def test_read_network_file_tells_netx_from_nir(files, tmp_path):
     a, b = read_network_file(files["dense"]), read_network_file(nir_path)
     x = _inputs(a, 12, 5, batch=2)
     assert bool((execute(a, x).scores == execute(b, x).scores).all())
-    net = read_network_file(files["dense"], dt=1e-3, input_scale=4.0, reset="subtract")
-    assert net.dt == 1e-3 and net.input_scale == 4.0 and {p.reset for p in net.populations} == {"subtract"}
+    net = read_network_file(files["dense"], dt=1e-3, input_scale=4.0, reset="zero")
+    assert net.dt == 1e-3 and net.input_scale == 4.0 and {p.reset for p in net.populations} == {"zero"}
+    with pytest.raises(UserError, match="reset 'subtract' given, but this file states reset 'zero'"):
+        read_network_file(files["dense"], reset="subtract")  # lava-dl's CUBA neuron has only the zero reset
 
 
 def test_cli_inspect_simulate_report_on_a_netx_file(files, tmp_path, capsys):
@@ -322,3 +332,19 @@ def test_refractory_period_round_trips_as_ref_delay(tmp_path):
     plain = execute(read_netx(path), x)
     assert not bool((plain.spikes["c1"] == a.spikes["c1"]).all())
     assert int(plain.spikes["c1"].sum()) > int(a.spikes["c1"].sum())
+
+
+def test_a_given_refractory_must_be_what_the_file_states(tmp_path):
+    """The rule of our NIR files (converters.nir.read.refuse_restated): a netx file states its
+    refractory period in neuron/refDelay, so the same value is accepted and another refused."""
+    net = _conv_net(2)
+    for pop in net.populations:
+        pop.refractory = 1
+    path = tmp_path / "r.net"
+    export_netx(net, path)
+    back = read_network_file(path, refractory=1)
+    assert [p.refractory for p in back.populations] == [1, 1, 1]
+    with pytest.raises(UserError, match=r"r\.net: refractory 2 given, but this file states 1 steps"):
+        read_network_file(path, refractory=2)
+    with pytest.raises(UserError, match=r"refractory 63: expected whole steps 0\.\.62"):
+        read_network_file(path, refractory=63)

@@ -67,6 +67,11 @@ def _cases():
         "conv1d_delay": ((2, 12), [nir.Conv1d(input_shape=12, weight=rng.normal(0.1, 0.5, (3, 2, 3)), stride=2,
                                               padding=1, dilation=2, groups=1, bias=rng.normal(0, 0.1, 3)),
                                    nir.Delay(delay=np.full((3, 5), 2 * DT))], (3, 5)),
+        # PyTorch's string paddings, resolved by core.conv.resolve_padding (drawn last: the cases above
+        # keep their weights)
+        "same_then_sumpool": ((2, 8, 8), [_conv2d(rng, 2, 3, 3, (8, 8), padding="same", dilation=2), _pool("sum")],
+                              (3, 4, 4)),
+        "valid": ((2, 7, 7), [_conv2d(rng, 2, 3, 3, (7, 7), padding="valid")], (3, 5, 5)),
     }
 
 
@@ -159,6 +164,8 @@ def test_what_is_not_one_convolution_stays_dense(tmp_path):
         "thresholds differ within a channel": ([_conv2d(rng, 2, 3, 3, (6, 6))], (3, 4, 4),
                                                rng.uniform(0.5, 1.5, (3, 4, 4))),
         "second conv pads": ([_pool("avg"), _conv2d(rng, 2, 3, 3, (3, 3), padding=1)], (3, 3, 3), 1.0),
+        # PyTorch pads the far side one more: no geometry states it
+        "uneven 'same' padding": ([_conv2d(rng, 2, 3, 2, (6, 6), padding="same")], (3, 6, 6), 1.0),
     }
     for what, (synapses, shape, thr) in cases.items():
         path = tmp_path / "g.nir"

@@ -6,15 +6,11 @@ from __future__ import annotations
 import numpy as np
 from lava.proc.lif.process import LIF
 
+from lmu2neuro.core.fixed_point import REFRACTORY_MAX, RESETS
+
 # the columns of a population's per-sample record: spikes of all neurons, the fingerprint of the
 # (step, neuron) spike set, neuron-steps whose 24-bit current wrapped, largest |current| before it
 SAMPLE_COLUMNS = ("spikes", "fingerprint", "wrapped", "peak_current")
-# what a spike does to the voltage: Lava's LIF resets it to zero; "subtract" takes the threshold
-# (vth << 6 in fixed point) off, in the step the neuron fires (a Loihi 2 option: its neuron
-# microcode is programmable; snnTorch's default reset mechanism)
-RESETS = ("zero", "subtract")
-# Loihi 1's refractDelay is 6 bits (1..63, 1 = no held step): at most 62 held steps
-REFRACTORY_MAX = 62
 
 
 class GatedLIF(LIF):
@@ -30,7 +26,8 @@ class GatedLIF(LIF):
     reads a Var back one element per message (``PyLoihiProcessModel._get_var``), which for a
     readout trace of thousands of samples takes minutes; the files take milliseconds.
 
-    ``reset``: one of RESETS. ``refractory``: steps after a spike in which a neuron is held, as
+    ``reset``: one of ``fixed_point.RESETS`` (Lava's LIF resets to zero; "subtract" takes vth << 6
+    off in the step the neuron fires, a Loihi 2 option). ``refractory``: steps after a spike in which a neuron is held, as
     Lava's LIFRefractory holds it (its voltage is frozen and it cannot fire, its current goes on
     integrating); 0 is Lava's LIF.
     """
