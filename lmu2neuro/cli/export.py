@@ -53,11 +53,12 @@ def register(sub) -> None:
 
     q = sub.add_parser(
         "inspect",
-        help="show the nodes, edges, loops and metadata of a .nir file and whether Lava can run it",
+        help="show the nodes, edges, loops and metadata of a .nir or lava-dl netx file and whether Lava can run it",
         description=(
             "Print every node of a NIR graph (type, shapes, parameter count), its edges, recurrent "
             "loops, the lmu2neuro metadata, and whether every node is supported by the Lava build. "
-            "Works on any .nir file, e.g. one exported by snnTorch or Norse."
+            "Works on any .nir file, e.g. one exported by snnTorch or Norse, and on a lava-dl netx file "
+            "(its layers, told apart from NIR by content)."
         ),
     )
     q.add_argument("file", help="a .nir file")
