@@ -449,7 +449,8 @@ def _same_tensor(a, b) -> bool:
             and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype)
 
 
-def _reset_hidden(chain) -> None:
+def reset_hidden(chain) -> None:
+    """Every snnTorch neuron of ``chain`` that keeps its own state (init_hidden) starts afresh."""
     import snntorch
     import torch
 
@@ -502,7 +503,7 @@ def run_forward(module: nn.Module, x, model_file) -> tuple:
         return hook
 
     handles = [m.register_forward_hook(hook_for(p), with_kwargs=True) for p, m in chain]
-    _reset_hidden(chain)
+    reset_hidden(chain)
     outs, spikes = [], {}
     neurons = {p for p, m in chain if isinstance(m, snntorch.SpikingNeuron)}
     try:
@@ -526,55 +527,6 @@ def run_forward(module: nn.Module, x, model_file) -> tuple:
         for h in handles:
             h.remove()
     return torch.stack(outs, 1), {k: torch.stack(v, 1) for k, v in spikes.items()}
-
-
-def run_snntorch(module: nn.Module, x, record: bool = True) -> tuple:
-    """The user's float snnTorch model, its own modules stepped one frame at a time along the chain
-    (``snntorch_layers``) without its forward (what the conversion assumes; ``run_forward`` checks it): x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)})."""
-    import snntorch
-    import torch
-
-    chain = snntorch_layers(module)
-    states: dict[str, tuple] = {}
-    outs, spikes = [], {}
-    _reset_hidden(chain)
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            h = x[:, t]
-            for path, m in chain:
-                if isinstance(m, (nn.Identity, nn.Dropout)):
-                    continue
-                if isinstance(m, snntorch.SpikingNeuron):
-                    h = _neuron_step(m, h, states, path)
-                    if record:
-                        spikes.setdefault(path, []).append(h.reshape(h.shape[0], -1))
-                else:
-                    h = m(h)
-            outs.append(h.reshape(h.shape[0], -1))
-    return torch.stack(outs, 1), {k: torch.stack(v, 1) for k, v in spikes.items()}
-
-
-def _neuron_step(m, h, states: dict, path: str):
-    import snntorch
-    import torch
-
-    empty = torch.zeros(0)
-    if getattr(m, "init_hidden", False):  # the module keeps its own state
-        out = m(h)
-        return out[0] if isinstance(out, tuple) else out
-    if type(m) is snntorch.Synaptic:
-        syn, mem = states.get(path, (empty, empty))
-        spk, syn, mem = m(h, syn, mem)
-        states[path] = (syn, mem)
-    elif type(m) is snntorch.RLeaky:
-        spk, mem = states.get(path, (torch.zeros_like(h), empty))
-        spk, mem = m(h, spk, mem)
-        states[path] = (spk, mem)
-    else:
-        (mem,) = states.get(path, (empty,))
-        spk, mem = m(h, mem)
-        states[path] = (mem,)
-    return spk
 
 
 def plain_model(path, func_name: str, checkpoint, facts: dict) -> tuple[nn.Module, str]:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from lmu2neuro.cli import main
 
@@ -292,7 +293,7 @@ def test_plain_snntorch_export_writes_nir_and_a_fidelity_report(snn_file, tmp_pa
 
 @pytest.mark.parametrize("func", ["leaky", "zero", "mixed", "rleaky_zero"])
 def test_converted_layers_are_the_snntorch_model_in_float(snn_file, func):
-    from lmu2neuro.training.user_model import convert_snntorch, run_snntorch
+    from lmu2neuro.training.user_model import convert_snntorch
 
     module = _snn_module(snn_file, func).eval()
     ours, records = convert_snntorch(module)
@@ -378,7 +379,7 @@ def test_fidelity_float_side_is_the_models_own_forward(snn_file, tmp_path):
     each on the previous output), but is another model than the chain stepped with state: the
     report's float side must be what its own forward computes."""
     from lmu2neuro.datasets import get_dataset
-    from lmu2neuro.training.user_model import run_forward, run_snntorch
+    from lmu2neuro.training.user_model import run_forward
 
     module = _snn_module(snn_file, "fresh").eval()
     torch.save(module.state_dict(), tmp_path / "m.pt")
@@ -407,7 +408,7 @@ def test_each_reset_is_exact_where_recorded_so_and_differs_where_not(cls, reset,
     import snntorch as snn
     from torch import nn
 
-    from lmu2neuro.training.user_model import convert_snntorch, run_snntorch
+    from lmu2neuro.training.user_model import convert_snntorch
 
     torch.manual_seed(0)
     kw = dict(beta=0.85, reset_mechanism=reset, reset_delay=delay, init_hidden=True)
@@ -500,3 +501,53 @@ def test_simulate_reset_help_says_which_snntorch_rule_it_is(capsys):
     assert "reset_delay=True, subtracts one step late" in text and "(1 - beta) threshold" in text
     assert "export --model FILE.py:FUNCTION CHECKPOINT" in text
     assert "needs --reset subtract" not in text
+
+
+def run_snntorch(module: nn.Module, x, record: bool = True) -> tuple:
+    """The test's reference: a float snnTorch model's own modules stepped one frame at a time along
+    the chain the conversion assumes (``snntorch_layers``), without its forward:
+    x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)})."""
+    import snntorch
+
+    from lmu2neuro.training.user_model import reset_hidden, snntorch_layers
+
+    chain = snntorch_layers(module)
+    states: dict[str, tuple] = {}
+    outs, spikes = [], {}
+    reset_hidden(chain)
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            h = x[:, t]
+            for path, m in chain:
+                if isinstance(m, (nn.Identity, nn.Dropout)):
+                    continue
+                if isinstance(m, snntorch.SpikingNeuron):
+                    h = _neuron_step(m, h, states, path)
+                    if record:
+                        spikes.setdefault(path, []).append(h.reshape(h.shape[0], -1))
+                else:
+                    h = m(h)
+            outs.append(h.reshape(h.shape[0], -1))
+    return torch.stack(outs, 1), {k: torch.stack(v, 1) for k, v in spikes.items()}
+
+
+def _neuron_step(m, h, states: dict, path: str):
+    import snntorch
+
+    empty = torch.zeros(0)
+    if getattr(m, "init_hidden", False):  # the module keeps its own state
+        out = m(h)
+        return out[0] if isinstance(out, tuple) else out
+    if type(m) is snntorch.Synaptic:
+        syn, mem = states.get(path, (empty, empty))
+        spk, syn, mem = m(h, syn, mem)
+        states[path] = (syn, mem)
+    elif type(m) is snntorch.RLeaky:
+        spk, mem = states.get(path, (torch.zeros_like(h), empty))
+        spk, mem = m(h, spk, mem)
+        states[path] = (spk, mem)
+    else:
+        (mem,) = states.get(path, (empty,))
+        spk, mem = m(h, mem)
+        states[path] = (mem,)
+    return spk
