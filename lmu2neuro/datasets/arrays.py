@@ -9,8 +9,9 @@ F = prod(frame) values per step, the form every model input and the integer netw
 
 Nothing is trusted: each array's header is checked (numeric dtype, element count within
 ``core.guards`` limits, data actually present) before it is read, object arrays are never
-unpickled, and x must be finite, y whole numbers >= 0, the lengths of x and y equal and every split
-the same T and frame shape. Each failure is one ``UserError`` naming the file and the array.
+unpickled, and x must be finite and within float32's range, y whole numbers >= 0 with at most
+max(samples, ``MIN_CLASS_LIMIT``) classes (largest label + 1), the lengths of x and y equal and every
+split the same T and frame shape. Each failure is one ``UserError`` naming the file and the array.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
 from lmu2neuro.datasets.splits import stratified_holdout, stratified_indices
 
 SPLITS = ("train", "val", "test")
+# classes = largest label + 1; a dataset may have more classes than samples (some unseen), but not
+# without bound: a label of 1e9 would make 1e9 class names and a 1e9-wide output layer
+MIN_CLASS_LIMIT = 1024
 NAMES = ("x", "y") + tuple(f"{a}_{s}" for s in SPLITS for a in "xy")
 
 
@@ -114,11 +118,21 @@ def _check_pair(kind, path, x, y, sx, sy) -> None:
         raise UserError(f"{wy}: {len(y)} labels for {len(x)} samples in '{sx}'; expected the same length")
     if len(x) == 0 or x.shape[1] == 0 or math.prod(x.shape[2:]) == 0:
         raise UserError(f"{wx}: shape {x.shape}; expected at least one sample, step and value")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
-        raise UserError(f"{wx}: {bad} values are NaN or infinite; expected finite numbers")
+    guards.check_float32_range(wx, x)  # before the float32 cast, which would overflow to inf
     if (y < 0).any():
         raise UserError(f"{wy}: label {int(y.min())} is negative; expected class indices 0, 1, 2, ...")
+
+
+def _count_classes(path, given: dict) -> int:
+    """Largest label + 1, refused above max(samples, MIN_CLASS_LIMIT) before anything is sized by it."""
+    samples = sum(len(y) for _, y in given.values())
+    classes = max(int(y.max()) for _, y in given.values()) + 1
+    limit = max(samples, MIN_CLASS_LIMIT)
+    if classes > limit:
+        raise UserError(f"{path}: largest label {classes - 1:,} means {classes:,} classes for {samples:,} samples; "
+                        f"expected at most {limit:,} classes (class indices 0, 1, 2, ...: at most one class per "
+                        f"sample, or {MIN_CLASS_LIMIT:,})")
+    return classes
 
 
 def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 0.1,
@@ -154,6 +168,7 @@ def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 
                 raise UserError(f"{_source(kind, path, need)}: missing; expected it beside '{have}'")
         _check_pair(kind, path, arrays[sx], arrays[sy], sx, sy)
         given[split or "all"] = (arrays[sx], arrays[sy])
+    classes = _count_classes(path, given)
     shapes = {k: v[0].shape[1:] for k, v in given.items()}
     first = next(iter(shapes.values()))
     for split, shape in shapes.items():
@@ -188,7 +203,6 @@ def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 
                                  .reshape(len(given[s][0]), first[0], feats),
                                  torch.from_numpy(np.array(given[s][1], dtype=np.int64)))
               for s in SPLITS}
-    classes = int(max(int(given[s][1].max()) for s in SPLITS)) + 1
     return DatasetSplits(
         train=splits["train"], val=splits["val"], test=splits["test"],
         input_size=feats, num_classes=classes, timesteps=int(first[0]),

@@ -335,7 +335,7 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
     traffic = load_traffic(traffic_path)
     if model_path is None:
         model_path = traffic.get("model")
-        if not isinstance(model_path, str) or not model_path:
+        if not isinstance(model_path, str) or not model_path or len(model_path) > 4096 or "\0" in model_path:
             raise UserError(f"{traffic_path}: field 'model' missing; pass --model MODEL.nir")
         if not Path(model_path).is_file():
             raise UserError(f"{traffic_path}: field 'model' names {model_path}, which is not a file here; pass "
