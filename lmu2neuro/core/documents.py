@@ -129,8 +129,9 @@ def load_yaml(path: str | os.PathLike, what: str, expected: str, limit: int = MA
                 self.depth -= 1
 
     text = read_text(path, what, expected, limit)
-    loader = Loader(text)
+    loader = None
     try:
+        loader = Loader(text)  # the reader refuses control characters already here
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -143,4 +144,5 @@ def load_yaml(path: str | os.PathLike, what: str, expected: str, limit: int = MA
         raise UserError(f"{path}: not valid YAML (a value that cannot be read: {' '.join(str(exc).split())[:100]})") \
             from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
