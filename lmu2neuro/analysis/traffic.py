@@ -261,6 +261,11 @@ def load_traffic(path: str | os.PathLike) -> dict:
         got = excerpt(data.get("schema")) if isinstance(data, dict) else type(data).__name__
         raise UserError(f"{path}: field 'schema' is {got}, expected '{SCHEMA}' (written by `lmu2neuro simulate`)")
     validate_traffic(data, str(path))
+    # a null field of a layer or projection is that field absent: the readers' defaults then apply
+    for group in ("layers", "projections"):
+        for entry in data[group]:
+            for key in [k for k, v in entry.items() if v is None]:
+                del entry[key]
     return data
 
 
