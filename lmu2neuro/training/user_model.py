@@ -593,8 +593,13 @@ def load_state_dict_file(checkpoint) -> dict:
         if value.is_complex() or value.is_quantized or value.layout != torch.strided:
             raise UserError(f"{ckpt}: entry '{_short(key)}' is a {value.dtype} ({value.layout}) tensor; expected real "
                             "numbers (a complex part would be dropped)")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise UserError(f"{ckpt}: entry '{_short(key)}' holds NaN or infinite values; expected finite weights")
+        if value.is_floating_point() and value.numel():
+            if not bool(torch.isfinite(value).all()):
+                raise UserError(f"{ckpt}: entry '{_short(key)}' holds NaN or infinite values; expected finite weights")
+            big = float(value.detach().abs().max())
+            if big > guards.FLOAT32_MAX:  # the float32 model would hold inf after load_state_dict's copy
+                raise UserError(f"{ckpt}: entry '{_short(key)}' holds {big:.4g}, beyond float32's range; expected "
+                                "weights a float32 model can hold")
     return state
 
 
