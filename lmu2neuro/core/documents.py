@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import reprlib
-from pathlib import Path
 
 from lmu2neuro.core import guards
 from lmu2neuro.core.errors import UserError

@@ -18,6 +18,9 @@ bigger model raises them through the environment):
   nodes in one graph (default 20,000);
 - ``MAX_DEPTH``: deepest group nesting (NIR subgraphs), fixed at 32; ``MAX_CHUNKS``: most HDF5
   chunks in one dataset, fixed at 65,536.
+
+Values: ``check_float32_range`` (float inputs within float32's range, checked before the cast) and
+``check_dt`` (seconds per step within ``DT_MIN``..``DT_MAX``). docs/limits.md lists every limit.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     except zipfile.BadZipFile:
         raise UserError(f"{path}: not a .npz archive (not a zip file); expected arrays x and y saved by numpy.savez") \
             from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: unreadable array ({str(exc).splitlines()[0][:120]})") from None
+    except (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        # a damaged archive: an entry flagged encrypted (RuntimeError), an unknown compression
+        # method (NotImplementedError), a broken deflate stream (zlib.error), a bad CRC
+        text = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise UserError(f"{path}: unreadable array ({text})") from None
     return out
 
 

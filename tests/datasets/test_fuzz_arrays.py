@@ -127,8 +127,8 @@ def _declared_huge(path) -> None:
         zf.writestr("y.npy", buf.getvalue())
 
 
-@settings(TEXT_FUZZ, max_examples=12 * SCALE)
-@given(kind=st.sampled_from(["folder", "fifo", "device", "huge", "npy_fifo", "missing"]))
+@settings(TEXT_FUZZ, max_examples=16 * SCALE)
+@given(kind=st.sampled_from(["folder", "fifo", "device", "huge", "npy_fifo", "missing", "encrypted", "method"]))
 def test_guarded_paths(tmp_path_factory, kind):
     d = tmp_path_factory.mktemp("npz")
     p = d / "d.npz"
@@ -138,6 +138,18 @@ def test_guarded_paths(tmp_path_factory, kind):
         spec = f"npz:{p}"
     elif kind == "huge":
         _declared_huge(p)
+    elif kind in ("encrypted", "method"):  # zip entries flagged encrypted, or of an unknown compression
+        buf = io.BytesIO()
+        np.savez(buf, **BASE)
+        data = bytearray(buf.getvalue())
+        at = data.find(b"PK\x01\x02")
+        while at != -1:
+            if kind == "encrypted":
+                data[at + 8] |= 1
+            else:
+                data[at + 10] = 99
+            at = data.find(b"PK\x01\x02", at + 1)
+        p.write_bytes(bytes(data))
     elif kind == "npy_fifo":
         np.save(d / "y.npy", BASE["y"])
         special_file("fifo", d / "x.npy")
@@ -168,6 +180,24 @@ def test_values_beyond_float32_are_refused_before_the_cast(tmp_path):
         warnings.simplefilter("error")  # no overflow warning may come before the error
         with pytest.raises(UserError, match=r"array 'x': a value of magnitude 1e\+39 is beyond float32's range"):
             load_array_splits("npz", str(tmp_path / "d.npz"))
+
+
+@pytest.mark.parametrize("value", [1e39, 1e300])
+def test_simulate_refuses_inputs_beyond_float32_in_one_line(tmp_path, value):
+    """`simulate` on such inputs let IntNetwork.quantize_input's ValueError escape (a traceback)."""
+    from converters.nir.export import export_nir
+    from netgen import spiking_mlp
+
+    export_nir(spiking_mlp(), tmp_path / "m.nir", dt=1e-3)
+    x = np.zeros((4, 5, 6))
+    x[1, 2, 3] = value
+    np.save(tmp_path / "x.npy", x)
+    y = np.arange(40) % 4
+    _write(tmp_path / "d.npz", {"x": np.repeat(x, 10, axis=0), "y": y})
+    for source, names in ((["--input", tmp_path / "x.npy"], "x.npy"), (["--dataset", f"npz:{tmp_path / 'd.npz'}"],
+                                                                        "d.npz")):
+        assert CHECK.run(["simulate", tmp_path / "m.nir", *source, "--backend", "reference", "-o",
+                          tmp_path / "out" / "t.json"], names, outputs=[tmp_path / "out"]) == 2
 
 
 def test_zz_totals_and_memory():
