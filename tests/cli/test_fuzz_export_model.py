@@ -226,6 +226,9 @@ def test_messages_name_the_keys_and_the_failure(case, tmp_path, capsys):
                  "-o", str(tmp_path / "m.nir")]) == 2
     err = capsys.readouterr().err
     assert HOW_PLAIN in err and "LoihiModel" not in err, err
+    assert main(["export", "--model", f"{d / 'models.py'}:leaky", str(d / "good.pt"), "--dataset", "digits",
+                 "--dt", "1e-320", "-o", str(tmp_path / "m.nir")]) == 2
+    assert capsys.readouterr().err == "error: --dt 1e-320: expected seconds per time step between 1e-09 and 1000\n"
     torch.save({1: torch.zeros(2)}, tmp_path / "int.pt")
     with pytest.raises(UserError, match=r"a key of type int \(1\); expected parameter names"):
         load_state_dict_file(tmp_path / "int.pt")
