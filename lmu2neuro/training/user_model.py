@@ -486,26 +486,41 @@ def _check_calls(model_file, chain, calls, x_t, y) -> None:
                         f"with it first); {FORWARD}")
 
 
-def run_forward(module: nn.Module, x, model_file) -> tuple:
+def run_forward(module: nn.Module, x, model_file, membranes: dict | None = None, cast: bool = False) -> tuple:
     """The user's float snnTorch model run by its own ``forward``, one call per time step (snnTorch's
     own stepping), each call checked by forward hooks against the chain the conversion assumes
     (``snntorch_layers``): x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)}).
+    ``membranes`` collects each neuron layer's membrane after every call ({path: (B, T, n)}: what the
+    layer returns last, or its ``mem`` with ``init_hidden``; before a delayed reset).
+    ``cast``: every neuron layer's outputs are cast to ``x``'s dtype (snnTorch's surrogates return
+    float32 spikes whatever the model's dtype), so a model made float64 runs in float64 throughout.
     UserError naming ``model_file`` and the first layer that differs, or when forward cannot run."""
     import snntorch
     import torch
 
     chain = snntorch_layers(module)
+
+    def to_dtype(_mod, _args, _kwargs, out):  # registered first: the checks below see what the next layer gets
+        if isinstance(out, (tuple, list)):
+            return type(out)(o.to(x.dtype) if isinstance(o, torch.Tensor) else o for o in out)
+        return out.to(x.dtype) if isinstance(out, torch.Tensor) else out
     calls: list[tuple] = []
 
     def hook_for(path):
-        def hook(_mod, args, kwargs, out):
+        def hook(mod, args, kwargs, out):
             calls.append((path, args[0] if args else next(iter(kwargs.values()), None), out))
+            if membranes is not None and path in neurons:
+                mem = out[-1] if isinstance(out, (tuple, list)) and len(out) > 1 else getattr(mod, "mem", None)
+                if isinstance(mem, torch.Tensor):
+                    mems.setdefault(path, []).append(mem.detach().reshape(mem.shape[0], -1))
         return hook
 
-    handles = [m.register_forward_hook(hook_for(p), with_kwargs=True) for p, m in chain]
+    neurons = {p for p, m in chain if isinstance(m, snntorch.SpikingNeuron)}
+    mems: dict[str, list] = {}
+    handles = [m.register_forward_hook(to_dtype, with_kwargs=True) for p, m in chain if cast and p in neurons]
+    handles += [m.register_forward_hook(hook_for(p), with_kwargs=True) for p, m in chain]
     reset_hidden(chain)
     outs, spikes = [], {}
-    neurons = {p for p, m in chain if isinstance(m, snntorch.SpikingNeuron)}
     try:
         with torch.no_grad():
             for t in range(x.shape[1]):
@@ -526,6 +541,8 @@ def run_forward(module: nn.Module, x, model_file) -> tuple:
     finally:
         for h in handles:
             h.remove()
+    if membranes is not None:
+        membranes.update({k: torch.stack(v, 1) for k, v in mems.items() if len(v) == x.shape[1]})
     return torch.stack(outs, 1), {k: torch.stack(v, 1) for k, v in spikes.items()}
 
 
