@@ -127,13 +127,19 @@ class _Tally:
             self.err = err if self.err is None else max(self.err, err)
 
     def row(self, rec: dict) -> dict:
-        exact = self.same == self.n and (self.err is None or self.err <= MEMBRANE_TOL)
-        row = {"population": self.population, "exact": exact, "spike_agreement": self.same / self.n,
-               "steps_all_equal": self.steps_same / self.steps, "membrane_max_error": self.err,
-               "spikes": dict(self.spikes), "deployed_spike_agreement": self.same_deployed / self.n}
+        """The layer's result; a conversion the converter knows to differ (``rec["exact"]`` False) is
+        not exact even where these inputs never show it (a reset rule that no spike exercised)."""
+        equal = self.same == self.n and (self.err is None or self.err <= MEMBRANE_TOL)
+        exact = equal and rec.get("exact", True) is not False
+        row = {"population": self.population, "exact": exact, "measured_equal": equal,
+               "spike_agreement": self.same / self.n, "steps_all_equal": self.steps_same / self.steps,
+               "membrane_max_error": self.err, "spikes": dict(self.spikes),
+               "deployed_spike_agreement": self.same_deployed / self.n}
         if not exact:
             row["differs"] = rec.get("note") or ("measured only: no known difference of this conversion explains "
                                                  "it; please report it")
+            if equal:
+                row["differs"] += " (not seen on these inputs: their spikes and membranes are equal)"
         return row
 
 

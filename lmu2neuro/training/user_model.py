@@ -517,7 +517,12 @@ def run_forward(module: nn.Module, x, model_file, membranes: dict | None = None,
 
     neurons = {p for p, m in chain if isinstance(m, snntorch.SpikingNeuron)}
     mems: dict[str, list] = {}
+    def args_to_dtype(_mod, args):  # a neuron's own recurrent map gets its float32 spikes too
+        return tuple(a.to(x.dtype) if isinstance(a, torch.Tensor) else a for a in args)
+
     handles = [m.register_forward_hook(to_dtype, with_kwargs=True) for p, m in chain if cast and p in neurons]
+    handles += [sub.register_forward_pre_hook(args_to_dtype) for p, m in chain if cast and p in neurons
+                for sub in m.modules() if sub is not m]
     handles += [m.register_forward_hook(hook_for(p), with_kwargs=True) for p, m in chain]
     reset_hidden(chain)
     outs, spikes = [], {}

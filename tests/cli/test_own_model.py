@@ -281,7 +281,8 @@ def test_plain_snntorch_export_writes_nir_and_a_fidelity_report(snn_file, tmp_pa
     assert set(rep) >= {"prediction_agreement", "float_accuracy", "int_accuracy", "layers", "float_predictions"}
     net = read_intnet(out)
     want = {"leaky": "subtract", "zero": "zero", "mixed": "subtract"}[func]  # snnTorch's default: subtract
-    assert {p.reset for p in net.populations if not p.readout} == {want}
+    assert {p.reset for p in net.populations if not p.readout and not p.helper} == {want}
+    assert [p.helper for p in net.populations if p.helper] == (["bias source"] if func == "mixed" else [])
     for layer in rep["layers"].values():  # every hidden layer fires, in float and in integers alike
         assert layer["float_spikes"] > 0 and 0.8 < layer["spike_ratio"] < 1.25, layer
     # quantizing after training keeps the model here (8-bit weights, 12-bit decays)
