@@ -89,6 +89,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     x, y = chirps(1200, seed=1)
     np.savez(out / "chirps.npz", x_train=x[:800], y_train=y[:800], x_test=x[800:], y_test=y[800:])
+    torch.manual_seed(0)
     model = train(make(args.reset), x[:800], y[:800], args.epochs)
     torch.save(model.state_dict(), out / "model.pt")
     func = "make" if args.reset == "subtract" else "make_zero"

@@ -67,7 +67,7 @@ from lmu2neuro.models.layers import (
     InputQuantizer,
     Linear,
     OneToOne,
-    RLeaky,
+    Recurrent,
     SumPool1d,
     SumPool2d,
 )
@@ -98,7 +98,7 @@ def _hint(module: nn.Module) -> str:
 
     name = type(module).__name__
     if isinstance(module, snntorch.SpikingNeuron):
-        ours = {"Leaky": "Leaky", "Synaptic": "Synaptic", "RLeaky": "RLeaky"}.get(name, "Leaky")
+        ours = {"Leaky": "Leaky", "Synaptic": "Synaptic", "RLeaky": "RLeaky", "RSynaptic": "RSynaptic"}.get(name, "Leaky")
         return (f"snnTorch's {name} steps one frame per call with its own reset rule; use "
                 f"lmu2neuro.models.layers.{ours}, which runs whole sequences with Loihi's reset")
     if isinstance(module, nn.Flatten):
@@ -404,6 +404,9 @@ class TracedOp(Op):
             weights.append(kernel[None])
             parts.append({"kind": f"conv{c.dims}d", "ann_macs": chain.ann_macs(self.root)})  # kept if != macs()
         origin = {"kind": "dense", "layers": list(p.layers)}
+        helpers = {getattr(m, "helper", None) for m in self.modules()}
+        if p.layers and None not in helpers:  # only layers a conversion added (e.g. a spike-count readout)
+            origin["helper"] = ", ".join(sorted(helpers))
         if any(c is not None for c in convs):
             origin["parts"] = parts
         return weights, bias, origin
@@ -414,42 +417,58 @@ class TracedOp(Op):
 
 @dataclass(eq=False)
 class FeedbackOp(Op):
-    """An RLeaky layer's ``recurrent`` map of its own spikes of the step before: taps [0, W]."""
+    """A recurrent layer's (``layers.Recurrent``) feedback of its own spikes: taps [0, W] (one step
+    late), or [0, W, W2] with a second tap (two steps late); its step state is the spikes before."""
 
     root: nn.Module
-    path: str  # the RLeaky layer
+    path: str  # the recurrent neuron layer
     shape: tuple[int, ...]  # its frame shape
     dense: bool = False  # expand a recurrent convolution into its matrix anyway
+
+    def layer(self) -> nn.Module:
+        return self.root.get_submodule(self.path)
 
     def run(self, xs):
         raise RuntimeError("a recurrent term runs frame by frame (models.graph.run_recurrent)")
 
     def step(self, xs, state):
         prev = xs[0]
-        rec = self.root.get_submodule(self.path).recurrent
-        return rec(prev.reshape(prev.shape[0], *self.shape)).reshape(prev.shape[0], -1), None
+        prev2 = torch.zeros_like(prev) if state is None else state
+        frame = (prev.shape[0], *self.shape)
+        return self.layer().feedback(prev.reshape(frame), prev2.reshape(frame)).reshape(prev.shape[0], -1), prev
 
     def geometry(self):
-        rec = self.root.get_submodule(self.path).recurrent
-        geo = None if self.dense or len(self.shape) not in (2, 3) else _layer_geometry(rec, tuple(self.shape))
+        layer = self.layer()
+        rec = layer.recurrent
+        geo = None if self.dense or len(self.shape) not in (2, 3) or layer.recurrent2 is not None \
+            else _layer_geometry(rec, tuple(self.shape))
         return None if geo is None or geo.problem((2,) + tuple(rec.weight.shape)) else [geo]
 
     def taps(self):
         n = math.prod(self.shape)
         like = _like(self.root)
+        layer = self.layer()
         origin = {"kind": "recurrent", "layers": [f"{self.path}.recurrent"]}
+        if getattr(layer.recurrent, "helper", None):
+            origin["helper"] = layer.recurrent.helper
         if self.geometry():
-            w = self.root.get_submodule(self.path).recurrent.weight
+            w = layer.recurrent.weight
             bias = self.step([torch.zeros(1, n, **like)], None)[0][0]
             return [torch.stack([torch.zeros_like(w), w])], bias, origin
         probes = torch.cat([torch.zeros(1, n, **like), torch.eye(n, **like)])
         y, _ = self.step([probes], None)
         bias = y[0]
         w = (y[1:] - bias).T
-        return [torch.stack([torch.zeros_like(w), w])], bias, origin
+        taps = [torch.zeros_like(w), w]
+        if layer.recurrent2 is not None:
+            frame = (n + 1, *self.shape)
+            y2 = layer.recurrent2(probes.reshape(frame)).reshape(n + 1, -1)
+            taps.append((y2[1:] - y2[0]).T)
+        return [torch.stack(taps)], bias, origin
 
     def modules(self):
-        return [self.root.get_submodule(self.path).recurrent]
+        layer = self.layer()
+        return [layer.recurrent] + ([] if layer.recurrent2 is None else [layer.recurrent2])
 
 
 # -- tracing -----------------------------------------------------------------------------------------
@@ -570,7 +589,7 @@ def trace(model: nn.Module, frame_shape: tuple[int, ...]) -> Trace:
             raise UserError(f"model layer '{n.target}': its input is a constant, not a signal")
         prog = _program(model, modules, target, boundary, order, values, name)
         shape = tuple(values[n].shape[2:])
-        trace_pops.append(Population(name, n.target, shape, prog, isinstance(mod, RLeaky)))
+        trace_pops.append(Population(name, n.target, shape, prog, isinstance(mod, Recurrent)))
     readout = _program(model, modules, result, boundary, order, values, READOUT)
     t = Trace(quantizer, tuple(frame_shape), trace_pops, readout)
     _check_linear(model, t)
