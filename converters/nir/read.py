@@ -140,7 +140,19 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
                        reset=str(m.get("reset", "zero")), refractory=_refractory_meta(path, name, m),
                        shape=None if shape is None else tuple(int(v) for v in shape))
         )
-    projs = []
+    helpers = gm.get("helpers") or {"populations": [], "projections": []}
+    projs: list[Projection] = []
+    try:  # helper sources (the always-on bias source) come first: nothing feeds them
+        pops[:0] = [Population(name=h["name"], size=len(h["bias_mant"]), du=int(h["du"]), dv=int(h["dv"]),
+                               vth=int(h["vth"]), bias_mant=np.asarray(h["bias_mant"], dtype=np.int64),
+                               bias_exp=int(h["bias_exp"]), meta=h.get("meta") or {}, reset=str(h["reset"]))
+                    for h in helpers["populations"]]
+        extra = [Projection(name=h["name"], source=h["source"], target=h["target"], weight_exp=int(h["weight_exp"]),
+                            weights=np.asarray(h["weights"], dtype=np.int64), origin=h.get("origin") or {})
+                 for h in helpers["projections"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: graph metadata field 'helpers' is malformed ({type(exc).__name__}: {exc}); "
+                        "expected helper populations and projections as this project writes them") from None
     for pm in gm["projections"]:
         mants, origin = [], {}
         for n in pm["nodes"]:
@@ -156,6 +168,9 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
                                                        tuple(c["dilation"]), int(c["groups"]))
         projs.append(Projection(name=pm["name"], source=pm["source"], target=pm["target"], weights=weights,
                                 weight_exp=int(pm["weight_exp"]), origin=origin, conv=geometry))
+    for h in extra:  # each after its target's own synapses, where the lowering puts it
+        at = max((i + 1 for i, q in enumerate(projs) if q.target == h.target), default=len(projs))
+        projs.insert(at, h)
     try:
         return IntNetwork(input_size=int(gm["input_size"]), input_scale=float(gm["input_scale"]), populations=pops,
                           projections=projs, output=gm["output"], input_name=gm["input_name"],
