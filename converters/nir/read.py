@@ -96,7 +96,15 @@ def read_graph(path: str | os.PathLike, type_check: bool = True):
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         raise UserError(f"{path}: unreadable HDF5 (truncated or corrupt file): {one_line(exc)}") from None
     try:
-        return nir.read(p, type_check=type_check)
+        try:
+            return nir.read(p, type_check=type_check)
+        except ValueError as exc:
+            if "type mismatch" not in str(exc):
+                raise
+            # nir 1.0.8's own inference gets a non-square kernel's output width wrong (snnTorch's
+            # export_to_nir of a Conv2d with a 1 x k kernel): read unchecked; the lowering checks every
+            # shape itself (conv geometry against the node it feeds) and names the node that disagrees
+            return nir.read(p, type_check=False)
     except OSError as exc:
         raise UserError(f"{path}: unreadable HDF5 (truncated or corrupt file): {one_line(exc)}") from None
     except Exception as exc:  # nir raises ValueError/AssertionError/KeyError on malformed graphs

@@ -42,6 +42,7 @@ from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.executor import conv_tap_sum, tap_sum
 from lmu2neuro.core.intnet import ALWAYS_ON, IntNetworkError, Population
 from lmu2neuro.models.graph import INPUT, Node, bn_fold
+from lmu2neuro.models.neurons import LoihiLIF
 
 VTH_TARGET = 1024
 # Raised up to this when a projection's weights are so small that their exponent would have to
@@ -350,11 +351,22 @@ def run_qat(nodes: list[Node], x: torch.Tensor, input_scale: float, max_len: int
         if recurrent or voltages is not None:
             signals[qp.spec.name] = _scan_recurrent(qp, acc, recurrent, x, voltages)
         else:
-            signals[qp.spec.name] = qp.spec.neuron((acc * 64.0 + qp.bias_q) * qp.volt_unit)
+            # the whole-sequence scan of any Loihi neuron layer (a layer's own forward takes no bias)
+            signals[qp.spec.name] = LoihiLIF.forward(qp.spec.neuron, *_neuron_input(qp, acc))
         if spikes is not None:
             spikes[qp.spec.name] = signals[qp.spec.name]
     assert frame is not None
     return frame
+
+
+def _neuron_input(qp: QuantPop, acc) -> tuple:
+    """(current, voltage bias) of a population as the deployed neuron takes them: its bias enters the
+    voltage, as Loihi's does (a bias the model adds to a kept current comes through the always-on
+    source instead, ``_bias_in_current``). Where the current keeps nothing (du = 4095) both are the
+    same input, and the bias rides on the current: the float operations QAT has always trained with."""
+    if qp.du == fx.DECAY_UNITY - 1:
+        return (acc * 64.0 + qp.bias_q) * qp.volt_unit, 0.0
+    return acc * 64.0 * qp.volt_unit, qp.bias_q * qp.volt_unit
 
 
 def _scan_recurrent(qp: QuantPop, acc, recurrent: list[QuantProj], x: torch.Tensor,
@@ -376,7 +388,8 @@ def _scan_recurrent(qp: QuantPop, acc, recurrent: list[QuantProj], x: torch.Tens
         for pr in recurrent:
             for j in range(1, min(pr.w_q.shape[0], t + 1)):
                 a_t = a_t + apply_tap(out[t - j], pr.w_q[j], pr.synapse.conv)
-        spk, state = neuron.step((a_t * 64.0 + qp.bias_q) * qp.volt_unit, state)
+        current, bias = _neuron_input(qp, a_t)
+        spk, state = neuron.step(current, state, bias)
         out.append(spk)
         volts.append(state[1])
     if voltages is not None:

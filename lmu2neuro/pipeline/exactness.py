@@ -138,8 +138,9 @@ class _Tally:
                "membrane_max_error": self.err, "spikes": dict(self.spikes),
                "deployed_spike_agreement": self.same_deployed / self.n}
         if not exact:
-            row["differs"] = rec.get("note") or ("measured only: no known difference of this conversion explains "
-                                                 "it; please report it")
+            declared = rec.get("exact", True) is False  # the converter's own statement, made before measuring
+            row["differs"] = rec["note"] if declared and rec.get("note") else (
+                "measured only: no known difference of this conversion explains it; please report it")
             if equal:
                 row["differs"] += " (not seen on these inputs: their spikes and membranes are equal)"
         return row

@@ -62,7 +62,6 @@ def _write_network(net: IntNetwork, output, format: str, dt: float | None) -> No
 
 
 # A plain snnTorch model quantized after training (export_snntorch)
-CALIBRATION_SAMPLES = 2000  # training samples whose largest |x| sets the input scale
 FORWARD_CHECK_SAMPLES = 8  # training samples the user's forward runs on to check the assumed chain
 
 
@@ -105,7 +104,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
         xs, ys = zip(*(part[i] for i in range(n)))
         return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in xs]), torch.as_tensor(ys)
 
-    x_cal, _ = stack(data.train, CALIBRATION_SAMPLES)
+    x_cal, _ = stack(data.train, fx.CALIBRATION_SAMPLES)
     # the chain the conversion assumes, checked against the user's own forward before any other work
     um.run_forward(module, x_cal[:FORWARD_CHECK_SAMPLES].reshape(-1, x_cal.shape[1], *frame), path)
     try:
@@ -177,7 +176,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
         "layers": layers,
         "dataset": dataset, "split": "test",
         "input_scale": {"value": float(scale), "source": "calibrated",
-                        "rule": f"{fx.INPUT_SCALE_RULE} over the first {len(x_cal)} training samples",
+                        "rule": fx.CALIBRATION_RULE, "calibration_samples": int(len(x_cal)),
                         "max_abs_input": float(x_cal.abs().max())},
         "chain": ("nn.Sequential: its layers in order" if isinstance(module, torch.nn.Sequential) else
                   f"{type(module).__name__}: its child modules in the order they are defined, each on the previous "
