@@ -75,6 +75,25 @@ def _check_node_group(path, name: str, grp) -> None:
         raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' must be a matrix")
 
 
+def _fix_non_square_kernels(graph) -> bool:
+    """nir 1.0.8 computes a Conv2d's output with its first kernel size for both dimensions, so a
+    non-square kernel (snnTorch's export_to_nir of a Conv2d with a 1 x k kernel) fails nir's own type
+    check on a correct graph. Each such node's output type is set from its real kernel (our geometry);
+    True if any was. Nested graphs are not descended into (they take the plain check)."""
+    import nir
+
+    fixed = False
+    for node in graph.nodes.values():
+        w = np.shape(getattr(node, "weight", ()))
+        if isinstance(node, nir.Conv2d) and node.input_shape is not None and len(w) == 4 and w[2] != w[3]:
+            geo = ConvGeometry((int(w[1]), *(int(v) for v in node.input_shape)), tuple(np.broadcast_to(
+                node.stride, 2).tolist()), tuple(np.broadcast_to(node.padding, 2).tolist()),
+                tuple(np.broadcast_to(node.dilation, 2).tolist()), int(node.groups))
+            node.output_type = {"output": np.array(geo.out_shape((1, *w)))}
+            fixed = True
+    return fixed
+
+
 def read_graph(path: str | os.PathLike, type_check: bool = True):
     """Open a .nir file and return its ``nir.NIRGraph``; bad files raise a one-line UserError."""
     import h5py
@@ -99,12 +118,13 @@ def read_graph(path: str | os.PathLike, type_check: bool = True):
         try:
             return nir.read(p, type_check=type_check)
         except ValueError as exc:
-            if "type mismatch" not in str(exc):
+            if not type_check or "type mismatch" not in str(exc):
                 raise
-            # nir 1.0.8's own inference gets a non-square kernel's output width wrong (snnTorch's
-            # export_to_nir of a Conv2d with a 1 x k kernel): read unchecked; the lowering checks every
-            # shape itself (conv geometry against the node it feeds) and names the node that disagrees
-            return nir.read(p, type_check=False)
+            graph = nir.read(p, type_check=False)
+            if not _fix_non_square_kernels(graph):
+                raise
+            graph.check_types()  # every edge, now with each Conv2d's true output shape
+            return graph
     except OSError as exc:
         raise UserError(f"{path}: unreadable HDF5 (truncated or corrupt file): {one_line(exc)}") from None
     except Exception as exc:  # nir raises ValueError/AssertionError/KeyError on malformed graphs

@@ -161,6 +161,6 @@ def test_non_square_kernel_nir_is_read_with_our_own_shape_checks(tmp_path, capsy
     from converters.network_file import read_network_file as read_network
     from lmu2neuro.core.errors import UserError
 
-    with pytest.raises(UserError, match="node '") as err:
+    with pytest.raises(UserError, match=r"type mismatch: conv.output: \[ *4 1 16\] -> lif.input: \[ *4 1 15\]") as err:
         read_network(tmp_path / "bad.nir")
     assert len(str(err.value).splitlines()) == 1
