@@ -164,3 +164,39 @@ def test_non_square_kernel_nir_is_read_with_our_own_shape_checks(tmp_path, capsy
     with pytest.raises(UserError, match=r"type mismatch: conv.output: \[ *4 1 16\] -> lif.input: \[ *4 1 15\]") as err:
         read_network(tmp_path / "bad.nir")
     assert len(str(err.value).splitlines()) == 1
+
+
+def test_third_party_cuba_graph_takes_its_synaptic_bias_into_the_current(tmp_path):
+    """Another tool's NIR: Affine (with bias) -> CubaLIF. The bias enters the current (NIR's semantics),
+    so it comes from the always-on source, not as its steady state on the voltage: the deployed spikes
+    follow the float graph from the first step, where the bias is still building up in the current."""
+    import nir
+
+    from converters.network_file import read_network_file
+    from converters.nir.float_executor import load
+    from lmu2neuro.core import fixed_point as fx
+    from lmu2neuro.core.executor import execute
+
+    rng = np.random.default_rng(0)
+    n, dt = 12, 1e-3
+
+    def cuba(k):
+        return nir.CubaLIF(tau_syn=np.full(k, 5e-3), tau_mem=np.full(k, 1e-2), r=np.full(k, 10.0),
+                           v_leak=np.zeros(k), v_threshold=np.ones(k), v_reset=np.zeros(k), w_in=np.full(k, 5.0))
+
+    g = nir.NIRGraph(nodes={"x": nir.Input(input_type=np.array([4])),
+                            "fc": nir.Affine(weight=rng.normal(0, 0.05, (n, 4)), bias=rng.uniform(0.02, 0.06, n)),
+                            "lif": cuba(n), "y": nir.Output(output_type=np.array([n]))},
+                     edges=[("x", "fc"), ("fc", "lif"), ("lif", "y")])
+    nir.write(tmp_path / "g.nir", g)
+    x = rng.uniform(0, 1, (8, 40, 4))
+    net = read_network_file(tmp_path / "g.nir", dt=dt, input_scale=127.0)
+    assert net.populations[0].helper == "bias source"
+    assert [s.helper for s in net.projections_into("lif")] == ["bias source", None]
+    assert not np.any(net.population("lif").bias_mant)  # nothing of it left on the voltage
+    got = np.asarray(execute(net, fx.quantize_input(x, net.input_scale)).spikes["lif"])
+    want = load(tmp_path / "g.nir", dt=dt)(torch.as_tensor(x)).numpy() > 0
+    assert want.sum() > 100 and want[:, :3].sum() == 0  # the bias takes steps to build up in the current
+    first = lambda s: np.where(s.any(1), s.argmax(1), -1)  # noqa: E731 - each neuron's first spike step
+    assert (first(got) == first(want)).mean() >= 0.95, (first(got), first(want))
+    assert abs(int(got.sum()) - int(want.sum())) <= 0.05 * want.sum()
