@@ -70,6 +70,11 @@ class Population:
                    shape=shape, refractory=0)
 
     @property
+    def helper(self) -> str | None:
+        """What a conversion added this population for (e.g. "bias source"), or None: the model's own."""
+        return self.meta.get("helper") or None
+
+    @property
     def is_integrator(self) -> bool:
         return (self.du, self.dv) == self.INTEGRATOR
 
@@ -93,6 +98,12 @@ class Projection:
     # this projection's (a pooling folded into a convolution).
     origin: dict = field(default_factory=dict)
     conv: ConvGeometry | None = None  # None: dense
+
+    @property
+    def helper(self) -> str | None:
+        """What a conversion added this projection for ("reset self connection", "spike-count
+        readout", "bias source"), or None: a synapse of the model as its author wrote it."""
+        return self.origin.get("helper") or None
 
     def __post_init__(self):
         # the one place "ann_macs" is kept only where it differs: readers and the tracer state it always
