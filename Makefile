@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml Makefile
 	# Upstream lava declares Python <3.11 and pins torch<2.4: take the code, not the pins.
 	$(PIP) install --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
 	$(PIP) install -e '.[dev]'
+	# neurobench 2.3.0 checks our NeuroBench counts in the tests (development only, never imported by the
+	# package). Its metrics need only torch, snntorch, numpy and tqdm; its declared requirements would
+	# pull torchaudio, tonic and numba (and another torch), so: --no-deps.
+	$(PIP) install --no-deps neurobench==2.3.0
 	@! $(PY) -m pip list 2>/dev/null | grep -iE '^(nvidia-|cuda-)' || { echo "CUDA packages found in $(VENV)"; exit 1; }
 	touch $(STAMP)
 
