@@ -57,7 +57,7 @@ def structure(net) -> dict:
 
 def run_baseline(model, *, timesteps: int, static: bool, device: str = "cpu", batch: int = THROUGHPUT_BATCH,
                  tdp_w: float | None = None, profile: str = "cpu", min_time_s: float = 1.0, seed: int = 0,
-                 out: str | os.PathLike | None = None) -> dict:
+                 out: str | os.PathLike | None = None, networks: tuple[str, ...] = ("ann", "snn_dense")) -> dict:
     """Time the non-spiking equivalent (ANN: one pass for a static input to a network without
     recurrence, else T) and the SNN as a dense torch network (T steps) of ``model`` (a .nir or
     netx file, or an IntNetwork) on ``device`` at batch 1 and ``batch``; energy where a counter can
@@ -88,6 +88,8 @@ def run_baseline(model, *, timesteps: int, static: bool, device: str = "cpu", ba
     g = torch.Generator().manual_seed(seed)
     rows = []
     for kind, spiking, n_pass in (("ann", False, passes), ("snn_dense", True, timesteps)):
+        if kind not in networks:
+            continue
         module = TorchEquivalent(net, spiking=spiking, passes=n_pass)
         for b in sorted({1, batch}):
             x = torch.randint(-127, 128, (b, 1 if static else timesteps, net.input_size), generator=g).float()

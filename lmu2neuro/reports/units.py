@@ -28,9 +28,13 @@ def fmt_quantity(value: float | None, unit: str, digits: int = 3) -> str:
 
 
 def fmt_range(estimate: float, low: float, high: float, unit: str, digits: int = 3) -> str:
-    """'157 us [120-210 us]': the estimate and its range in one prefix, the estimate's."""
-    factor, prefix = scale_for(estimate if estimate else high)
-    est = f"{estimate / factor:.{digits}g} {prefix}{unit}"
+    """'157 us [120-210 us]': the estimate and its range, in one prefix where all three share it,
+    else each end in its own ('882 nJ [333 nJ-3.18 uJ]')."""
+    est = fmt_quantity(estimate, unit, digits)
     if low == high:
         return est
-    return f"{est} [{low / factor:.{digits}g}-{high / factor:.{digits}g} {prefix}{unit}]"
+    prefixes = {scale_for(v)[1] for v in (estimate, low, high) if v}
+    if len(prefixes) == 1:
+        factor, prefix = scale_for(estimate if estimate else high)
+        return f"{est} [{low / factor:.{digits}g}-{high / factor:.{digits}g} {prefix}{unit}]"
+    return f"{est} [{fmt_quantity(low, unit, digits)}-{fmt_quantity(high, unit, digits)}]"
