@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml Makefile
 	@! $(PY) -m pip list 2>/dev/null | grep -iE '^(nvidia-|cuda-)' | grep -viE '^nvidia-ml-py ' || { echo "CUDA packages found in $(VENV)"; exit 1; }
 	touch $(STAMP)
 
-# espeak-ng and sox make the synthetic keyword-spotting dataset; Debian packages.
+# espeak-ng and sox make the synthetic keyword-spotting dataset; chromium and chromium-driver run the
+# browser test of report.html. Debian packages.
 system-packages:
 	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -33,6 +34,14 @@ system-packages:
 	     (apt-get update -q >/dev/null && apt-get install -y -q espeak-ng sox >/dev/null)) || \
 	     echo "warning: could not install espeak-ng and sox; synth-kws will be unavailable"; \
 	  else echo "warning: espeak-ng/sox missing; install them for synth-kws (apt-get install espeak-ng sox)"; fi; \
+	fi
+	@# chromium + chromium-driver: the test suite opens report.html in a real headless browser (Selenium)
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)) || \
+	     echo "warning: could not install chromium and chromium-driver; the browser test of report.html will skip"; \
+	  else echo "warning: chromium/chromedriver missing; install them for the report.html browser test (apt-get install chromium chromium-driver)"; fi; \
 	fi
 
 demo: $(STAMP)
