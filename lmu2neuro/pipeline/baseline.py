@@ -86,6 +86,7 @@ def run_baseline(model, *, timesteps: int, static: bool, device: str = "cpu", ba
     meter = meter_for(device)
     bound_w = None if meter.available else tdp(device, name, tdp_w)
     g = torch.Generator().manual_seed(seed)
+    load_before = _load()
     rows = []
     for kind, spiking, n_pass in (("ann", False, passes), ("snn_dense", True, timesteps)):
         if kind not in networks:
@@ -109,7 +110,9 @@ def run_baseline(model, *, timesteps: int, static: bool, device: str = "cpu", ba
     result = {
         "network_file": str(model) if not hasattr(model, "populations") else None,
         "device": device, "device_name": name, "torch": torch.__version__,
-        "threads": torch.get_num_threads() if device == "cpu" else None,
+        "threads": torch.get_num_threads() if device == "cpu" else None, "cpu_count": os.cpu_count(),
+        # other work on the machine moves wall-clock times: its load before and after, as the OS counts it
+        "load_average_1min": {"before": load_before, "after": _load()},
         "timesteps": timesteps, "static_input": static, "ann_passes": passes,
         "energy_counter": meter.why, "measured": rows,
         "tabled": _tabled(prof, st, passes, timesteps, rows),
@@ -119,6 +122,13 @@ def run_baseline(model, *, timesteps: int, static: bool, device: str = "cpu", ba
 
         write_json(out, result)
     return result
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):  # not on every platform
+        return None
 
 
 def _read(path):
@@ -151,8 +161,12 @@ def _tabled(prof, st: dict, passes: int, steps: int, rows: list[dict]) -> dict:
 def format_baseline(res: dict) -> str:
     from lmu2neuro.reports.units import fmt_quantity
 
+    load = res.get("load_average_1min") or {}
     lines = [f"{res['device_name']} ({res['device']}{', %d threads' % res['threads'] if res['threads'] else ''}), "
              f"torch {res['torch']}; energy: {res['energy_counter']}"]
+    if load.get("before") is not None:
+        lines.append(f"  machine load (1-min average) {load['before']:.2f} before, {load['after']:.2f} after, on "
+                     f"{res['cpu_count']} CPUs: other work moves these times")
     for r in res["measured"]:
         e = r.get("energy_j_per_inference", r.get("energy_bound_j_per_inference"))
         energy = ("" if e is None else f", {'<= ' if 'energy_bound_j_per_inference' in r else ''}"
