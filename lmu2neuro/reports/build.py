@@ -275,9 +275,10 @@ def _fidelity_tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], s
         return []
     n = fid.get("samples")
     split = f"{fid.get('dataset')} {fid.get('split')} split, " if fid.get("dataset") else ""
-    rows = [["prediction agreement (float vs deployed)", _fmt(fid.get("prediction_agreement")), f"{split}{n} samples"],
-            ["float accuracy", _fmt(fid.get("float_accuracy")), f"{split}{n} samples"],
-            ["deployed (integer) accuracy", _fmt(fid.get("int_accuracy")), f"{split}{n} samples"]]
+    on = fid.get("on") or f"{split}{n} samples"
+    rows = [["prediction agreement (float vs deployed)", _fmt(fid.get("prediction_agreement")), on],
+            ["float accuracy", _fmt(fid.get("float_accuracy")), on],
+            ["deployed (integer) accuracy", _fmt(fid.get("int_accuracy")), on]]
     for name, lay in (fid.get("layers") or {}).items():
         rows.append([f"spikes, layer {name}: deployed / float", _fmt(lay.get("spike_ratio")),
                      f"{_fmt(lay.get('int_spikes'))} / {_fmt(lay.get('float_spikes'))}"])
