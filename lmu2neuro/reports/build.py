@@ -299,14 +299,16 @@ def _measured_tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], s
         energy = (fmt_quantity(e, "J") if e is not None else
                   ("<= " + fmt_quantity(r["energy_bound_j_per_inference"], "J") + " (bound)"
                    if r.get("energy_bound_j_per_inference") is not None else "not measured"))
-        rows.append([r["network"], str(r["batch"]), str(r["passes"]), fmt_quantity(r["latency_s"], "s"),
+        rows.append([r["network"], str(r["batch"]), str(r["passes"]),
+                     f"{fmt_quantity(r['latency_s'], 's')} (fastest {fmt_quantity(r.get('latency_min_s'), 's')})",
                      f"{r['throughput_per_s']:.4g}", energy, r["energy_basis"]])
     t = m["tabled"]
     ratios = "; ".join(f"{k}: tabled '{t['profile']}' {fmt_quantity(t[k]['latency_s'], 's')} = "
-                       f"{t[k]['latency_ratio_to_measured']:.3g}x the batch-1 measurement"
+                       f"{t[k]['latency_ratio_to_measured']:.3g}x the batch-1 measurement (median run)"
                        for k in ("ann", "snn_dense") if k in t and "latency_ratio_to_measured" in t[k])
     return [(f"Measured here: {m['device_name']} ({m['device']})",
-             ["network", "batch", "passes", "latency per call", "inferences/s", "energy per inference", "energy basis"],
+             ["network", "batch", "passes", "latency per call: median", "inferences/s", "energy per inference",
+              "energy basis"],
              rows, f"Measured by `lmu2neuro baseline` ({m.get('source_file', '')}), torch {m['torch']}"
                    f"{', %s threads' % m['threads'] if m.get('threads') else ''}. {ratios}.")]
 

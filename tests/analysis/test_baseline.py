@@ -135,6 +135,8 @@ def test_baseline_measures_labels_its_energy_and_compares_the_tabled_profile(tmp
     assert tab["ann"]["macs"] == per_step and tab["snn_dense"]["macs"] == per_step * 6
     ann1 = next(r for r in res["measured"] if r["network"] == "ann" and r["batch"] == 1)
     assert tab["ann"]["latency_ratio_to_measured"] == pytest.approx(tab["ann"]["latency_s"] / ann1["per_inference_s"])
+    assert tab["ann"]["latency_ratio_to_fastest"] == pytest.approx(tab["ann"]["latency_s"] / ann1["latency_min_s"])
+    assert res["load_average_1min"]["before"] is None or res["load_average_1min"]["before"] >= 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")

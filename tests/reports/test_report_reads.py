@@ -47,7 +47,7 @@ def report(tmp_path_factory):
                 "warn_below": 0.9, "layers": {"h1": {"int_spikes": 900, "float_spikes": 1000, "spike_ratio": 0.9}}}
     (d / "model.fidelity.json").write_text(json.dumps(fidelity))
     measured = {"device": "cpu", "device_name": "Test CPU", "torch": "2.13.0", "threads": 2,
-                "measured": [{"network": "ann", "batch": 1, "passes": 1, "latency_s": 2.03e-2, "throughput_per_s": 49.3,
+                "measured": [{"network": "ann", "batch": 1, "passes": 1, "latency_s": 2.03e-2, "latency_min_s": 1.4e-3, "throughput_per_s": 49.3,
                               "per_inference_s": 2.03e-2, "energy_bound_j_per_inference": 10.1,
                               "energy_basis": "UPPER BOUND, not a measurement: TDP 500 W x time"}],
                 "tabled": {"profile": "cpu", "label": "published, not measured here",
@@ -86,6 +86,7 @@ def test_report_states_what_each_number_is(report):
     assert "not modelled" in md and "## Chip and system on cpu" not in md
     # measured rows beside the tabled, published ones
     assert "## Measured here: Test CPU (cpu)" in md and "<= 10.1 J (bound)" in md and "2.23x the batch-1" in md
+    assert "| 20.3 ms (fastest 1.4 ms) |" in md
     assert md.count("published, not measured here") >= 3  # cpu, gpu, mac45nm rows
 
 
