@@ -61,11 +61,16 @@ def run_report(args) -> int:
 
 
 def _rng(d: dict | None, unit: str) -> str:
+    """'157 us [120-210 us]': in the prefix that fits (reports.units); a unitless value as is."""
+    from lmu2neuro.reports.units import fmt_range
+
     if d is None:
         return "n/a"
+    if unit:
+        return fmt_range(d["estimate"], d["low"], d["high"], unit)
     if d["low"] == d["high"]:
-        return f"{d['estimate']:.3g} {unit}"
-    return f"{d['estimate']:.3g} {unit} [{d['low']:.3g}-{d['high']:.3g}]"
+        return f"{d['estimate']:.3g}"
+    return f"{d['estimate']:.3g} [{d['low']:.3g}-{d['high']:.3g}]"
 
 
 def format_profile_line(p: dict) -> str:
