@@ -12,8 +12,10 @@ Two torch networks are built from the IntNetwork (its deployed integers as float
   decays, threshold, reset to zero) stepped T times, every connection computed every step.
 
 Helpers a conversion added (``Projection.helper``, ``Population.helper``) are not part of either:
-an ANN has no reset self connections, spike-count readouts or bias sources. A network whose output
-is a helper readout ends at the last spiking population.
+an ANN has no reset self connections or spike-count readouts, and a network whose output is a
+helper readout ends at the last spiking population. A bias source (an always-on neuron whose
+synapses put the model's bias into a synaptic current) becomes what it stands for: a constant
+input to its targets.
 
 ``measure`` times a network at a batch size: median wall-clock of repeated runs after warm-up, in
 ``torch.inference_mode``, on one device; energy comes from ``analysis.energy_meter``.
@@ -57,8 +59,14 @@ class TorchEquivalent(nn.Module):
                 self.pops.remove(p)
                 continue
             self.edges[p.name] = [self._edge(s, single=self.passes == 1) for s in own]
+        sources = {p.name for p in net.populations if p.helper == "bias source"}
         for i, p in enumerate(self.pops):  # buffers, so .to(device) moves them
             self.register_buffer(f"bias{i}", torch.as_tensor(p.bias, dtype=torch.float32))
+            current = torch.zeros(p.size)  # the bias sources' constant input (the always-on spike is 1)
+            for s in net.projections_into(p.name):
+                if s.source in sources and s.conv is None:
+                    current += torch.as_tensor(np.asarray(s.weights), dtype=torch.float32).sum((0, 2)) * 2.0 ** s.weight_exp
+            self.register_buffer(f"cbias{i}", current)
             for j, e in enumerate(self.edges[p.name]):
                 for k, (_, w) in enumerate(e.taps):
                     self.register_buffer(f"w{i}_{j}_{k}", w)
@@ -91,7 +99,7 @@ class TorchEquivalent(nn.Module):
         state: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for t in range(self.passes):
             for i, p in enumerate(self.pops):
-                acc = torch.zeros(x.shape[0], p.size, dtype=x.dtype, device=x.device)
+                acc = getattr(self, f"cbias{i}").expand(x.shape[0], -1)
                 for j, e in enumerate(self.edges[p.name]):
                     for d, w in self._weights(i, j):
                         if t - d >= 0:

@@ -23,7 +23,8 @@ def _net(recurrent: bool = False, du: int = 1024, dv: int = 512) -> IntNetwork:
     with a bias source helper population feeding "h" and, optionally, a recurrent "h" -> "h"."""
     rng = np.random.default_rng(0)
     geo = ConvGeometry((1, 8), 1, 1, 1)
-    pops = [Population.readout_of("bias", 1, meta={"helper": "bias source"}),
+    pops = [Population("bias", 1, du=0, dv=fx.DECAY_UNITY - 1, vth=0, bias_mant=np.ones(1, np.int64),
+                       meta={"helper": "bias source"}),
             Population("c", 16, du=du, dv=dv, vth=40, bias_mant=rng.integers(-5, 5, 16)),
             Population("h", 5, du=du, dv=dv, vth=60, bias_mant=np.zeros(5, np.int64)),
             Population.readout_of("readout", 5)]
@@ -55,7 +56,7 @@ def _ann_by_hand(net: IntNetwork, x: np.ndarray, passes: int) -> np.ndarray:
                 c[:, o, pos] = frame[:, pos:pos + 3] @ kern[o, 0]
         c = np.maximum(c.reshape(len(x), 16) + net.population("c").bias / 64, 0)
         c_hist.append(c)
-        h = sum(c_hist[t - d] @ w[d].T for d in range(w.shape[0]) if t - d >= 0)
+        h = 8.0 + sum(c_hist[t - d] @ w[d].T for d in range(w.shape[0]) if t - d >= 0)  # + the bias source's 8
         if rec is not None and t >= 1:
             h = h + h_hist[t - 1] @ rec[1].T
         h_hist.append(np.maximum(h, 0))
@@ -64,6 +65,7 @@ def _ann_by_hand(net: IntNetwork, x: np.ndarray, passes: int) -> np.ndarray:
 
 @pytest.mark.parametrize("static, recurrent", [(True, False), (False, False), (False, True)])
 def test_the_ann_equivalent_is_the_same_layers_with_relu_and_no_helpers(static, recurrent):
+    # helpers: no readout of spike counts, and the bias source is the constant it stands for
     net = _net(recurrent)
     st = structure(net)
     assert st["recurrent"] is recurrent and st["neurons"] == 16 + 5 + 5  # no bias-source neuron
