@@ -148,11 +148,11 @@ def _r(d: dict | None, unit: str | None = None) -> str:
     return f"{num(d['estimate'])} [{num(d['low'])}-{num(d['high'])}]"
 
 
-def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
-    """(title, header, rows, caption) shared by the Markdown and HTML writers."""
+def _count_tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(a) the model's own compute under NeuroBench's names; (b) the chip's work, helpers named."""
     nb, cw = rep["neurobench"], rep["chip_work"]
     so = nb["SynapticOperations"]
-    out = [("The model's own compute per inference (NeuroBench 2.3 metrics)",
+    return [("The model's own compute per inference (NeuroBench 2.3 metrics)",
             ["SynapticOperations: Dense", "Effective_MACs", "Effective_ACs", "ActivationSparsity", "MembraneUpdates",
              "ParameterCount", "ConnectionSparsity", "Footprint (bytes, deployed)"],
             [[_fmt(so["Dense"]), _fmt(so["Effective_MACs"]), _fmt(so["Effective_ACs"]), _fmt(nb["ActivationSparsity"]),
@@ -172,6 +172,11 @@ def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
               _fmt(cw["neuron_updates"]), _fmt(cw["spikes"])]],
             "What the neuromorphic energy and time estimates charge: the model's own events plus those of the "
             "helpers a conversion added, named here.")]
+
+
+def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, header, rows, caption) shared by the Markdown and HTML writers."""
+    out = _count_tables(rep)
     rows = []
     for p in rep["profiles"]:
         e, tm = p["energy"], p["time"]
