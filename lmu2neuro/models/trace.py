@@ -338,6 +338,44 @@ def _conv_chain(ops: list[fx.Node], sources: list[fx.Node], modules: dict, value
     return ConvChain(steps, geo, tuple(kern.shape))
 
 
+_COUNTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # NeuroBench's connection layers (blocks/layer.py)
+
+
+def _shapes_seen(mods: list[nn.Module], run) -> dict:
+    """{module: the input shape it saw} for the NeuroBench-counted layers among ``mods`` while
+    ``run()`` ran, and "out": what it returned."""
+    seen: dict = {}
+
+    def note(mod, args) -> None:  # a pre-hook that returns something would replace the input
+        seen.setdefault(mod, tuple(args[0].shape))
+
+    hooks = [m.register_forward_pre_hook(note) for m in mods if isinstance(m, _COUNTED)]
+    try:
+        seen["out"] = run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def neurobench_macs(mod: nn.Module, shape: tuple[int, ...]) -> int:
+    """NeuroBench's Dense count of one call of ``mod`` on one sample (neurobench 2.3
+    metrics/utils/layers/macs.py): a copy with all-one weights and no bias on an all-one input,
+    its outputs summed; 0 for a layer NeuroBench does not count. ``shape``: the input it saw, the
+    first axis the batch (one sample of it is counted)."""
+    if not isinstance(mod, _COUNTED):
+        return 0
+    import copy
+
+    ones = copy.deepcopy(mod)
+    with torch.no_grad():
+        ones.weight.fill_(1.0)
+        if ones.bias is not None:
+            ones.bias.zero_()
+        return int(round(float(ones(torch.ones((1, *shape[1:]), dtype=ones.weight.dtype,
+                                               device=ones.weight.device)).sum())))
+
+
 def _like(root: nn.Module) -> dict:
     """The model's float type and device (probes and checks run in them)."""
     p = next((p for p in root.parameters() if p.is_floating_point()), None)
@@ -391,7 +429,8 @@ class TracedOp(Op):
                 z[first:first + n] = torch.eye(n, **like)
                 first += n
             probes.append(z[:, None])
-        y = self.run(probes)[:, 0]  # (rows, out)
+        seen = _shapes_seen(self.modules(), lambda: self.run(probes))
+        y = seen.pop("out")[:, 0]  # (rows, out)
         bias = y[0]
         weights, parts, first = [], [], 1
         for n, c, chain in zip(sizes, convs, p.chains or [None] * len(sizes)):
@@ -409,6 +448,9 @@ class TracedOp(Op):
             origin["helper"] = ", ".join(sorted(helpers))
         if any(c is not None for c in convs):
             origin["parts"] = parts
+        elif len(sizes) == 1:  # the layers' own count, e.g. a Linear after a pooling folded into its matrix
+            origin["ann_macs"] = sum(neurobench_macs(m, shape) for m, shape in seen.items())
+            origin["ann_weights"] = sum(int(m.weight.numel()) for m in seen)
         return weights, bias, origin
 
     def modules(self):
@@ -448,9 +490,14 @@ class FeedbackOp(Op):
         n = math.prod(self.shape)
         like = _like(self.root)
         layer = self.layer()
-        origin = {"kind": "recurrent", "layers": [f"{self.path}.recurrent"]}
-        if getattr(layer.recurrent, "helper", None):
-            origin["helper"] = layer.recurrent.helper
+        rec_mod = layer.recurrent
+        # NeuroBench counts the recurrent layer once per step if it is a Linear / Conv, else (one
+        # weight per neuron) nothing; the zero tap 0 is no layer's work
+        origin = {"kind": "recurrent", "layers": [f"{self.path}.recurrent"],
+                  "ann_macs": neurobench_macs(rec_mod, (1, *self.shape)),
+                  "ann_weights": int(rec_mod.weight.numel()) if isinstance(rec_mod, _COUNTED) else 0}
+        if getattr(rec_mod, "helper", None):
+            origin["helper"] = rec_mod.helper
         if self.geometry():
             w = layer.recurrent.weight
             bias = self.step([torch.zeros(1, n, **like)], None)[0][0]

@@ -275,10 +275,17 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
         net = read_network_file(model, dt=dt, input_scale=value, reset=reset, refractory=refractory)
         scale = {"value": value, "source": "calibrated", "rule": CALIBRATION_RULE,
                  "calibration_samples": int(len(cal)), "max_abs_input": float(np.max(np.abs(cal)))}
-    return simulate_network(net, x, y, backend=backend, tag=tag, model=str(model), model_sha256=sha256_of(model),
-                            progress=progress, lava_batch=lava_batch, device=device, input_scale=scale,
-                            fidelity_of=model if (fidelity and not ours) else None, reset=reset,
-                            refractory=refractory)
+    traffic, runs = simulate_network(net, x, y, backend=backend, tag=tag, model=str(model),
+                                     model_sha256=sha256_of(model), progress=progress, lava_batch=lava_batch,
+                                     device=device, input_scale=scale,
+                                     fidelity_of=model if (fidelity and not ours) else None, reset=reset,
+                                     refractory=refractory)
+    # which samples the accuracy (and the fidelity block) is on, in words the report prints
+    traffic["inputs"] = {"source": (f"the first {len(x)} of dataset {dataset}'s test split" if input_file is None
+                                    else f"the first {len(x)} of {input_file}")}
+    if traffic.get("fidelity"):
+        traffic["fidelity"]["on"] = traffic["inputs"]["source"]
+    return traffic, runs
 
 
 def _file_samples(input_file) -> int:
