@@ -40,6 +40,17 @@ it: the rest of each step the system exchanges spikes with the host (layer 1's s
 energy or time is published. The script prints the modelled busy share of the measured step and
 the energy left per step; it adds no term fitted to the measurement.
 
+The check (since issue 21): an ORDER-OF-MAGNITUDE check of the activity-dependent part only.
+Blouw et al.'s raw power logs (github abr/power_benchmarks; ../shared/REFERENCE.md section 5)
+show idle at boot 29.5 mW, idle right after the run 96.4 mW, running 110.2 mW. The paper's
+0.27 mJ subtracts the boot idle, so it includes the ~67 mW the system draws once a network is
+loaded, busy or not. Running minus the post-run idle, 13.8 mW over 1/296 s, about 47 uJ per
+inference, is the part that can depend on spike activity (lmu2neuro.analysis.system). The
+estimate passes when it is within a factor 10 of that (0.1-10x) at the assumed activity; the old
+0.67-1.5x target on the whole 0.27 mJ is retired: most of that figure is standing system power
+and host I/O, which no per-operation chip figure can reproduce and which the report now shows in
+its system section instead.
+
 Usage: python benchmarks/blouw_kws_check.py [--out runs/bench/blouw_kws_check.json] [--rate 0.1]
 """
 
@@ -53,6 +64,7 @@ import numpy as np
 from lmu2neuro.analysis.counting import count_operations
 from lmu2neuro.analysis.plan import plan_profile
 from lmu2neuro.analysis.profiles import load_profile
+from lmu2neuro.analysis.system import blouw_activity_j
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
@@ -61,6 +73,8 @@ MEASURED_J = 0.27e-3  # Blouw et al. 2019, Table 1: Loihi, dynamic energy per in
 # Blouw et al. 2019, Table 1: the same network as a non-spiking ANN, dynamic J per inference
 MEASURED_CONVENTIONAL_J = {"cpu": 0.0063, "gpu": 0.0298, "jetson": 0.0056}
 MEASURED_RATE = 296.0  # inferences per second, same table
+ACTIVITY_J = blouw_activity_j()  # running minus post-run idle, per inference: the activity-dependent part
+ORDER_OF_MAGNITUDE = (0.1, 10.0)  # the check: estimate / ACTIVITY_J within a factor 10
 MEASURED_DYNAMIC_W = 0.110 - 0.029  # same table: running minus idle
 SOURCE = "Blouw, Choo, Hunsberger, Eliasmith 2019 (arXiv 1812.01739), Table 1: Loihi 0.00027 J dynamic per inference, 296 inf/s"
 STEPS = 10
@@ -144,6 +158,8 @@ def estimate(placement: str, rate: float, input_rate: float) -> dict:
             "messages": plan["loads"].messages,
             "dynamic_j": dict(zip(("estimate", "low", "high"), e.dynamic_j)),
             "ratio_to_measured": e.dynamic_j[0] / MEASURED_J,
+            "ratio_to_activity_part": e.dynamic_j[0] / ACTIVITY_J,
+            "order_of_magnitude_ok": ORDER_OF_MAGNITUDE[0] <= e.dynamic_j[0] / ACTIVITY_J <= ORDER_OF_MAGNITUDE[1],
             "ratio_range": [e.dynamic_j[1] / MEASURED_J, e.dynamic_j[2] / MEASURED_J],
             "latency_s": dict(zip(("estimate", "low", "high"), t.latency_s)),
             "latency_ratio": lat * MEASURED_RATE,
@@ -179,10 +195,16 @@ def main(argv=None) -> int:
     for r in (0.02, 0.05, 0.1, 0.25):
         x = estimate("example", r, args.input_rate)
         sweep.append({"rate": r, "dynamic_j": x["dynamic_j"]["estimate"], "ratio": x["ratio_to_measured"],
+                      "ratio_to_activity_part": x["ratio_to_activity_part"],
                       "latency_ratio": x["latency_ratio"]})
     result = {
         "benchmark": "Blouw et al. 2019 keyword spotter (390-256-256-29) on the loihi1 profile",
         "measured_dynamic_j": MEASURED_J, "measured_source": SOURCE,
+        "activity_part_j": ACTIVITY_J,
+        "activity_part_source": "Blouw et al. 2019 raw logs: running 110.2 mW - idle after the run 96.4 mW, x 1/296 s",
+        "check": "order of magnitude: estimate / activity part within 0.1-10x (the 0.67-1.5x target on 0.27 mJ is "
+                 "retired: most of 0.27 mJ is standing system power and host I/O)",
+        "check_passes_example_placement": a["order_of_magnitude_ok"],
         "measured_dynamic_w": MEASURED_DYNAMIC_W, "measured_step_s_at_10_steps": 1.0 / MEASURED_RATE / STEPS,
         "assumptions": [f"{STEPS} steps per inference (nengo-loihi keyword_spotting example: outputs read over 10-step "
                         "windows at dt = 1 ms)",
@@ -211,9 +233,12 @@ def main(argv=None) -> int:
     atomic.write_json(args.out, result)
     print(f"Blouw et al. 2019 KWS, loihi1 profile, {STEPS} steps, rate {args.rate}, measured 270 uJ dynamic, 296 inf/s "
           f"({1e6 / MEASURED_RATE / STEPS:.0f} us per step at {STEPS} steps)")
+    print(f"  check: order of magnitude of the activity-dependent part, {ACTIVITY_J * 1e6:.1f} uJ "
+          f"(running - post-run idle); pass within {ORDER_OF_MAGNITUDE[0]}-{ORDER_OF_MAGNITUDE[1]}x")
     for k, r in runs.items():
         d = r["dynamic_j"]
-        print(f"  {k:<12} {r['placement']}")
+        print(f"  {k:<12} {r['placement']}: x{r['ratio_to_activity_part']:.3f} of the activity part "
+              f"({'within' if r['order_of_magnitude_ok'] else 'OUTSIDE'} an order of magnitude)")
         print(f"  {'':<12} {d['estimate'] * 1e6:8.2f} uJ [{d['low'] * 1e6:.2f}-{d['high'] * 1e6:.2f}] "
               f"= {r['ratio_to_measured']:.4f} x measured [{r['ratio_range'][0]:.4f}-{r['ratio_range'][1]:.4f}]; "
               f"latency {r['latency_s']['estimate'] * 1e3:.3f} ms (x{r['latency_ratio']:.3f}); cores {r['cores']}; "

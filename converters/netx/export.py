@@ -51,6 +51,12 @@ def netx_problems(net: IntNetwork) -> list[str]:
     frame = _frame_of(net, net.input_name)
     for pop in net.populations:
         into = net.projections_into(pop.name)
+        if pop.helper and not into:  # the always-on bias source
+            targets = ", ".join(f"'{s.target}'" for s in net.projections if s.source == pop.name)
+            problems.append(f"population '{pop.name}': a {pop.helper} (a bias that enters the synaptic current of "
+                            f"{targets}, e.g. snnTorch's Synaptic after a biased layer); a netx layer's bias enters "
+                            "the voltage and its layers form a chain: write NIR instead")
+            continue
         if pop.reset != "zero":
             problems.append(f"population '{pop.name}': reset '{pop.reset}'; lava-dl's netx CUBA neuron resets to zero")
         if len(into) != 1 or into[0].source != prev:

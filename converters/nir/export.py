@@ -127,7 +127,7 @@ def _frames(net: IntNetwork) -> dict[str, tuple[int, ...]]:
     into_input = [s.conv.in_shape for s in net.projections if s.source == net.input_name and s.conv is not None]
     frames[net.input_name] = tuple(into_input[0]) if into_input and len(set(into_input)) == 1 else (net.input_size,)
     for pop in net.populations:
-        incoming = net.projections_into(pop.name)
+        incoming = [s for s in net.projections_into(pop.name) if s.source not in _helper_sources(net)]
         outs = {tuple(s.out_shape) for s in incoming if s.conv is not None}
         all_conv = incoming and all(s.conv is not None for s in incoming)
         frames[pop.name] = next(iter(outs)) if all_conv and len(outs) == 1 else (pop.size,)
@@ -167,6 +167,23 @@ def _conv_node(s: Projection, kernel: np.ndarray):
                       padding=c.padding, dilation=c.dilation, groups=1, bias=np.zeros(c_out))
 
 
+def _helper_sources(net: IntNetwork) -> set[str]:
+    """Helper populations a conversion added as sources (the always-on bias source): not written as
+    NIR nodes. What they give is a constant synaptic current, which NIR states as the bias of the
+    synapse node into the target (a Conv's or Affine's bias enters a CubaLIF's current); the exact
+    integers travel in the graph metadata (``helpers``)."""
+    return {p.name for p in net.populations if p.helper and not net.projections_into(p.name)}
+
+
+def _helper_meta(net: IntNetwork, helpers: set[str]) -> dict:
+    return {"populations": [{"name": p.name, "du": p.du, "dv": p.dv, "vth": p.vth, "bias_exp": p.bias_exp,
+                             "bias_mant": [int(v) for v in p.bias_mant], "meta": p.meta, "reset": p.reset}
+                            for p in net.populations if p.name in helpers],
+            "projections": [{"name": s.name, "source": s.source, "target": s.target, "weight_exp": s.weight_exp,
+                             "weights": np.asarray(s.weights, dtype=np.int64).tolist(), "origin": s.origin}
+                            for s in net.projections if s.source in helpers]}
+
+
 def _carry_bias(nodes: dict, first: str, s: Projection, pending_bias: dict) -> None:
     """Put a population's bias (that its IF / I / LI node cannot hold) on its first synapse: a
     Linear becomes an Affine; a convolution takes it as its per-channel bias."""
@@ -204,7 +221,17 @@ def build_graph(net: IntNetwork, dt: float | None = None):
     nodes[in_name] = nir.Input(input_type={"input": np.array(frames[in_name])})
 
     pending_bias: dict[str, np.ndarray] = {}
+    helpers = _helper_sources(net)
+    for s in net.projections:  # a constant current from a helper source: the bias of the first synapse into it
+        if s.source in helpers:
+            if s.conv is not None or s.taps != 1 or net.population(s.target).du == fx.DECAY_UNITY - 1:
+                raise UserError(f"projection '{s.name}': a helper source's synapse must be one dense tap into a "
+                                "neuron with a current (du < 4095)")
+            pending_bias[s.target] = pending_bias.get(s.target, 0.0) + \
+                np.asarray(s.weights, dtype=np.float64)[0, :, 0] * 2.0 ** s.weight_exp
     for order, pop in enumerate(net.populations):
+        if pop.name in helpers:
+            continue
         node, bias = _neuron_node(pop, dt)
         _reshape_params(node, frames[pop.name])
         node.metadata = {
@@ -232,6 +259,8 @@ def build_graph(net: IntNetwork, dt: float | None = None):
 
     proj_meta = []
     for s in net.projections:
+        if s.source in helpers:
+            continue
         w = np.asarray(s.weights, dtype=np.int64)
         scale = 2.0**s.weight_exp * (net.input_scale if s.source == in_name else 1.0)
         info = {"role": "projection", "name": s.name, "source": s.source, "target": s.target,
@@ -291,7 +320,7 @@ def build_graph(net: IntNetwork, dt: float | None = None):
                 else:
                     feeding.append(tap)
                 info["nodes"].append(tap)
-        if s.target in pending_bias:  # an IF / I neuron holds no bias: the first synapse into it does
+        if s.target in pending_bias:  # an IF / I neuron's bias, a helper's current: the first synapse into it
             _carry_bias(nodes, info["nodes"][0], s, pending_bias)
         edges += [(f, s.target) for f in feeding]
         proj_meta.append({k: v for k, v in info.items() if k != "origin"})
@@ -308,8 +337,9 @@ def build_graph(net: IntNetwork, dt: float | None = None):
         "input_scale": float(net.input_scale),
         "output": net.output,
         "output_node": out_name,
-        "populations": [p.name for p in net.populations],
+        "populations": [p.name for p in net.populations if p.name not in helpers],
         "projections": proj_meta,
+        "helpers": _helper_meta(net, helpers),
         # each population's reset is in its metadata ("subtract": v - v_threshold in the step it
         # fires, Loihi 2 only); NIR's v_reset = 0 states only the zero reset
         "reset": "/".join(sorted({p.reset for p in net.populations if not p.readout})) or "zero",

@@ -48,7 +48,7 @@ from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
 from lmu2neuro.core.conv import ConvGeometry, compose, composed_kernel_size, resolve_padding
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
+from lmu2neuro.core.intnet import ALWAYS_ON, IntNetwork, IntNetworkError, Population, Projection
 
 # du of a neuron without synaptic state: the whole current is replaced every step
 NO_CURRENT_STATE = fx.DECAY_UNITY - 1
@@ -587,6 +587,10 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
             peak_w = np.zeros(rows.size)
             peak_cur = np.zeros(rows.size)
             bias_ss = d["bias"][rows].copy()
+            # a synapse's bias enters the current: kept there (du < 4095), it comes from the always-on
+            # source, exact every step; without a kept current it is the same as a voltage bias
+            kept = du != NO_CURRENT_STATE
+            current_bias = np.zeros(rows.size)
             for src, taps, bias, *_ in incoming[n]:
                 per_src = 1.0 / x_scale if src == in_name else 1.0
                 x_max = 127 if src == in_name else 1
@@ -594,7 +598,7 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
                     row_max, row_sum = taps.row_peaks()
                     peak_w = np.maximum(peak_w, row_max * np.abs(gain) * per_src)
                     peak_cur += row_sum * np.abs(gain) * per_src * x_max / keep_syn
-                    bias_ss = bias_ss + gain / keep_syn * bias[rows]
+                    current_bias = current_bias + gain * bias[rows]
                     continue
                 for m in taps.values():
                     if m.shape[0] != d["n"]:
@@ -602,7 +606,13 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
                     mr = np.abs(m[rows])
                     peak_w = np.maximum(peak_w, mr.max(axis=1) * np.abs(gain) * per_src)
                     peak_cur += mr.sum(axis=1) * np.abs(gain) * per_src * x_max / keep_syn
-                bias_ss = bias_ss + gain / keep_syn * bias[rows]
+                current_bias = current_bias + gain * bias[rows]
+            if kept:
+                peak_w = np.maximum(peak_w, np.abs(current_bias))
+                peak_cur += np.abs(current_bias) / keep_syn
+            else:
+                bias_ss = bias_ss + current_bias
+                current_bias = np.zeros(rows.size)
             w_cap = fx.WEIGHT_MAX * 2.0**7
             b_cap = fx.BIAS_MANT_MAX * 2.0**fx.BIAS_EXP_MAX / (1 << fx.ACT_SHIFT)
             cur_cap = 0.9 * fx.STATE_MAX / (1 << fx.ACT_SHIFT)
@@ -643,6 +653,11 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
             pops.append(Population.readout_of(pop_name, int(rows.size), **kw) if readout else
                         Population(pop_name, int(rows.size), vth=vth_int, reset=reset, refractory=int(refractory),
                                    **kw))
+            if np.any(current_bias != 0):
+                mant, exp = fx.quantize_weights(torch.as_tensor((current_bias * scale)[None, :, None]))
+                projs.append(Projection(name=f"{ALWAYS_ON}->{pop_name}", source=ALWAYS_ON, target=pop_name,
+                                        weights=mant.numpy(), weight_exp=int(exp),
+                                        origin={"kind": "nir", "helper": "bias source"}))
             for src, taps, _, via, macs in incoming[n]:
                 per_src = 1.0 / x_scale if src == in_name else 1.0
                 base = f"{via}->{pop_name}" if via != src else f"{src}->{pop_name}"
@@ -684,9 +699,11 @@ def lower_graph(graph, path, dt: float, input_scale: float | None, reset: str | 
             w = np.zeros((1, size, rows.size), dtype=np.int64)
             w[0, rows, np.arange(rows.size)] = 2
             projs.append(Projection(name=f"{pop_name}->{output}", source=pop_name, target=output, weights=w,
-                                    weight_exp=0, origin={"kind": "spike_count"}))
+                                    weight_exp=0, origin={"kind": "spike_count", "helper": "spike-count readout"}))
     else:
         output = split[out_name][0][0]
+    if any(s.source == ALWAYS_ON for s in projs):
+        pops.insert(0, Population.always_on())
     try:
         return IntNetwork(input_size=in_size, input_scale=x_scale, populations=pops, projections=projs,
                           output=output, input_name=in_name, dt=dt,

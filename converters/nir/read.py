@@ -75,6 +75,25 @@ def _check_node_group(path, name: str, grp) -> None:
         raise UserError(f"{path}: node '{name}' ({typ}): parameter 'weight' must be a matrix")
 
 
+def _fix_non_square_kernels(graph) -> bool:
+    """nir 1.0.8 computes a Conv2d's output with its first kernel size for both dimensions, so a
+    non-square kernel (snnTorch's export_to_nir of a Conv2d with a 1 x k kernel) fails nir's own type
+    check on a correct graph. Each such node's output type is set from its real kernel (our geometry);
+    True if any was. Nested graphs are not descended into (they take the plain check)."""
+    import nir
+
+    fixed = False
+    for node in graph.nodes.values():
+        w = np.shape(getattr(node, "weight", ()))
+        if isinstance(node, nir.Conv2d) and node.input_shape is not None and len(w) == 4 and w[2] != w[3]:
+            geo = ConvGeometry((int(w[1]), *(int(v) for v in node.input_shape)), tuple(np.broadcast_to(
+                node.stride, 2).tolist()), tuple(np.broadcast_to(node.padding, 2).tolist()),
+                tuple(np.broadcast_to(node.dilation, 2).tolist()), int(node.groups))
+            node.output_type = {"output": np.array(geo.out_shape((1, *w)))}
+            fixed = True
+    return fixed
+
+
 def read_graph(path: str | os.PathLike, type_check: bool = True):
     """Open a .nir file and return its ``nir.NIRGraph``; bad files raise a one-line UserError."""
     import h5py
@@ -96,7 +115,16 @@ def read_graph(path: str | os.PathLike, type_check: bool = True):
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         raise UserError(f"{path}: unreadable HDF5 (truncated or corrupt file): {one_line(exc)}") from None
     try:
-        return nir.read(p, type_check=type_check)
+        try:
+            return nir.read(p, type_check=type_check)
+        except ValueError as exc:
+            if not type_check or "type mismatch" not in str(exc):
+                raise
+            graph = nir.read(p, type_check=False)
+            if not _fix_non_square_kernels(graph):
+                raise
+            graph.check_types()  # every edge, now with each Conv2d's true output shape
+            return graph
     except OSError as exc:
         raise UserError(f"{path}: unreadable HDF5 (truncated or corrupt file): {one_line(exc)}") from None
     except Exception as exc:  # nir raises ValueError/AssertionError/KeyError on malformed graphs
@@ -140,7 +168,19 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
                        reset=str(m.get("reset", "zero")), refractory=_refractory_meta(path, name, m),
                        shape=None if shape is None else tuple(int(v) for v in shape))
         )
-    projs = []
+    helpers = gm.get("helpers") or {"populations": [], "projections": []}
+    projs: list[Projection] = []
+    try:  # helper sources (the always-on bias source) come first: nothing feeds them
+        pops[:0] = [Population(name=h["name"], size=len(h["bias_mant"]), du=int(h["du"]), dv=int(h["dv"]),
+                               vth=int(h["vth"]), bias_mant=np.asarray(h["bias_mant"], dtype=np.int64),
+                               bias_exp=int(h["bias_exp"]), meta=h.get("meta") or {}, reset=str(h["reset"]))
+                    for h in helpers["populations"]]
+        extra = [Projection(name=h["name"], source=h["source"], target=h["target"], weight_exp=int(h["weight_exp"]),
+                            weights=np.asarray(h["weights"], dtype=np.int64), origin=h.get("origin") or {})
+                 for h in helpers["projections"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: graph metadata field 'helpers' is malformed ({type(exc).__name__}: {exc}); "
+                        "expected helper populations and projections as this project writes them") from None
     for pm in gm["projections"]:
         mants, origin = [], {}
         for n in pm["nodes"]:
@@ -156,6 +196,9 @@ def _intnet_from_ours(graph, path) -> IntNetwork:
                                                        tuple(c["dilation"]), int(c["groups"]))
         projs.append(Projection(name=pm["name"], source=pm["source"], target=pm["target"], weights=weights,
                                 weight_exp=int(pm["weight_exp"]), origin=origin, conv=geometry))
+    for h in extra:  # each after its target's own synapses, where the lowering puts it
+        at = max((i + 1 for i, q in enumerate(projs) if q.target == h.target), default=len(projs))
+        projs.insert(at, h)
     try:
         return IntNetwork(input_size=int(gm["input_size"]), input_scale=float(gm["input_scale"]), populations=pops,
                           projections=projs, output=gm["output"], input_name=gm["input_name"],

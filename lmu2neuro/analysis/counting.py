@@ -26,6 +26,15 @@ Definitions follow NeuroBench (Yik et al. 2023/2025) where it has one:
   zeros) and bias mantissas at their stored widths.
 Beyond NeuroBench, per layer: neuron updates (neurons x steps), spikes sent, firing rate.
 Every figure is per inference (one sample of `timesteps` frames): traffic totals / samples.
+
+Two kinds of count, kept apart (docs/counting.md):
+(a) the model's own compute, as its author wrote it (``Counts.neurobench``, NeuroBench's key names):
+    a synapse or population a conversion added (``Projection.helper`` / ``Population.helper``: a
+    reset self connection, a spike-count readout, a bias source) counts nothing here, and a pooling
+    folded into a matrix counts as the pooling (``origin["ann_macs"]``). Dense and the ANN baseline
+    are (a); conventional baselines use them.
+(b) the chip's work: every synaptic event the deployed network performs, helpers included and
+    named (``ProjectionCount.helper``, ``totals["helper_synaptic_ops"]``). Loihi energy and time use (b).
 """
 
 from __future__ import annotations
@@ -57,7 +66,10 @@ class ProjectionCount:
     dense_macs: float  # per inference: NeuroBench Dense per step x steps
     ops_per_step: list[float]  # per inference, by frame (sums to synaptic_ops)
     synapses: int = 0  # nonzero connections over taps (a convolution's at every position)
-    ann_macs_per_step: float = 0.0  # NeuroBench Dense of one step
+    ann_macs_per_step: float = 0.0  # NeuroBench Dense of one step (0 for a helper)
+    helper: str | None = None  # what a conversion added it for; None: the model's own
+    model_weights: int = 0  # the author's layer weights it holds (0 for a helper or a pooling)
+    nonzero_model_weights: int = 0
 
 
 @dataclass
@@ -74,6 +86,7 @@ class LayerCount:
     dense_macs: float
     footprint_bytes: int
     spikes_per_step: list[float]  # per inference, by frame
+    helper: str | None = None  # a population a conversion added (e.g. "bias source")
 
     @property
     def synaptic_ops(self) -> float:
@@ -114,11 +127,42 @@ class Counts:
             "spikes": sum(lay.spikes for lay in self.layers),
             "activation_sparsity": 1.0 - spikes / slots if slots else None,
             "footprint_bytes": sum(lay.footprint_bytes for lay in self.layers),
+            # (b) the chip's work: every synaptic event, and the part of it helpers cause
+            "chip_synaptic_ops": sum(p.synaptic_ops for p in self.projections),
+            "helper_synaptic_ops": sum(p.synaptic_ops for p in self.projections if p.helper),
+            "helper_synaptic_ops_by_kind": _by_helper(self.projections),
+        }
+
+    @property
+    def neurobench(self) -> dict:
+        """(a) The model's own compute per inference under NeuroBench's names (neurobench 2.3;
+        docs/counting.md says where each differs from running neurobench on the float model)."""
+        own = [p for p in self.projections if not p.helper]
+        spiking = [lay for lay in self.layers if lay.kind != "readout" and not lay.helper]
+        slots = sum(lay.neurons * lay.steps for lay in spiking)
+        spikes = sum(lay.spikes for lay in spiking)
+        # a recurrent layer acts on the step before: a spike in the last step feeds no call of it
+        eff = {p.name: p.synaptic_ops - (p.ops_per_step[-1] if p.source == p.target and p.ops_per_step else 0.0)
+               for p in own if p.ann_macs_per_step > 0}
+        layers = [p for p in own if p.ann_macs_per_step > 0]  # NeuroBench's connection layers
+        weights = sum(p.model_weights for p in layers)
+        return {
+            "SynapticOperations": {
+                "Effective_MACs": sum(eff[p.name] for p in layers if p.graded),
+                "Effective_ACs": sum(eff[p.name] for p in layers if not p.graded),
+                "Dense": sum(p.dense_macs for p in own),
+            },
+            "ActivationSparsity": 1.0 - spikes / slots if slots else 0.0,
+            "MembraneUpdates": float(slots),
+            "ParameterCount": weights,
+            "ConnectionSparsity": 1.0 - sum(p.nonzero_model_weights for p in layers) / weights if weights else 0.0,
+            "Footprint": sum(lay.footprint_bytes for lay in self.layers if not lay.helper),
         }
 
     def to_dict(self) -> dict:
         return {"samples": self.samples, "timesteps": self.timesteps, "static_input": self.static_input,
                 "recurrent": self.recurrent,
+                "neurobench": self.neurobench,
                 "totals": self.totals,
                 "layers": [asdict(x) for x in self.layers], "projections": [asdict(p) for p in self.projections]}
 
@@ -174,13 +218,15 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
         # Exact in total; per frame it assumes every source neuron fires alike.
         denom = src_steps.sum()
         scale = ops_total / samples / denom if denom else 0.0
+        own, own_nz = model_weights(proj)
         projections.append(ProjectionCount(
             name=proj.name, source=proj.source, target=proj.target, graded=graded, taps=proj.taps,
             weights=proj.stored_weights(), nonzero_weights=int(np.count_nonzero(proj.weights)),
             weight_bits=int(t.get("weight_bits", fx.WEIGHT_BITS)),
             synaptic_ops=ops_total / samples, dense_macs=float(dense_per_step(proj)) * steps,
             ops_per_step=(src_steps * scale).tolist(), synapses=int(fo.sum()),
-            ann_macs_per_step=float(dense_per_step(proj)),
+            ann_macs_per_step=float(dense_per_step(proj)), helper=proj.helper,
+            model_weights=own, nonzero_model_weights=own_nz,
         ))
 
     layers: list[LayerCount] = []
@@ -198,7 +244,7 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
             macs=sum(p.synaptic_ops for p in into if p.graded),
             dense_macs=sum(p.dense_macs for p in into),
             footprint_bytes=math.ceil((weight_bits + pop.size * BIAS_BITS) / 8),
-            spikes_per_step=sps.tolist(),
+            spikes_per_step=sps.tolist(), helper=pop.helper,
         ))
     return Counts(samples=samples, timesteps=steps, layers=layers, projections=projections,
                   input_nonzero_per_step=input_steps.tolist(), static_input=inp.get("static") is True,
@@ -207,5 +253,34 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
 
 def dense_per_step(proj) -> int:
     """NeuroBench's Dense synaptic operations of one step of a projection (module docstring):
-    the source layers' own count where the lowering recorded one, else ``Projection.macs``."""
+    the source layers' own count where the lowering recorded one, else ``Projection.macs``;
+    0 for a helper a conversion added (no layer of the model)."""
+    if proj.helper:
+        return 0
     return int(proj.origin.get("ann_macs", proj.macs()))
+
+
+def model_weights(proj) -> tuple[int, int]:
+    """(weights, nonzero weights) of the model's own layers that a projection holds: the layers'
+    own count where the lowering recorded one (``origin["ann_weights"]``: a Linear after a pooling
+    folded into a larger matrix), else one tap's matrix or kernel (the taps of a recurrence or a
+    delay line share the layer); (0, 0) for a helper. Nonzero: of the deployed integers, per tap
+    where the layer's count is recorded (a folded pooling repeats each weight, zero stays zero)."""
+    if proj.helper:
+        return 0, 0
+    w = np.asarray(proj.weights)
+    nonzero_taps = [t for t in range(w.shape[0]) if np.any(w[t])]
+    per_tap = w[0].size
+    nz = int(max((np.count_nonzero(w[t]) for t in nonzero_taps), default=0))
+    if "ann_weights" in proj.origin:
+        n = int(proj.origin["ann_weights"])
+        return n, min(n, round(nz * n / per_tap)) if per_tap else 0
+    return (per_tap if len(nonzero_taps) <= 1 else int(w.size)), (nz if len(nonzero_taps) <= 1 else int(np.count_nonzero(w)))
+
+
+def _by_helper(projections: list[ProjectionCount]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in projections:
+        if p.helper:
+            out[p.helper] = out.get(p.helper, 0.0) + p.synaptic_ops
+    return out

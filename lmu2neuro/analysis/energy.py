@@ -217,7 +217,7 @@ def dense_baseline(counts: Counts, profile: Profile) -> dict:
     totals = counts.totals
     dense = totals["ann_baseline_macs"]
     passes = totals["ann_passes"]
-    neurons = sum(lay.neurons for lay in counts.layers)
+    neurons = sum(lay.neurons for lay in counts.layers if not lay.helper)  # an ANN has no helper neurons
     mac_j = dense * profile.energy.mac.value
     act_j = neurons * passes * profile.energy.neuron_update.value if profile.energy.neuron_update else 0.0
     left = list(ALWAYS_LEFT_OUT) + ["static power"]

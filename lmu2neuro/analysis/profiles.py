@@ -281,6 +281,7 @@ _CHIP_KIND = {"cores_per_chip": "cores", "cores_per_tile": "cores", "neurons_per
               "fan_out_axons_per_core": "axons", "weight_bits_min": "bits", "weight_bits_max": "bits",
               "max_delay": "steps", "neurons_per_chip": "neurons", "synapses_per_chip": "synapses"}
 _CAL_KIND = {"dynamic energy per inference": "energy", "total energy per inference": "energy",
+             "activity-dependent energy per inference": "energy",
              "energy per step": "energy", "time per step": "time", "latency per inference": "time"}
 
 

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "lmu2neuro.cli.export",
     "lmu2neuro.cli.simulate",
     "lmu2neuro.cli.report",
+    "lmu2neuro.cli.baseline",
     "lmu2neuro.cli.demo",
 ]
 

@@ -97,6 +97,7 @@ def run_export(args) -> int:
 def _export_snntorch(args) -> int:
     import sys
 
+    from lmu2neuro.pipeline.exactness import CAUSES
     from lmu2neuro.pipeline.export import export_snntorch
 
     rep = export_snntorch(args.model, args.checkpoint, args.output, dataset=args.dataset, data_root=args.data_root,
@@ -108,9 +109,16 @@ def _export_snntorch(args) -> int:
           "clip(round(x * scale), -128, 127)")
     if not rep["chain"].startswith("nn.Sequential"):
         print(f"note: {rep['chain']}")
-    for r in rep["conversion"]:
-        if r.get("note"):
-            print(f"layer '{r['path']}': {r['note']}")
+    ex = rep["exactness"]
+    for path, row in ex["layers"].items():
+        if row["exact"]:
+            print(f"layer '{path}': exact (measured: spikes equal on all {ex['steps']} steps of {ex['samples']} "
+                  f"calibration samples, membrane within tolerance)")
+        else:
+            err = row["membrane_max_error"]
+            print(f"layer '{path}': NOT exact: {row['differs']} (measured on {ex['samples']} calibration samples: "
+                  f"spikes agree on {row['spike_agreement']:.2%}, steps wholly equal {row['steps_all_equal']:.2%}"
+                  + ("" if err is None else f", membrane off by up to {err:.3g} thresholds") + ")")
     if any(r.get("scalar_beta") for r in rep["conversion"]):
         from lmu2neuro.training.user_model import SCALAR_BETA_FIX
 
@@ -118,10 +126,13 @@ def _export_snntorch(args) -> int:
     print(f"float snnTorch model vs deployed integers on {rep['samples']} {args.dataset} test samples: predictions "
           f"agree on {rep['prediction_agreement']:.2%}, accuracy float {rep['float_accuracy']:.4f} / integer "
           f"{rep['int_accuracy']:.4f}")
+    print(f"  of which: snnTorch vs the float conversion agree on {rep['conversion_agreement']:.2%}, the float "
+          f"conversion vs the deployed integers on {rep['quantization_agreement']:.2%}")
     if rep["prediction_agreement"] < rep["warn_below"]:
+        why = rep["cause"] or "both"  # each step alone above the bar, the two together below it
         print(f"warning: the deployed integer network predicts like the float snnTorch model on only "
-              f"{rep['prediction_agreement']:.2%} of samples (below {rep['warn_below']:.0%}): quantizing after "
-              "training loses this model; retrain it with lmu2neuro.models.layers (QAT)", file=sys.stderr)
+              f"{rep['prediction_agreement']:.2%} of samples (below {rep['warn_below']:.0%}); measured cause: "
+              f"{why}: {CAUSES[why]}", file=sys.stderr)
     print(f"wrote {args.output} ({args.format}): {len(net.populations)} populations, {len(net.projections)} "
           f"projections; fidelity report {rep['report']}")
     return 0

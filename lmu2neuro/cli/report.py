@@ -31,6 +31,8 @@ def register(sub) -> None:
                    help="one input frame arrives every SECONDS (e.g. 0.01 for 10 ms): reports the real-time "
                         "factor (step time / frame period) and whether each device keeps up, and the static "
                         "energy of staying on for T x frame period")
+    p.add_argument("--measured", metavar="BASELINE.json", default=None,
+                   help="a result of `lmu2neuro baseline -o`: its measured rows are shown beside the tabled profiles")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.set_defaults(func=run_report)
 
@@ -48,7 +50,8 @@ def run_report(args) -> int:
     from lmu2neuro.core.outdir import output_lock
 
     with output_lock(args.out):
-        rep = make_report(args.traffic, args.model, names, args.out, args.step_time, args.frame_period)
+        rep = make_report(args.traffic, args.model, names, args.out, args.step_time, args.frame_period,
+                          measured=args.measured)
     for p in rep["profiles"]:
         print(format_profile_line(p))
         for v in p["violations"]:
@@ -58,11 +61,16 @@ def run_report(args) -> int:
 
 
 def _rng(d: dict | None, unit: str) -> str:
+    """'157 us [120-210 us]': in the prefix that fits (reports.units); a unitless value as is."""
+    from lmu2neuro.reports.units import fmt_range
+
     if d is None:
         return "n/a"
+    if unit:
+        return fmt_range(d["estimate"], d["low"], d["high"], unit)
     if d["low"] == d["high"]:
-        return f"{d['estimate']:.3g} {unit}"
-    return f"{d['estimate']:.3g} {unit} [{d['low']:.3g}-{d['high']:.3g}]"
+        return f"{d['estimate']:.3g}"
+    return f"{d['estimate']:.3g} [{d['low']:.3g}-{d['high']:.3g}]"
 
 
 def format_profile_line(p: dict) -> str:

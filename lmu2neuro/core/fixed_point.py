@@ -41,6 +41,12 @@ RESETS = ("zero", "subtract")  # what a spike does to the voltage (lif_step)
 REFRACTORY_MAX = 62
 # How an input scale is calibrated from float inputs: the largest |x| uses the whole 8-bit range.
 INPUT_SCALE_RULE = f"{INPUT_MAX} / max |x|"
+# The inputs a scale is calibrated on, one stated rule wherever a file has none: the first this many
+# samples of the dataset's training split (or the whole --input file), never the samples a run
+# happens to simulate, so the same file deploys alike however many samples are run.
+CALIBRATION_SAMPLES = 2000
+CALIBRATION_RULE = (f"{INPUT_SCALE_RULE} over the first {CALIBRATION_SAMPLES} samples of the dataset's training "
+                    "split (the whole file for --input)")
 
 
 def check_reset(reset, what: str = "reset") -> str | None:

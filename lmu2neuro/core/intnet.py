@@ -35,6 +35,11 @@ from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.conv import ConvGeometry
 
 
+# The helper population that spikes on every step: its synapses put a constant into their targets'
+# synaptic current, which Loihi's neuron bias (a voltage term) cannot (``Population.always_on``).
+ALWAYS_ON = "always_on"
+
+
 class IntNetworkError(ValueError):
     """A network that breaks a Loihi limit or is not well formed; the message names the part."""
 
@@ -69,6 +74,22 @@ class Population:
                    bias_exp=bias_exp, readout=True, meta={} if meta is None else meta, reset="zero",
                    shape=shape, refractory=0)
 
+    @classmethod
+    def always_on(cls, name: str = ALWAYS_ON) -> Population:
+        """One neuron that spikes on every step from the first (threshold 0, bias 1, its voltage
+        kept 1 part in 4096), a helper a conversion adds (``meta['helper']``): a bias that a model
+        adds to a synaptic current every step (snnTorch's Synaptic fed by a biased Linear or Conv)
+        is its synapse into that current, exact where a neuron bias, which enters the voltage, is
+        not. Its current never receives input (du = 0 keeps it at zero), and its state after
+        every spike is zero again, so it fires every step in every back end."""
+        return cls(name, 1, du=0, dv=fx.DECAY_UNITY - 1, vth=0, bias_mant=np.ones(1, dtype=np.int64),
+                   bias_exp=0, meta={"helper": "bias source"})
+
+    @property
+    def helper(self) -> str | None:
+        """What a conversion added this population for (e.g. "bias source"), or None: the model's own."""
+        return self.meta.get("helper") or None
+
     @property
     def is_integrator(self) -> bool:
         return (self.du, self.dv) == self.INTEGRATOR
@@ -93,6 +114,12 @@ class Projection:
     # this projection's (a pooling folded into a convolution).
     origin: dict = field(default_factory=dict)
     conv: ConvGeometry | None = None  # None: dense
+
+    @property
+    def helper(self) -> str | None:
+        """What a conversion added this projection for ("reset self connection", "spike-count
+        readout", "bias source"), or None: a synapse of the model as its author wrote it."""
+        return self.origin.get("helper") or None
 
     def __post_init__(self):
         # the one place "ann_macs" is kept only where it differs: readers and the tracer state it always

@@ -47,7 +47,7 @@ import torch
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.executor import execute
-from lmu2neuro.core.intnet import IntNetwork, Population, Projection
+from lmu2neuro.core.intnet import ALWAYS_ON, IntNetwork, Population, Projection
 from lmu2neuro.models.quantize import quantize_graph
 
 
@@ -93,6 +93,8 @@ def lower(model) -> IntNetwork:
                 name=f"{spec.name}.{pr.synapse.name}", source=pr.synapse.source, target=spec.name,
                 weights=pr.mant.numpy().astype(np.int64), weight_exp=pr.exp, origin=origin, conv=pr.synapse.conv,
             ))
+    if any(s.source == ALWAYS_ON for s in projs):  # a bias into a synaptic current (models.quantize)
+        pops.insert(0, Population.always_on())
     return IntNetwork(
         input_size=dep["input_size"], input_scale=float(dep["input_scale"]), populations=pops, projections=projs,
         output="readout", meta=dep["meta"],

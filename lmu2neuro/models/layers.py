@@ -18,6 +18,9 @@ reset in the same step, as Loihi 1 and 2 do):
 - ``RLeaky(beta, linear_features=n)``: snnTorch's ``RLeaky``: the layer's own spikes come back
   through ``recurrent`` (a Linear, a same-padded Conv2d, or one weight per neuron ``V``) one step
   late; one step: ``spk, mem = lif(x_t, spk, mem)``.
+- ``RSynaptic(alpha, beta, linear_features=n)``: snnTorch's ``RSynaptic``: the same feedback into
+  the current; one step: ``spk, syn, mem = lif(x_t, spk, syn, mem)``. Both take ``V2``: one
+  weight per neuron two steps late (``Recurrent``).
 
 Differences from snnTorch, on purpose (they are what Loihi computes): the reset happens in the
 step that spikes (snnTorch resets one step late by default); ``beta`` and ``alpha`` are one value
@@ -164,7 +167,65 @@ class OneToOne(nn.Module):
         return spk * self.V
 
 
-class RLeaky(Leaky):
+class Recurrent:
+    """A neuron layer whose own spikes come back into its synaptic input: ``recurrent`` (a Linear, a
+    same-padded Conv2d, or one weight per neuron ``V``) one step late, and ``recurrent2`` (one weight
+    per neuron ``V2``, or None) two steps late. The second tap is what makes snnTorch's delayed
+    subtract reset exact in a neuron that keeps its current (``Synaptic``): a self connection c one
+    step late enters the current, which keeps alpha c of it for the next step, so -alpha c two
+    steps late leaves exactly c in the voltage, once."""
+
+    recurrent: nn.Module
+    recurrent2: nn.Module | None
+
+    def _make_recurrent(self, V, all_to_all: bool, linear_features, conv2d_channels, kernel_size,
+                        learn_recurrent: bool, V2) -> None:
+        name = type(self).__name__
+        if not all_to_all:
+            self.recurrent = OneToOne(V, learn_recurrent)
+        elif linear_features:
+            self.recurrent = nn.Linear(int(linear_features), int(linear_features))
+        elif conv2d_channels and kernel_size:
+            k = int(kernel_size)
+            if k % 2 == 0:
+                raise UserError(f"{name}: kernel_size={k}: expected an odd size (same padding keeps the frame shape)")
+            self.recurrent = nn.Conv2d(int(conv2d_channels), int(conv2d_channels), k, padding=k // 2)
+        else:
+            raise UserError(f"{name}: give linear_features=N (all-to-all Linear), conv2d_channels and kernel_size "
+                            "(Conv2d), or all_to_all=False (one weight V per neuron)")
+        if not learn_recurrent:
+            for p in self.recurrent.parameters():
+                p.requires_grad_(False)
+        self.recurrent2 = None if V2 is None else OneToOne(V2, learn=False)
+
+    def feedback(self, prev: torch.Tensor, prev2: torch.Tensor) -> torch.Tensor:
+        """The synaptic input the layer's spikes of one and two steps before give now."""
+        y = self.recurrent(prev)
+        return y if self.recurrent2 is None else y + self.recurrent2(prev2)
+
+    def _run_recurrent(self, input_: torch.Tensor) -> torch.Tensor:
+        state = self.init_state(input_[:, 0])
+        prev = prev2 = torch.zeros_like(input_[:, 0])
+        out = []
+        for t in range(input_.shape[1]):
+            spk, state = self.step(input_[:, t] + self.feedback(prev, prev2), state)
+            prev, prev2 = spk, prev
+            out.append(spk)
+        return torch.stack(out, dim=1)
+
+    def _one_step_state(self, call: str, prev: torch.Tensor, state: tuple) -> tuple:
+        """One call's state: refractory held = spiked in the step before (the call carries no more)."""
+        if self.recurrent2 is not None:
+            raise UserError(f"{type(self).__name__}: a second recurrent tap needs the spikes of two steps before, "
+                            f"which {call} does not carry; call it on the whole sequence (batch, time, ...)")
+        if self.refractory > 1:
+            self._one_step_refractory(call)
+        if self.refractory:
+            state = state + ((prev > 0).to(prev.dtype),)
+        return state
+
+
+class RLeaky(Recurrent, Leaky):
     """snnTorch's ``RLeaky`` on Loihi: ``v = beta v + x + recurrent(spk of the step before)``.
 
     ``recurrent`` is ``nn.Linear(linear_features, linear_features)`` (all-to-all), an ``nn.Conv2d``
@@ -175,23 +236,9 @@ class RLeaky(Leaky):
     def __init__(self, beta: float, V=1.0, all_to_all: bool = True, linear_features: int | None = None,
                  conv2d_channels: int | None = None, kernel_size: int | None = None, threshold: float = 1.0,
                  spike_grad=None, learn_recurrent: bool = True, reset_mechanism: str = "zero", slope: float = 4.0,
-                 refractory: int = 0):
+                 refractory: int = 0, V2=None):
         super().__init__(beta, threshold, spike_grad, reset_mechanism, slope, refractory)
-        if not all_to_all:
-            self.recurrent = OneToOne(V, learn_recurrent)
-        elif linear_features:
-            self.recurrent = nn.Linear(int(linear_features), int(linear_features))
-        elif conv2d_channels and kernel_size:
-            k = int(kernel_size)
-            if k % 2 == 0:
-                raise UserError(f"RLeaky: kernel_size={k}: expected an odd size (same padding keeps the frame shape)")
-            self.recurrent = nn.Conv2d(int(conv2d_channels), int(conv2d_channels), k, padding=k // 2)
-        else:
-            raise UserError("RLeaky: give linear_features=N (all-to-all Linear), conv2d_channels and kernel_size "
-                            "(Conv2d), or all_to_all=False (one weight V per neuron)")
-        if not learn_recurrent:
-            for p in self.recurrent.parameters():
-                p.requires_grad_(False)
+        self._make_recurrent(V, all_to_all, linear_features, conv2d_channels, kernel_size, learn_recurrent, V2)
 
     def init_rleaky(self) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.zeros(0), torch.zeros(0)
@@ -200,22 +247,39 @@ class RLeaky(Leaky):
                 mem: torch.Tensor | None = None):
         if spk is None and mem is None:
             _whole_sequence("RLeaky", input_, "spk, mem = lif(x_t, spk, mem)")
-            state = self.init_state(input_[:, 0])
-            prev = torch.zeros_like(input_[:, 0])
-            out = []
-            for t in range(input_.shape[1]):
-                prev, state = self.step(input_[:, t] + self.recurrent(prev), state)
-                out.append(prev)
-            return torch.stack(out, dim=1)
+            return self._run_recurrent(input_)
         prev = _state(spk, input_)
-        drive = input_ + self.recurrent(prev)
-        state = (torch.zeros_like(input_), _state(mem, input_))
-        if self.refractory > 1:
-            self._one_step_refractory("spk, mem = lif(x_t, spk, mem)")
-        if self.refractory:  # one step held: exactly the neurons that spiked in the step before
-            state = state + ((prev > 0).to(input_.dtype),)
-        s, new = self.step(drive, state)
+        state = self._one_step_state("spk, mem = lif(x_t, spk, mem)", prev,
+                                     (torch.zeros_like(input_), _state(mem, input_)))
+        s, new = self.step(input_ + self.recurrent(prev), state)
         return s, new[1]
+
+
+class RSynaptic(Recurrent, Synaptic):
+    """snnTorch's ``RSynaptic`` on Loihi: ``syn = alpha syn + x + recurrent(spk of the step before)``,
+    ``v = beta v + syn`` (``recurrent`` as ``RLeaky``'s). ``lif(x)`` -> spikes;
+    ``spk, syn, mem = lif(x_t, spk, syn, mem)`` steps once."""
+
+    def __init__(self, alpha: float, beta: float, V=1.0, all_to_all: bool = True, linear_features: int | None = None,
+                 conv2d_channels: int | None = None, kernel_size: int | None = None, threshold: float = 1.0,
+                 spike_grad=None, learn_recurrent: bool = True, reset_mechanism: str = "zero", slope: float = 4.0,
+                 refractory: int = 0, V2=None):
+        super().__init__(alpha, beta, threshold, spike_grad, reset_mechanism, slope, refractory)
+        self._make_recurrent(V, all_to_all, linear_features, conv2d_channels, kernel_size, learn_recurrent, V2)
+
+    def init_rsynaptic(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return torch.zeros(0), torch.zeros(0), torch.zeros(0)
+
+    def forward(self, input_: torch.Tensor, spk: torch.Tensor | None = None,  # type: ignore[override]
+                syn: torch.Tensor | None = None, mem: torch.Tensor | None = None):
+        if spk is None and syn is None and mem is None:
+            _whole_sequence("RSynaptic", input_, "spk, syn, mem = lif(x_t, spk, syn, mem)")
+            return self._run_recurrent(input_)
+        prev = _state(spk, input_)
+        state = self._one_step_state("spk, syn, mem = lif(x_t, spk, syn, mem)", prev,
+                                     (_state(syn, input_), _state(mem, input_)))
+        s, new = self.step(input_ + self.recurrent(prev), state)
+        return s, new[0], new[1]
 
 
 NEURONS = (LoihiLIF,)  # every Loihi neuron layer, the plain LoihiLIF included

@@ -40,8 +40,9 @@ import torch.nn.functional as F
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.executor import conv_tap_sum, tap_sum
-from lmu2neuro.core.intnet import IntNetworkError, Population
+from lmu2neuro.core.intnet import ALWAYS_ON, IntNetworkError, Population
 from lmu2neuro.models.graph import INPUT, Node, bn_fold
+from lmu2neuro.models.neurons import LoihiLIF
 
 VTH_TARGET = 1024
 # Raised up to this when a projection's weights are so small that their exponent would have to
@@ -243,13 +244,21 @@ def quantize_graph(nodes: list[Node], input_scale: float, max_len: int, quantize
             if syn.bias is not None:
                 bias = bias + pop.scale * syn.bias
         bias = bias * per
+        synapses = list(pop.synapses)
+        if _bias_in_current(pop, bias):
+            # the model adds its bias to the synaptic current every step (it decays there with alpha);
+            # Loihi's bias enters the voltage: it comes as a synapse from the always-on neuron instead
+            synapses.append(Synapse("bias", ALWAYS_ON, bias.reshape(1, -1, 1), None,
+                                    {"kind": "dense", "helper": "bias source", "layer": pop.layer}))
+            ws.append(bias.reshape(1, -1, 1))
+            bias = torch.zeros_like(bias)
         peaks = [float(w.detach().abs().max()) for w in ws]
         bpeak = float(bias.detach().abs().max())
         wlim = fx.WEIGHT_MAX * 2.0 ** 7
         blim = fx.BIAS_MANT_MAX * 2.0 ** fx.BIAS_EXP_MAX
         if pop.readout:
             # K: integer current units per logit; max_len steps of the largest input stay below vth.
-            worst = float(sum(_row_abs_sums(w.detach(), syn.conv) for w, syn in zip(ws, pop.synapses))
+            worst = float(sum(_row_abs_sums(w.detach(), syn.conv) for w, syn in zip(ws, synapses))
                           .add(bias.detach().abs()).max())
             cands = [fx.VTH_MAX * READOUT_MARGIN / (max_len * max(worst, 1e-30))]
         else:
@@ -267,7 +276,7 @@ def quantize_graph(nodes: list[Node], input_scale: float, max_len: int, quantize
         else:
             vth = int(math.floor(k))
             if vth < 1:
-                _raise_range(pop, peaks, bpeak, wlim, blim)
+                _raise_range(pop, synapses, peaks, bpeak, wlim, blim)
             k = float(vth)
         volt_unit = 1.0 / (64.0 * k)
         unit = 1.0 / k
@@ -276,7 +285,7 @@ def quantize_graph(nodes: list[Node], input_scale: float, max_len: int, quantize
             volt_unit *= theta
             unit = theta / (k * pop.gain)
         projs = []
-        for syn, w in zip(pop.synapses, ws):
+        for syn, w in zip(synapses, ws):
             w_q, mant, exp = fake_quantize_weights(w * k)
             projs.append(QuantProj(syn, w_q if quantized else w * k, mant, exp, unit))
         b_q, b_mant, b_exp = fake_quantize_bias(bias * k * 64)
@@ -287,7 +296,16 @@ def quantize_graph(nodes: list[Node], input_scale: float, max_len: int, quantize
     return out
 
 
-def _raise_range(pop: PopSpec, peaks: list[float], bpeak: float, wlim: float, blim: float) -> None:
+def _bias_in_current(pop: PopSpec, bias: torch.Tensor) -> bool:
+    """A spiking population whose current keeps part of itself from step to step (alpha > 0, Lava
+    du < 4095) and that has a bias: the bias accumulates in the current, worth up to 1 / (1 - alpha)
+    times a voltage bias. Without a kept current (du = 4095) both are the same input, and the bias
+    stays the neuron's own (13-bit, no helper)."""
+    return (not pop.readout and pop.neuron.du != fx.DECAY_UNITY - 1
+            and bool((bias.detach() != 0).any()))
+
+
+def _raise_range(pop: PopSpec, synapses: list[Synapse], peaks: list[float], bpeak: float, wlim: float, blim: float) -> None:
     """IntNetworkError naming the weight or bias that no threshold mantissa >= 1 can hold."""
     limits = [(wlim / p, i) for i, p in enumerate(peaks) if p > 0]
     w_k, w_i = min(limits) if limits else (math.inf, -1)
@@ -297,19 +315,25 @@ def _raise_range(pop: PopSpec, peaks: list[float], bpeak: float, wlim: float, bl
             f"bias limit {int(blim)} (13-bit mantissa << 7) at any threshold mantissa >= 1"
         )
     raise IntNetworkError(
-        f"projection '{pop.name}.{pop.synapses[w_i].name}': folded weight of {peaks[w_i]:.4g} thresholds per "
+        f"projection '{pop.name}.{synapses[w_i].name}': folded weight of {peaks[w_i]:.4g} thresholds per "
         f"input unit does not fit the weight limit {int(wlim)} (8-bit mantissa << 7) at any threshold mantissa >= 1"
     )
 
 
 def run_qat(nodes: list[Node], x: torch.Tensor, input_scale: float, max_len: int, quantized: bool = True,
-            spikes: dict | None = None) -> torch.Tensor:
+            spikes: dict | None = None, voltages: dict | None = None,
+            sources: dict | None = None) -> torch.Tensor:
     """The fake-quantized float forward: head output per frame (B, T, C), straight-through grads.
 
     ``quantized=False`` runs the BN-folded float graph instead (no rounding anywhere), which must
-    match the layer-by-layer float model in eval mode; ``spikes`` collects each population's spikes.
+    match the layer-by-layer float model in eval mode; ``spikes`` collects each population's spikes;
+    ``voltages`` each spiking population's voltage after every step (B, T, n), in the model's own
+    units (its threshold's), every population then stepped (the same spikes as the fused scan);
+    ``sources`` {population: spikes (B, T, n)} feeds the populations after it those spikes instead
+    of its own (each layer measured on given inputs).
     """
-    signals = {INPUT: fake_quantize_input(x, input_scale) if quantized else x * input_scale}
+    signals = {INPUT: fake_quantize_input(x, input_scale) if quantized else x * input_scale,
+               ALWAYS_ON: x.new_ones(x.shape[0], x.shape[1], 1)}
     frame = None
     for qp in quantize_graph(nodes, input_scale, max_len, quantized=quantized):
         acc = 0.0
@@ -318,24 +342,38 @@ def run_qat(nodes: list[Node], x: torch.Tensor, input_scale: float, max_len: int
             if pr.synapse.source == qp.spec.name:
                 recurrent.append(pr)
             else:
-                acc = acc + synaptic_sum(signals[pr.synapse.source], pr.w_q, pr.synapse.conv)
+                src = (sources or {}).get(pr.synapse.source, signals[pr.synapse.source])
+                acc = acc + synaptic_sum(src, pr.w_q, pr.synapse.conv)
         # Integer current a -> voltage a * 64 units; bias already in voltage units.
         if qp.spec.readout and not recurrent:
             frame = (acc * 64.0 + qp.bias_q) * qp.volt_unit
             continue
-        if recurrent:
-            signals[qp.spec.name] = _scan_recurrent(qp, acc, recurrent, x)
+        if recurrent or voltages is not None:
+            signals[qp.spec.name] = _scan_recurrent(qp, acc, recurrent, x, voltages)
         else:
-            signals[qp.spec.name] = qp.spec.neuron((acc * 64.0 + qp.bias_q) * qp.volt_unit)
+            # the whole-sequence scan of any Loihi neuron layer (a layer's own forward takes no bias)
+            signals[qp.spec.name] = LoihiLIF.forward(qp.spec.neuron, *_neuron_input(qp, acc))
         if spikes is not None:
             spikes[qp.spec.name] = signals[qp.spec.name]
     assert frame is not None
     return frame
 
 
-def _scan_recurrent(qp: QuantPop, acc, recurrent: list[QuantProj], x: torch.Tensor) -> torch.Tensor:
+def _neuron_input(qp: QuantPop, acc) -> tuple:
+    """(current, voltage bias) of a population as the deployed neuron takes them: its bias enters the
+    voltage, as Loihi's does (a bias the model adds to a kept current comes through the always-on
+    source instead, ``_bias_in_current``). Where the current keeps nothing (du = 4095) both are the
+    same input, and the bias rides on the current: the float operations QAT has always trained with."""
+    if qp.du == fx.DECAY_UNITY - 1:
+        return (acc * 64.0 + qp.bias_q) * qp.volt_unit, 0.0
+    return acc * 64.0 * qp.volt_unit, qp.bias_q * qp.volt_unit
+
+
+def _scan_recurrent(qp: QuantPop, acc, recurrent: list[QuantProj], x: torch.Tensor,
+                    voltages: dict | None = None) -> torch.Tensor:
     """A population fed back its own spikes (tap j acts j steps late, tap 0 is zero), step by step
-    with the neuron's ``step``: the float twin of the executor's recurrent loop."""
+    with the neuron's ``step``: the float twin of the executor's recurrent loop (``voltages``: its
+    voltage after each step is recorded there)."""
     if qp.spec.readout:
         raise IntNetworkError(f"population '{qp.spec.name}': a readout cannot feed itself back")
     steps, n = x.shape[1], qp.spec.size
@@ -344,11 +382,16 @@ def _scan_recurrent(qp: QuantPop, acc, recurrent: list[QuantProj], x: torch.Tens
     neuron = qp.spec.neuron
     state = neuron.init_state(acc[:, 0])
     out: list[torch.Tensor] = []
+    volts: list[torch.Tensor] = []
     for t in range(steps):
         a_t = acc[:, t]
         for pr in recurrent:
             for j in range(1, min(pr.w_q.shape[0], t + 1)):
                 a_t = a_t + apply_tap(out[t - j], pr.w_q[j], pr.synapse.conv)
-        spk, state = neuron.step((a_t * 64.0 + qp.bias_q) * qp.volt_unit, state)
+        current, bias = _neuron_input(qp, a_t)
+        spk, state = neuron.step(current, state, bias)
         out.append(spk)
+        volts.append(state[1])
+    if voltages is not None:
+        voltages[qp.spec.name] = torch.stack(volts, dim=1)
     return torch.stack(out, dim=1)

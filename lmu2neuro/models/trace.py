@@ -67,7 +67,7 @@ from lmu2neuro.models.layers import (
     InputQuantizer,
     Linear,
     OneToOne,
-    RLeaky,
+    Recurrent,
     SumPool1d,
     SumPool2d,
 )
@@ -98,7 +98,7 @@ def _hint(module: nn.Module) -> str:
 
     name = type(module).__name__
     if isinstance(module, snntorch.SpikingNeuron):
-        ours = {"Leaky": "Leaky", "Synaptic": "Synaptic", "RLeaky": "RLeaky"}.get(name, "Leaky")
+        ours = {"Leaky": "Leaky", "Synaptic": "Synaptic", "RLeaky": "RLeaky", "RSynaptic": "RSynaptic"}.get(name, "Leaky")
         return (f"snnTorch's {name} steps one frame per call with its own reset rule; use "
                 f"lmu2neuro.models.layers.{ours}, which runs whole sequences with Loihi's reset")
     if isinstance(module, nn.Flatten):
@@ -338,6 +338,44 @@ def _conv_chain(ops: list[fx.Node], sources: list[fx.Node], modules: dict, value
     return ConvChain(steps, geo, tuple(kern.shape))
 
 
+_COUNTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # NeuroBench's connection layers (blocks/layer.py)
+
+
+def _shapes_seen(mods: list[nn.Module], run) -> dict:
+    """{module: the input shape it saw} for the NeuroBench-counted layers among ``mods`` while
+    ``run()`` ran, and "out": what it returned."""
+    seen: dict = {}
+
+    def note(mod, args) -> None:  # a pre-hook that returns something would replace the input
+        seen.setdefault(mod, tuple(args[0].shape))
+
+    hooks = [m.register_forward_pre_hook(note) for m in mods if isinstance(m, _COUNTED)]
+    try:
+        seen["out"] = run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def neurobench_macs(mod: nn.Module, shape: tuple[int, ...]) -> int:
+    """NeuroBench's Dense count of one call of ``mod`` on one sample (neurobench 2.3
+    metrics/utils/layers/macs.py): a copy with all-one weights and no bias on an all-one input,
+    its outputs summed; 0 for a layer NeuroBench does not count. ``shape``: the input it saw, the
+    first axis the batch (one sample of it is counted)."""
+    if not isinstance(mod, _COUNTED):
+        return 0
+    import copy
+
+    ones = copy.deepcopy(mod)
+    with torch.no_grad():
+        ones.weight.fill_(1.0)
+        if ones.bias is not None:
+            ones.bias.zero_()
+        return int(round(float(ones(torch.ones((1, *shape[1:]), dtype=ones.weight.dtype,
+                                               device=ones.weight.device)).sum())))
+
+
 def _like(root: nn.Module) -> dict:
     """The model's float type and device (probes and checks run in them)."""
     p = next((p for p in root.parameters() if p.is_floating_point()), None)
@@ -391,7 +429,8 @@ class TracedOp(Op):
                 z[first:first + n] = torch.eye(n, **like)
                 first += n
             probes.append(z[:, None])
-        y = self.run(probes)[:, 0]  # (rows, out)
+        seen = _shapes_seen(self.modules(), lambda: self.run(probes))
+        y = seen.pop("out")[:, 0]  # (rows, out)
         bias = y[0]
         weights, parts, first = [], [], 1
         for n, c, chain in zip(sizes, convs, p.chains or [None] * len(sizes)):
@@ -404,8 +443,14 @@ class TracedOp(Op):
             weights.append(kernel[None])
             parts.append({"kind": f"conv{c.dims}d", "ann_macs": chain.ann_macs(self.root)})  # kept if != macs()
         origin = {"kind": "dense", "layers": list(p.layers)}
+        helpers = {getattr(m, "helper", None) for m in self.modules()}
+        if p.layers and None not in helpers:  # only layers a conversion added (e.g. a spike-count readout)
+            origin["helper"] = ", ".join(sorted(helpers))
         if any(c is not None for c in convs):
             origin["parts"] = parts
+        elif len(sizes) == 1:  # the layers' own count, e.g. a Linear after a pooling folded into its matrix
+            origin["ann_macs"] = sum(neurobench_macs(m, shape) for m, shape in seen.items())
+            origin["ann_weights"] = sum(int(m.weight.numel()) for m in seen)
         return weights, bias, origin
 
     def modules(self):
@@ -414,42 +459,63 @@ class TracedOp(Op):
 
 @dataclass(eq=False)
 class FeedbackOp(Op):
-    """An RLeaky layer's ``recurrent`` map of its own spikes of the step before: taps [0, W]."""
+    """A recurrent layer's (``layers.Recurrent``) feedback of its own spikes: taps [0, W] (one step
+    late), or [0, W, W2] with a second tap (two steps late); its step state is the spikes before."""
 
     root: nn.Module
-    path: str  # the RLeaky layer
+    path: str  # the recurrent neuron layer
     shape: tuple[int, ...]  # its frame shape
     dense: bool = False  # expand a recurrent convolution into its matrix anyway
+
+    def layer(self) -> nn.Module:
+        return self.root.get_submodule(self.path)
 
     def run(self, xs):
         raise RuntimeError("a recurrent term runs frame by frame (models.graph.run_recurrent)")
 
     def step(self, xs, state):
         prev = xs[0]
-        rec = self.root.get_submodule(self.path).recurrent
-        return rec(prev.reshape(prev.shape[0], *self.shape)).reshape(prev.shape[0], -1), None
+        prev2 = torch.zeros_like(prev) if state is None else state
+        frame = (prev.shape[0], *self.shape)
+        return self.layer().feedback(prev.reshape(frame), prev2.reshape(frame)).reshape(prev.shape[0], -1), prev
 
     def geometry(self):
-        rec = self.root.get_submodule(self.path).recurrent
-        geo = None if self.dense or len(self.shape) not in (2, 3) else _layer_geometry(rec, tuple(self.shape))
+        layer = self.layer()
+        rec = layer.recurrent
+        geo = None if self.dense or len(self.shape) not in (2, 3) or layer.recurrent2 is not None \
+            else _layer_geometry(rec, tuple(self.shape))
         return None if geo is None or geo.problem((2,) + tuple(rec.weight.shape)) else [geo]
 
     def taps(self):
         n = math.prod(self.shape)
         like = _like(self.root)
-        origin = {"kind": "recurrent", "layers": [f"{self.path}.recurrent"]}
+        layer = self.layer()
+        rec_mod = layer.recurrent
+        # NeuroBench counts the recurrent layer once per step if it is a Linear / Conv, else (one
+        # weight per neuron) nothing; the zero tap 0 is no layer's work
+        origin = {"kind": "recurrent", "layers": [f"{self.path}.recurrent"],
+                  "ann_macs": neurobench_macs(rec_mod, (1, *self.shape)),
+                  "ann_weights": int(rec_mod.weight.numel()) if isinstance(rec_mod, _COUNTED) else 0}
+        if getattr(rec_mod, "helper", None):
+            origin["helper"] = rec_mod.helper
         if self.geometry():
-            w = self.root.get_submodule(self.path).recurrent.weight
+            w = layer.recurrent.weight
             bias = self.step([torch.zeros(1, n, **like)], None)[0][0]
             return [torch.stack([torch.zeros_like(w), w])], bias, origin
         probes = torch.cat([torch.zeros(1, n, **like), torch.eye(n, **like)])
         y, _ = self.step([probes], None)
         bias = y[0]
         w = (y[1:] - bias).T
-        return [torch.stack([torch.zeros_like(w), w])], bias, origin
+        taps = [torch.zeros_like(w), w]
+        if layer.recurrent2 is not None:
+            frame = (n + 1, *self.shape)
+            y2 = layer.recurrent2(probes.reshape(frame)).reshape(n + 1, -1)
+            taps.append((y2[1:] - y2[0]).T)
+        return [torch.stack(taps)], bias, origin
 
     def modules(self):
-        return [self.root.get_submodule(self.path).recurrent]
+        layer = self.layer()
+        return [layer.recurrent] + ([] if layer.recurrent2 is None else [layer.recurrent2])
 
 
 # -- tracing -----------------------------------------------------------------------------------------
@@ -570,7 +636,7 @@ def trace(model: nn.Module, frame_shape: tuple[int, ...]) -> Trace:
             raise UserError(f"model layer '{n.target}': its input is a constant, not a signal")
         prog = _program(model, modules, target, boundary, order, values, name)
         shape = tuple(values[n].shape[2:])
-        trace_pops.append(Population(name, n.target, shape, prog, isinstance(mod, RLeaky)))
+        trace_pops.append(Population(name, n.target, shape, prog, isinstance(mod, Recurrent)))
     readout = _program(model, modules, result, boundary, order, values, READOUT)
     t = Trace(quantizer, tuple(frame_shape), trace_pops, readout)
     _check_linear(model, t)

@@ -62,7 +62,6 @@ def _write_network(net: IntNetwork, output, format: str, dt: float | None) -> No
 
 
 # A plain snnTorch model quantized after training (export_snntorch)
-CALIBRATION_SAMPLES = 2000  # training samples whose largest |x| sets the input scale
 FORWARD_CHECK_SAMPLES = 8  # training samples the user's forward runs on to check the assumed chain
 
 
@@ -84,6 +83,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     from lmu2neuro.datasets import get_dataset
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.models.trace import LoihiModel
+    from lmu2neuro.pipeline.exactness import CAUSES, cause, float_conversion, layer_exactness
     from lmu2neuro.pipeline.simulate import FIDELITY_WARN_BELOW
     from lmu2neuro.training import user_model as um
 
@@ -104,7 +104,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
         xs, ys = zip(*(part[i] for i in range(n)))
         return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in xs]), torch.as_tensor(ys)
 
-    x_cal, _ = stack(data.train, CALIBRATION_SAMPLES)
+    x_cal, _ = stack(data.train, fx.CALIBRATION_SAMPLES)
     # the chain the conversion assumes, checked against the user's own forward before any other work
     um.run_forward(module, x_cal[:FORWARD_CHECK_SAMPLES].reshape(-1, x_cal.shape[1], *frame), path)
     try:
@@ -125,16 +125,18 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
             raise UserError(f"{output}: cannot write netx: " + "; ".join(problems))
     net.meta["source"] = {"snntorch_model": str(path), "function": func, "sha256": digest,
                           "checkpoint": str(checkpoint), "quantized": "after training"}
+    exactness = layer_exactness(module, model, net, x_cal.reshape(-1, x_cal.shape[1], *frame), path, records)
 
     x, y = stack(data.test, samples or len(data.test))
     batch = 256
-    float_out, float_spk, int_scores, int_spk = [], {}, [], {}
+    float_out, float_spk, int_scores, int_spk, conv_scores = [], {}, [], {}, []
     for first in tqdm(range(0, len(x), batch), desc="float vs integer", disable=not progress, leave=False):
         xb = x[first:first + batch]
         out, spk = um.run_forward(module, xb.reshape(xb.shape[0], xb.shape[1], *frame), path)
         float_out.append(out)
         for k, v in spk.items():
             float_spk[k] = float_spk.get(k, 0) + float(v.sum())
+        conv_scores.append(float_conversion(model, xb))
         r = execute(net, fx.quantize_input(xb.reshape(xb.shape[0], xb.shape[1], -1).double(), net.input_scale))
         int_scores.append(r.scores)
         for k, v in r.spikes.items():
@@ -145,6 +147,9 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     # (a spiking output) or of the mean output (a Linear output), as the float model is read here
     float_pred = (out.sum(1) if spiking_output else out.mean(1)).argmax(1).numpy()
     int_pred = torch.cat(int_scores).argmax(1).numpy()
+    conv_pred = torch.cat(conv_scores).argmax(1).numpy()
+    agree_conv, agree_quant = float((float_pred == conv_pred).mean()), float((conv_pred == int_pred).mean())
+    why = cause(agree_conv, agree_quant, FIDELITY_WARN_BELOW)
     by_ours = {r["as"]: r["path"] for r in records if "as" in r}
     layers = {}
     for pop in net.populations:
@@ -160,6 +165,10 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
                   "call per time step)",
         "samples": int(len(x)),
         "prediction_agreement": float((float_pred == int_pred).mean()),
+        "conversion_agreement": agree_conv,
+        "quantization_agreement": agree_quant,
+        "cause": why,
+        "advice": CAUSES.get(why),
         "warn_below": FIDELITY_WARN_BELOW,
         "float_predictions": float_pred.astype(int).tolist(),
         "float_accuracy": float((float_pred == y).mean()),
@@ -167,11 +176,12 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
         "layers": layers,
         "dataset": dataset, "split": "test",
         "input_scale": {"value": float(scale), "source": "calibrated",
-                        "rule": f"{fx.INPUT_SCALE_RULE} over the first {len(x_cal)} training samples",
+                        "rule": fx.CALIBRATION_RULE, "calibration_samples": int(len(x_cal)),
                         "max_abs_input": float(x_cal.abs().max())},
         "chain": ("nn.Sequential: its layers in order" if isinstance(module, torch.nn.Sequential) else
                   f"{type(module).__name__}: its child modules in the order they are defined, each on the previous "
                   "one's output (checked by forward hooks on every step its forward ran here)"),
+        "exactness": exactness,
         "conversion": records,
         "populations": {p.name: {"reset": p.reset, "refractory": p.refractory, "du": p.du, "dv": p.dv, "vth": p.vth}
                         for p in net.populations},

@@ -12,6 +12,7 @@ from converters.nir.nodes import INTNET_TYPES, PARAM_FIELDS
 from converters.nir.read import is_ours, read_graph, read_intnet
 from converters.netx.read import summarize_netx
 from converters.network_file import file_kind
+from lmu2neuro.analysis.counting import model_weights
 from lmu2neuro.core.errors import UserError
 
 MAX_EDGES_SHOWN = 30
@@ -53,6 +54,11 @@ def inspect_nir(path: str | os.PathLike) -> dict:
     except UserError as exc:
         reason = str(exc)
     populations = [] if net is None else net.population_summary()
+    if net is not None:
+        for row in populations:  # the author's layer weights, apart from what the chip stores
+            into = net.projections_into(row["name"])
+            row["model_weights_in"] = sum(model_weights(s)[0] for s in into)
+            row["helpers_in"] = sorted({s.helper for s in into if s.helper})
     meta_summary: dict = {}
     gm = graph.metadata or {}
     if is_ours(graph) and net is not None:  # read_intnet has validated the metadata
@@ -103,7 +109,9 @@ def format_summary(info: dict) -> str:
         for p in info["loihi_populations"]:
             lines.append(f"  {p['name']:<{pw}}  n={p['size']:<5} du={p['du']:<5} dv={p['dv']:<5} vth={p['vth']:<7} "
                          f"bias_exp={p['bias_exp']} taps_in={p['incoming_taps']} "
-                         f"weights_in={p.get('incoming_stored_weights', 0)} synapses_in={p.get('incoming_synapses', 0)}"
+                         f"weights_in={p.get('model_weights_in', 0)} stored_in={p.get('incoming_stored_weights', 0)} "
+                         f"synapses_in={p.get('incoming_synapses', 0)}"
+                         + (f"  helpers: {', '.join(p['helpers_in'])}" if p.get("helpers_in") else "")
                          + ("  conv" if p.get("incoming_conv") else "") + ("  readout" if p["readout"] else ""))
     if info["lava_supported"]:
         lines.append("Lava build: supported (every node lowers to Loihi integers)")

@@ -17,9 +17,9 @@ from lmu2neuro.core.measurement import Measurement, agreement, measure_spikes
 
 BACKENDS = ("lava", "reference", "both")
 # A third-party graph's float inputs are mapped to Loihi's 8-bit payload by clip(round(x * scale)).
-# With no scale given, the largest |x| over the inputs given lands on 127: nothing clips, and
+# With no scale given, the largest |x| of the calibration inputs lands on 127: nothing clips, and
 # inputs in [0, 1] keep 128 levels instead of collapsing to {0, 1} (the old default scale of 1).
-CALIBRATION_RULE = f"{fx.INPUT_SCALE_RULE} over the inputs given"
+CALIBRATION_RULE = fx.CALIBRATION_RULE
 # Below this fraction of samples predicted alike by the float source graph and the deployed
 # integer network, the CLI warns: the quantized network is no longer the trained model.
 FIDELITY_WARN_BELOW = 0.9
@@ -269,16 +269,25 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     elif input_scale is not None:
         scale = {"value": float(input_scale), "source": "--input-scale"}
     else:
-        value = fx.calibrated_input_scale(x, what=f"{model}: inputs to calibrate the input scale from "
-                                                  f"({CALIBRATION_RULE}; --input-scale sets one)")
+        cal = (load_inputs(net, input_file=input_file)[0] if input_file is not None else
+               load_inputs(net, dataset=dataset, data_root=data_root, samples=fx.CALIBRATION_SAMPLES, split="train")[0])
+        value = fx.calibrated_input_scale(cal, what=f"{model}: inputs to calibrate the input scale from "
+                                                    f"({CALIBRATION_RULE}; --input-scale sets one)")
         # the scale enters the lowered weights (input weights / scale), so the graph is lowered again
         net = read_network_file(model, dt=dt, input_scale=value, reset=reset, refractory=refractory)
         scale = {"value": value, "source": "calibrated", "rule": CALIBRATION_RULE,
-                 "max_abs_input": float(np.max(np.abs(x)))}
-    return simulate_network(net, x, y, backend=backend, tag=tag, model=str(model), model_sha256=sha256_of(model),
-                            progress=progress, lava_batch=lava_batch, device=device, input_scale=scale,
-                            fidelity_of=model if (fidelity and not ours) else None, reset=reset,
-                            refractory=refractory)
+                 "calibration_samples": int(len(cal)), "max_abs_input": float(np.max(np.abs(cal)))}
+    traffic, runs = simulate_network(net, x, y, backend=backend, tag=tag, model=str(model),
+                                     model_sha256=sha256_of(model), progress=progress, lava_batch=lava_batch,
+                                     device=device, input_scale=scale,
+                                     fidelity_of=model if (fidelity and not ours) else None, reset=reset,
+                                     refractory=refractory)
+    # which samples the accuracy (and the fidelity block) is on, in words the report prints
+    traffic["inputs"] = {"source": (f"the first {len(x)} of dataset {dataset}'s test split" if input_file is None
+                                    else f"the first {len(x)} of {input_file}")}
+    if traffic.get("fidelity"):
+        traffic["fidelity"]["on"] = traffic["inputs"]["source"]
+    return traffic, runs
 
 
 def _file_samples(input_file) -> int:

@@ -22,7 +22,9 @@ from lmu2neuro.analysis.plan import plan_profile
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
 from lmu2neuro.analysis.profiles import Profile, load_profile
+from lmu2neuro.analysis.system import system_rows
 from lmu2neuro.analysis.traffic import load_traffic
+from lmu2neuro.reports.units import fmt_quantity, fmt_range
 
 BASELINE_PROFILES = ("cpu", "gpu", "mac45nm")
 SCHEMA = "lmu2neuro.report/1"
@@ -88,20 +90,37 @@ def build_report(traffic: dict, net: IntNetwork, profiles: list[Profile], step_t
                                                                      ["latency: the profile has no time model or throughput"]),
             "assumptions": est.assumptions + (mapping.assumptions[:3] if mapping else []),
             "calibration": _calibration(prof),
+            "system": system_rows(prof.name, tm.latency_s[0] if tm else None) if prof.kind == "neuromorphic" else None,
         })
-    baseline = [dense_baseline(counts, load_profile(n)) for n in BASELINE_PROFILES]
+    baseline = []
+    for n in BASELINE_PROFILES:
+        prof = load_profile(n)
+        baseline.append(dict(dense_baseline(counts, prof), description=" ".join(prof.description.split())))
     return {
         "schema": SCHEMA, "traffic": traffic_source, "model": model_path,
         "model_sha256": traffic.get("model_sha256"), "backend": traffic.get("backend"),
         "samples": counts.samples, "timesteps": counts.timesteps, "dt": traffic.get("dt"),
         "frame_period_s": frame_period_s,
         "accuracy": traffic.get("accuracy"), "accuracy_by_frame": traffic.get("accuracy_by_frame"),
+        "accuracy_on": _accuracy_on(traffic, counts.samples),
+        "fidelity": traffic.get("fidelity"),
+        # (a) the model's own compute, under NeuroBench's names; (b) the chip's work, helpers named
+        "neurobench": counts.neurobench,
+        "chip_work": {k: counts.totals[k] for k in ("chip_synaptic_ops", "helper_synaptic_ops",
+                                                     "helper_synaptic_ops_by_kind", "neuron_updates", "spikes")},
         "counts": counts.to_dict(), "profiles": entries, "dense_baseline": baseline,
         "note": ("Per inference (one sample of `timesteps` frames), averaged over the traffic's samples. Every figure "
                  "is an estimate with its [low-high] range from the profile's sources. Total = dynamic + static over "
                  "the latency, on the basis named; 'dynamic only' where a profile has no static power or no time; "
                  "a compute-only floor counts arithmetic only. See each profile's leaves_out."),
     }
+
+
+def _accuracy_on(traffic: dict, samples: int) -> str:
+    """Which samples the traffic's accuracy is on, in words."""
+    inputs = traffic.get("inputs") or {}
+    where = inputs.get("source") if isinstance(inputs, dict) else None
+    return f"{samples} samples" + (f" ({where})" if where else " (the samples `simulate` ran)")
 
 
 def _fmt(x, unit="") -> str:
@@ -116,37 +135,60 @@ def _fmt(x, unit="") -> str:
     return f"{x:.3g}{unit}"
 
 
-def _r(d: dict | None) -> str:
-    """'estimate [low-high]' of a range dict, or n/a."""
+def _r(d: dict | None, unit: str | None = None) -> str:
+    """'estimate [low-high]' of a range dict (in the prefix that fits ``unit``: 157 us), or n/a."""
     if d is None:
         return "n/a"
+    if unit is not None:
+        return fmt_range(d["estimate"], d["low"], d["high"], unit)
+    def num(v: float) -> str:
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
     if d["low"] == d["high"]:
-        return f"{d['estimate']:.3g}"
-    return f"{d['estimate']:.3g} [{d['low']:.3g}-{d['high']:.3g}]"
+        return num(d["estimate"])
+    return f"{num(d['estimate'])} [{num(d['low'])}-{num(d['high'])}]"
+
+
+def _count_tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(a) the model's own compute under NeuroBench's names; (b) the chip's work, helpers named."""
+    nb, cw = rep["neurobench"], rep["chip_work"]
+    so = nb["SynapticOperations"]
+    return [("The model's own compute per inference (NeuroBench 2.3 metrics)",
+            ["SynapticOperations: Dense", "Effective_MACs", "Effective_ACs", "ActivationSparsity", "MembraneUpdates",
+             "ParameterCount", "ConnectionSparsity", "Footprint (bytes, deployed)"],
+            [[_fmt(so["Dense"]), _fmt(so["Effective_MACs"]), _fmt(so["Effective_ACs"]), _fmt(nb["ActivationSparsity"]),
+              _fmt(nb["MembraneUpdates"]), _fmt(nb["ParameterCount"]), _fmt(nb["ConnectionSparsity"]),
+              _fmt(nb["Footprint"])]],
+            "The model as its author wrote it, by NeuroBench's definitions: Dense = every Linear / Conv layer's MACs "
+            "every step (padding excluded; a pooling folded into a matrix counts as the pooling: nothing); "
+            "effective ops have a nonzero input and weight, graded inputs MACs, spikes ACs; bias not counted. Synapses "
+            "a conversion added (reset self connections, spike-count readouts, bias sources) count nothing here. "
+            "MembraneUpdates = neurons x steps (an upper bound on NeuroBench's, which skips an unchanged membrane); "
+            "Footprint at the deployed widths (NeuroBench's: the float model's bytes). Conventional baselines use "
+            "these counts. docs/counting.md."),
+           ("The chip's work per inference (every synaptic event the deployed network performs)",
+            ["synaptic events", "of which by helpers", "helpers by kind", "neuron updates", "spikes sent"],
+            [[_fmt(cw["chip_synaptic_ops"]), _fmt(cw["helper_synaptic_ops"]),
+              "; ".join(f"{k}: {_fmt(v)}" for k, v in cw["helper_synaptic_ops_by_kind"].items()) or "none",
+              _fmt(cw["neuron_updates"]), _fmt(cw["spikes"])]],
+            "What the neuromorphic energy and time estimates charge: the model's own events plus those of the "
+            "helpers a conversion added, named here.")]
 
 
 def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
     """(title, header, rows, caption) shared by the Markdown and HTML writers."""
-    t = rep["counts"]["totals"]
-    out = [("Operation counts per inference (NeuroBench definitions)",
-            ["Dense (MACs)", "Effective MACs", "Effective ACs", "neuron updates", "spikes", "activation sparsity", "footprint (bytes)"],
-            [[_fmt(t["dense"]), _fmt(t["effective_macs"]), _fmt(t["effective_acs"]), _fmt(t["neuron_updates"]),
-              _fmt(t["spikes"]), _fmt(t["activation_sparsity"]), _fmt(t["footprint_bytes"])]],
-            "Dense is NeuroBench's: every Linear / Conv layer's MACs (a convolution's real MACs, padding excluded) "
-            "every step; effective ops have a nonzero input and weight; "
-            "graded inputs are MACs, binary spikes (an input of only 0 and 1 included) ACs; bias not counted.")]
+    out = _count_tables(rep)
     rows = []
     for p in rep["profiles"]:
         e, tm = p["energy"], p["time"]
-        rows.append([p["profile"], p["label"], _r(e["dynamic_j"]), _r(e["static_chips_j"]), _r(e["total_j"]),
-                     _r(tm and {"estimate": tm["latency_s"][0], "low": tm["latency_s"][1], "high": tm["latency_s"][2]}),
+        rows.append([p["profile"], p["label"], _r(e["dynamic_j"], "J"), _r(e["static_chips_j"], "J"), _r(e["total_j"], "J"),
+                     _r(tm and {"estimate": tm["latency_s"][0], "low": tm["latency_s"][1], "high": tm["latency_s"][2]}, "s"),
                      _r(tm and {"estimate": tm["throughput_per_s"][0], "low": tm["throughput_per_s"][2],
                                 "high": tm["throughput_per_s"][1]}),
-                     _r(p["power_w"] and p["power_w"].get("total", p["power_w"]["dynamic"])),
+                     _r(p["power_w"] and p["power_w"].get("total", p["power_w"]["dynamic"]), "W"),
                      _fmt(p["cores"]), _fmt(p["chips"]), str(len(p["violations"]))])
     out.append(("Energy, latency and power per inference by profile: estimate [low-high]",
-                ["profile", "what the energy is", "dynamic (J)", "static (J)", "total (J)", "latency (s)",
-                 "inferences/s", "power (W)", "cores", "chips", "limit violations"], rows,
+                ["profile", "what the energy is", "dynamic", "static", "total", "latency",
+                 "inferences/s", "power", "cores", "chips", "limit violations"], rows,
                 "Static = static power x latency on the basis in 'what the energy is' (n/a: no static power or no "
                 "latency, and the total is then not given). Power = total (or dynamic, for dynamic only) / latency. "
                 "Latency of a neuromorphic profile from its time model (slowest core + barrier per step), of a "
@@ -157,11 +199,11 @@ def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
         e = p["energy"]
         if e["static_chips_j"] is None:
             continue
-        rows.append([p["profile"], e["static_basis"], _r(e["static_chips_j"]), _r(e["static_pro_rata_j"]),
-                     _r(e["static_realtime_j"])])
+        rows.append([p["profile"], e["static_basis"], _r(e["static_chips_j"], "J"), _r(e["static_pro_rata_j"], "J"),
+                     _r(e["static_realtime_j"], "J")])
     if rows:
-        out.append(("Static energy per inference on each basis", ["profile", "basis of the total", "chips occupied (J)",
-                    "pro rata for the cores used (J)", "over T x frame period (J)"], rows,
+        out.append(("Static energy per inference on each basis", ["profile", "basis of the total", "chips occupied",
+                    "pro rata for the cores used", "over T x frame period"], rows,
                     "Chips occupied: what a deployment pays. Pro rata: the network's share of a chip (cores used / "
                     "cores per chip). Over T x frame period: the chips stay on between frames when fed in real time "
                     "(--frame-period)."))
@@ -174,32 +216,106 @@ def _tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                     "frame period)", "keeps up"], rows,
                     "Below 1 the device finishes a step before the next frame arrives; 'yes' only when the high end "
                     "of the step time does."))
+    out += _system_tables(rep) + _fidelity_tables(rep)
     basis = rep["dense_baseline"][0].get("basis", "") if rep["dense_baseline"] else ""
-    out.append(("Dense non-spiking baseline (the same network as an ANN)",
-                ["profile", "ANN passes", "MACs", "energy (J)", "source"],
+    out.append(("Dense non-spiking baseline (the same network as an ANN): tabled profiles",
+                ["profile", "ANN passes", "MACs", "energy", "what it is", "source"],
                 [[b["profile"] + (" (compute-only floor)" if b.get("floor") else ""), str(b.get("passes", "")),
-                  _fmt(b["dense_macs"]), _fmt(b["dynamic_j"]), b["sources"]["energy.mac"]] for b in rep["dense_baseline"]],
-                f"{basis}. Leaves out memory traffic, I/O and static power."))
+                  _fmt(b["dense_macs"]), fmt_quantity(b["dynamic_j"], "J"),
+                  "published, not measured here: " + b.get("description", ""), b["sources"]["energy.mac"]]
+                 for b in rep["dense_baseline"]],
+                f"{basis}. Leaves out memory traffic, I/O and static power. Each profile keeps the year and conditions "
+                "of its measurement (its description and source); `lmu2neuro baseline` measures this machine."))
+    out += _measured_tables(rep)
     for p in rep["profiles"]:
         kind = p["layers"][0]["op_kind"] if p["layers"] else "ops"
-        rows = [[r["layer"], str(r["neurons"]), f"{100 * r['firing_rate']:.2f}%", _fmt(r["ops"]), _fmt(r["ac_j"] + r["mac_j"]),
-                 _fmt(r["neuron_j"]), _fmt(r["spike_j"]), _fmt(r["energy_j"]), _fmt(r["cores"])] for r in p["layers"]]
+        q = lambda v: fmt_quantity(v, "J")  # noqa: E731
+        rows = [[r["layer"], str(r["neurons"]), f"{100 * r['firing_rate']:.2f}%", _fmt(r["ops"]), q(r["ac_j"] + r["mac_j"]),
+                 q(r["neuron_j"]), q(r["spike_j"]), q(r["energy_j"]), _fmt(r["cores"])] for r in p["layers"]]
         if p["message_j"]:
-            rows.append(["(messages between cores)", "", "", "", "", "", "", _fmt(p["message_j"]), ""])
+            rows.append(["(messages between cores)", "", "", "", "", "", "", q(p["message_j"]), ""])
         srcs = "; ".join(f"{k}: {v['value']}" for k, v in p["sources"].items())
         out.append((f"Per layer on {p['profile']} ({p['label']})",
-                    ["layer", "neurons", "firing rate", kind, "synaptic energy (J)", "neuron energy (J)",
-                     "spike energy (J)", "dynamic energy (J)", "cores"], rows,
+                    ["layer", "neurons", "firing rate", kind, "synaptic energy", "neuron energy",
+                     "spike energy", "dynamic energy", "cores"], rows,
                     f"Synaptic energy = the '{kind}' column x the per-op energy. Sources: {srcs}. "
                     "Leaves out: " + "; ".join(p["leaves_out"]) + "."))
         tm = p["time"]
         if tm and tm.get("per_core"):
             top = sorted(tm["per_core"], key=lambda c: -c["mean_busy_s"])[:8]
-            out.append((f"Busiest cores on {p['profile']}", ["core", "layer", "neurons", "mean busy time per step (s)"],
-                        [[str(c["core"]), c["layer"], str(c["neurons"]), _fmt(c["mean_busy_s"])] for c in top],
-                        f"Step time = the slowest core + barrier ({_fmt(tm['barrier_s'][0])} s for {tm['tiles']} tile(s)); "
+            out.append((f"Busiest cores on {p['profile']}", ["core", "layer", "neurons", "mean busy time per step"],
+                        [[str(c["core"]), c["layer"], str(c["neurons"]), fmt_quantity(c["mean_busy_s"], "s")] for c in top],
+                        f"Step time = the slowest core + barrier ({fmt_quantity(tm['barrier_s'][0], 's')} for {tm['tiles']} tile(s)); "
                         "a badly balanced mapping shows here as one core far busier than the rest."))
     return out
+
+
+def _system_tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """Per neuromorphic profile: the chip-only estimate beside what a system adds (analysis.system)."""
+    out = []
+    for p in rep["profiles"]:
+        if not p.get("system"):
+            continue
+        e, tm = p["energy"], p["time"]
+        rows = [["chip: dynamic (modelled)", _r(e["dynamic_j"], "J"), "this report's estimate"],
+                ["chip: static over the latency (modelled)", _r(e["static_chips_j"], "J"), e["static_basis"] or "n/a"]]
+        for r in p["system"]:
+            val = ("not modelled" if r["value"] is None else
+                   f"{fmt_quantity(r['value'], r['unit'].split(' ')[0])}{' ' + r['unit'].split(' ', 1)[1] if ' ' in r['unit'] else ''}")
+            if r["energy_j"] is not None:
+                val += f" = {fmt_quantity(r['energy_j'], 'J')} per inference over the modelled latency"
+            rows.append([f"system: {r['part']}", val, r["evidence"]])
+        lat = fmt_quantity(tm["latency_s"][0], "s") if tm else "n/a"
+        out.append((f"Chip and system on {p['profile']}", ["part", "per inference", "evidence"], rows,
+                    f"The chip-only estimate (modelled latency {lat}) beside what a whole system adds, with the published "
+                    "evidence where it exists and 'not modelled' where none does; shown beside the estimate, never "
+                    "added into it."))
+    return out
+
+
+def _fidelity_tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """Float model vs deployed integers: the traffic's fidelity block, or the export's .fidelity.json."""
+    fid = rep.get("fidelity")
+    if not fid:
+        return []
+    n = fid.get("samples")
+    split = f"{fid.get('dataset')} {fid.get('split')} split, " if fid.get("dataset") else ""
+    on = fid.get("on") or f"{split}{n} samples"
+    rows = [["prediction agreement (float vs deployed)", _fmt(fid.get("prediction_agreement")), on],
+            ["float accuracy", _fmt(fid.get("float_accuracy")), on],
+            ["deployed (integer) accuracy", _fmt(fid.get("int_accuracy")), on]]
+    for name, lay in (fid.get("layers") or {}).items():
+        rows.append([f"spikes, layer {name}: deployed / float", _fmt(lay.get("spike_ratio")),
+                     f"{_fmt(lay.get('int_spikes'))} / {_fmt(lay.get('float_spikes'))}"])
+    warn = fid.get("warn_below")
+    cap = (f"Source: {fid.get('source', 'n/a')}" + (f" ({fid['file']})" if fid.get("file") else "") +
+           (f". Agreement below {warn:g} is flagged." if warn is not None else "."))
+    return [("Fidelity: the float model beside the deployed integers", ["quantity", "value", "on"], rows, cap)]
+
+
+def _measured_tables(rep: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """The rows `lmu2neuro baseline` measured on a real machine, with the tabled estimate's ratio."""
+    m = rep.get("measured_baseline")
+    if not m:
+        return []
+    rows = []
+    for r in m["measured"]:
+        e = r.get("energy_j_per_inference")
+        energy = (fmt_quantity(e, "J") if e is not None else
+                  ("<= " + fmt_quantity(r["energy_bound_j_per_inference"], "J") + " (bound)"
+                   if r.get("energy_bound_j_per_inference") is not None else "not measured"))
+        rows.append([r["network"], str(r["batch"]), str(r["passes"]),
+                     f"{fmt_quantity(r['latency_s'], 's')} (fastest {fmt_quantity(r.get('latency_min_s'), 's')})",
+                     f"{r['throughput_per_s']:.4g}", energy, r["energy_basis"]])
+    t = m["tabled"]
+    ratios = "; ".join(f"{k}: tabled '{t['profile']}' {fmt_quantity(t[k]['latency_s'], 's')} = "
+                       f"{t[k]['latency_ratio_to_measured']:.3g}x the batch-1 measurement (median run)"
+                       for k in ("ann", "snn_dense") if k in t and "latency_ratio_to_measured" in t[k])
+    return [(f"Measured here: {m['device_name']} ({m['device']})",
+             ["network", "batch", "passes", "latency per call: median", "inferences/s", "energy per inference",
+              "energy basis"],
+             rows, f"Measured by `lmu2neuro baseline` ({m.get('source_file', '')}), torch {m['torch']}"
+                   f"{', %s threads' % m['threads'] if m.get('threads') else ''}. {ratios}.")]
 
 
 def _calibration_lines(p: dict) -> list[str]:
@@ -253,7 +369,8 @@ def render_figures(rep: dict, traffic: dict) -> dict[str, bytes]:
 def to_markdown(rep: dict, figures: list[str]) -> str:
     lines = [f"# lmu2neuro deployment report", "",
              f"Model `{rep['model']}` (sha256 {str(rep['model_sha256'])[:12]}...), traffic `{rep['traffic']}` "
-             f"({rep['backend']}, {rep['samples']} samples x {rep['timesteps']} steps), accuracy {_fmt(rep['accuracy'])}.", "",
+             f"({rep['backend']}, {rep['samples']} samples x {rep['timesteps']} steps), accuracy {_fmt(rep['accuracy'])} "
+             f"on {rep['accuracy_on']}.", "",
              rep["note"], ""]
     for title, header, rows, caption in _tables(rep):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -284,7 +401,10 @@ def to_html(rep: dict, figures: dict[str, bytes]) -> str:
              "</head><body><h1>lmu2neuro deployment report</h1>",
              f"<p>Model <code>{e(str(rep['model']))}</code> (sha256 {e(str(rep['model_sha256'])[:12])}...), traffic "
              f"<code>{e(str(rep['traffic']))}</code> ({e(str(rep['backend']))}, {rep['samples']} samples x "
-             f"{rep['timesteps']} steps), accuracy {e(_fmt(rep['accuracy']))}.</p><p>{e(rep['note'])}</p>"]
+             f"{rep['timesteps']} steps), accuracy {e(_fmt(rep['accuracy']))} on {e(rep['accuracy_on'])}.</p>"
+             f"<p>{e(rep['note'])}</p>",
+             "<p>Files beside this page: " + ", ".join(
+                 f"<a href='{e(n)}'>{e(n)}</a>" for n in ["report.json", "report.md", *rep.get("figures", [])]) + "</p>"]
     for title, header, rows, caption in _tables(rep):
         parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
@@ -320,11 +440,27 @@ def write_report(rep: dict, traffic: dict, out_dir: str | os.PathLike) -> list[P
     return written + [out / "report.json", out / "report.md", out / "report.html"]
 
 
+def load_side_file(path, flag: str, needs: tuple[str, ...]) -> dict:
+    """A JSON file another command wrote (a baseline, a fidelity report), checked for ``needs``."""
+    guards.require_file(path, flag, "a JSON file")
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: {flag}: not JSON ({exc})") from None
+    missing = [k for k in needs if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise UserError(f"{path}: {flag}: field '{missing[0]}' missing (expected the file that command writes)")
+    return data
+
+
 def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike | None, profile_names: list[str],
-                out_dir: str | os.PathLike, step_time_s: float | None = None, frame_period_s: float | None = None) -> dict:
+                out_dir: str | os.PathLike, step_time_s: float | None = None, frame_period_s: float | None = None,
+                measured: str | os.PathLike | None = None) -> dict:
     """Everything `lmu2neuro report` does: check inputs, compute, write; returns the report dict.
 
     ``model_path`` None: the model the traffic names (its sha256 is checked all the same).
+    ``measured``: a JSON file of `lmu2neuro baseline`, shown beside the tabled profiles. The
+    fidelity block is the traffic's, else the export's MODEL.fidelity.json beside the model.
     """
     if not profile_names:
         raise UserError("--profile: give at least one profile name or YAML path (see `lmu2neuro profiles`)")
@@ -346,6 +482,13 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
 
     # at the dt it was simulated with: another tool's graph is quantized for it
     net = read_network_file(model_path, dt=traffic.get("dt"))
+    base = load_side_file(measured, "--measured", ("measured", "tabled", "device")) if measured is not None else None
     rep = build_report(traffic, net, profiles, step_time_s, str(traffic_path), str(model_path), frame_period_s)
+    if base is not None:
+        rep["measured_baseline"] = dict(base, source_file=str(measured))
+    sibling = Path(model_path).with_name(Path(model_path).stem + ".fidelity.json")
+    if rep["fidelity"] is None and sibling.is_file():  # `export --model` writes it beside the network
+        rep["fidelity"] = dict(load_side_file(sibling, "fidelity report", ("prediction_agreement", "samples")),
+                               file=str(sibling))
     write_report(rep, traffic, out_dir)
     return rep

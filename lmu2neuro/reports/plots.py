@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 
 
 def _png(fig) -> bytes:
@@ -36,7 +37,8 @@ def layer_energy(layers: list[str], energy_by_profile: dict[str, list[float]], c
     ax.set_yscale("log")
     ax.set_ylim(bottom=floor)
     ax.set_xticks(x, layers, rotation=30, ha="right")
-    ax.set_ylabel("dynamic energy per inference (J, log scale)")
+    ax.yaxis.set_major_formatter(EngFormatter(unit="J"))  # 1 µJ, not 1e-06: the prefix that fits
+    ax.set_ylabel("dynamic energy per inference (log scale)")
     ax.set_title("Energy per layer by hardware profile")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="profile")
     ax.grid(axis="y", alpha=0.3, which="both")
@@ -100,7 +102,8 @@ def streaming(accuracy_by_frame: list[float] | None, energy_by_frame: dict[str, 
         ax.plot(frames, e, color=f"C{k % 10}", label=f"energy, {name}")
     ax.set_yscale("log")
     ax.set_xlabel("frames seen")
-    ax.set_ylabel("cumulative dynamic energy per inference (J, log)")
+    ax.yaxis.set_major_formatter(EngFormatter(unit="J"))
+    ax.set_ylabel("cumulative dynamic energy per inference (log)")
     if accuracy_by_frame:
         ax2 = ax.twinx()
         ax2.plot(frames, [100 * a for a in accuracy_by_frame], "k--", lw=2, label="accuracy")

@@ -235,16 +235,17 @@ def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
 
     Neurons keep their beta, alpha, threshold and reset mechanism (one value per layer; equal
     per-neuron tensors are fine). snnTorch resets one step late by default (``reset_delay=True``);
-    for Leaky and RLeaky a subtract reset is made exact on Loihi's same-step rule by a self
-    connection of weight -(1 - beta) threshold one step late (Loihi takes beta threshold off through
-    the decay, snnTorch the whole threshold); a zero reset of Leaky is the same either way. The
-    delayed zero reset of RLeaky and Synaptic (``base - reset * base``) discards the whole step after
-    a spike, input and recurrent input included, and keeps Synaptic's current: a refractory period
-    of one step on top of Loihi's same-step reset (``refractory=1``, exact). Not exact, stated per
-    layer as ``exact: False`` with a note (the fidelity report measures what it costs): Synaptic's
-    delayed subtract (a self connection into the decaying current would need a second tap,
-    -alpha w, one step later, which Loihi's dense synapses do not give), and a subtract reset with
-    ``reset_delay=False``, where a voltage a reset leaves above threshold does not fire in snnTorch
+    a subtract reset is made exact on Loihi's same-step rule by a self connection of weight
+    -(1 - beta) threshold one step late (Loihi takes beta threshold off through the decay, snnTorch
+    the whole threshold); in a neuron with a current (Synaptic, RSynaptic) the current keeps alpha
+    of that, so a second self connection two steps late, alpha (1 - beta) threshold, cancels it. A
+    zero reset of Leaky is the same either way. The delayed zero reset of RLeaky, Synaptic and
+    RSynaptic (``base - reset * base``) discards the step after a spike (RLeaky its input and
+    recurrent input too; the others keep their current): a refractory period of one step on top of
+    Loihi's same-step reset (``refractory=1``, exact). A bias into a neuron with a current is carried
+    into that current by ``models.quantize`` (an always-on helper neuron). Not exact, stated per layer
+    as ``exact: False`` with a note: a subtract reset with ``reset_delay=False``, where a voltage a
+    reset leaves above threshold does not fire in snnTorch
     the step after (its "avoid double reset" undoes the delayed reset), but does on Loihi."""
     import snntorch
     import torch
@@ -292,7 +293,7 @@ def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
             raise _refuse_layer(path, m, "max pooling is not linear; use AvgPool between neuron layers")
         else:
             raise _refuse_layer(path, m, "expected nn.Linear, nn.Conv1d/2d, nn.AvgPool1d/2d, nn.Flatten, "
-                                         "snn.Leaky, snn.Synaptic or snn.RLeaky")
+                                         "snn.Leaky, snn.Synaptic, snn.RLeaky or snn.RSynaptic")
         if not isinstance(m, snntorch.SpikingNeuron):
             with torch.no_grad():
                 for name, p in m.named_parameters(recurse=False):
@@ -303,7 +304,7 @@ def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
         records.append(rec)
     if not neurons:
         raise UserError(f"model {type(module).__name__}: no snnTorch neuron layer (snn.Leaky, snn.Synaptic, "
-                        "snn.RLeaky) found among its layers")
+                        "snn.RLeaky, snn.RSynaptic) found among its layers")
     last = ours[-1][1]
     if isinstance(last, LoihiLIF):
         # a spiking output is read by its spike counts: the readout integrates the spikes themselves
@@ -311,6 +312,7 @@ def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
         count = L.Linear(n, n, bias=False)
         with torch.no_grad():
             count.weight.copy_(torch.eye(n))
+        count.helper = "spike-count readout"  # not the model's own synapses (counting)
         ours.append(("spike_count", count))
         records.append({"path": "(readout)", "type": "spike count", "as": "spike_count", "exact": True,
                         "converted": "the output layer's spikes summed over time (argmax = most spikes)"})
@@ -333,8 +335,8 @@ def _convert_neuron(path: str, m, rec: dict):
     from lmu2neuro.models import layers as L
 
     name = type(m).__name__
-    if type(m) not in (snntorch.Leaky, snntorch.Synaptic, snntorch.RLeaky):
-        raise _refuse_layer(path, m, "expected snn.Leaky, snn.Synaptic or snn.RLeaky")
+    if type(m) not in (snntorch.Leaky, snntorch.Synaptic, snntorch.RLeaky, snntorch.RSynaptic):
+        raise _refuse_layer(path, m, "expected snn.Leaky, snn.Synaptic, snn.RLeaky or snn.RSynaptic")
     if getattr(m, "inhibition", False) or m.state_quant or float(m.graded_spikes_factor) != 1.0:
         raise _refuse_layer(path, m, "inhibition, state_quant or graded spikes have no Loihi counterpart here")
     reset = m.reset_mechanism
@@ -355,51 +357,44 @@ def _convert_neuron(path: str, m, rec: dict):
     if torch.as_tensor(m.beta).ndim == 0:  # fine here; snnTorch's own exporter would fail on it
         rec["scalar_beta"] = True
     kw = {"threshold": th, "reset_mechanism": reset}
-    if type(m) is snntorch.Synaptic:
+    current = type(m) in (snntorch.Synaptic, snntorch.RSynaptic)
+    alpha = 0.0
+    if current:
         alpha = min(max(_one_value(path, "alpha", m.alpha, how), 0.0), 1.0)
         rec["alpha"] = alpha
-        if reset == "zero" and delayed:
-            # snnTorch zeroes the voltage of the step after a spike and keeps the current: Loihi's
-            # same-step zero reset and one refractory step (voltage held, current integrating on)
-            kw["refractory"] = 1
-            rec.update(exact=True, refractory=1,
-                       note="snnTorch's delayed zero reset of a Synaptic neuron discards the step after a spike "
-                            "and keeps its current: reset in the spiking step and one refractory step")
-        elif reset == "subtract" and delayed:
-            rec["exact"] = False
-            rec["note"] = ("snnTorch's delayed subtract takes the threshold off one step after the spike, Loihi's "
-                           "same-step subtract before the decay: the voltages differ by (1 - beta) threshold per "
-                           "spike (the current is kept by both; the self connection that makes Leaky exact would "
-                           "decay in the current here)")
-        else:
-            _no_delay_note(rec, reset)
-        return L.Synaptic(alpha, beta, **kw)
-    if type(m) is snntorch.Leaky:
-        rec["exact"] = True
-        if not delayed:
-            _no_delay_note(rec, reset)
-        if fix == 0.0:
-            return L.Leaky(beta, **kw)
-        rec["note"] = f"subtract reset one step late: a self connection of {fix:.4g} (-(1 - beta) threshold)"
-        return L.RLeaky(beta, all_to_all=False, V=fix, learn_recurrent=False, **kw)
-    # RLeaky: the recurrent map copied, the subtract fix added on its diagonal
     rec["exact"] = True
     if not delayed:
         _no_delay_note(rec, reset)
-    if reset == "zero" and delayed:
-        # snnTorch zeroes the step after a spike whole (its input and recurrent input lost): on
-        # Loihi, the same-step reset and one refractory step (lif_step's rule)
+    elif reset == "zero" and type(m) is not snntorch.Leaky:
+        # snnTorch zeroes the voltage of the step after a spike (RLeaky: the whole step, its input and
+        # recurrent input lost; Synaptic and RSynaptic keep their current): Loihi's same-step zero reset
+        # and one refractory step (voltage held, current integrating on), lif_step's rule
         kw["refractory"] = 1
         rec["refractory"] = 1
-        rec["note"] = ("snnTorch's delayed zero reset of an RLeaky also discards the step after a spike: "
-                       "reset in the spiking step and one refractory step")
+        rec["note"] = (f"snnTorch's delayed zero reset of {name} discards the step after a spike"
+                       + (" and keeps its current" if current else "") + ": reset in the spiking step and one "
+                       "refractory step")
+    if fix:
+        rec["note"] = (f"subtract reset one step late: a self connection of {fix:.4g} (-(1 - beta) threshold)"
+                       + (f", and {-alpha * fix:.4g} (-alpha times it) two steps late, which cancels what the "
+                          "current keeps of it" if current else ""))
+    v2 = -alpha * fix if (fix and current) else None
+    cls = L.RSynaptic if current else L.RLeaky
+    args = (alpha, beta) if current else (beta,)
+    if type(m) in (snntorch.Leaky, snntorch.Synaptic):
+        if not fix:
+            return L.Synaptic(alpha, beta, **kw) if current else L.Leaky(beta, **kw)
+        new = cls(*args, all_to_all=False, V=fix, V2=v2, learn_recurrent=False, **kw)
+        new.recurrent.helper = "reset self connection"  # not the model's own synapses (counting)
+        return new
+    # RLeaky / RSynaptic: the recurrent map copied, the subtract fix added on its diagonal
     rec_mod = m.recurrent
     if isinstance(rec_mod, nn.Linear):
-        new = L.RLeaky(beta, linear_features=rec_mod.in_features, **kw)
+        new = cls(*args, linear_features=rec_mod.in_features, V2=v2, **kw)
     elif isinstance(rec_mod, nn.Conv2d):
-        new = L.RLeaky(beta, conv2d_channels=rec_mod.in_channels, kernel_size=rec_mod.kernel_size[0], **kw)
+        new = cls(*args, conv2d_channels=rec_mod.in_channels, kernel_size=rec_mod.kernel_size[0], V2=v2, **kw)
     else:
-        new = L.RLeaky(beta, all_to_all=False, V=torch.as_tensor(rec_mod.V).detach().clone(), **kw)
+        new = cls(*args, all_to_all=False, V=torch.as_tensor(rec_mod.V).detach().clone(), V2=v2, **kw)
     with torch.no_grad():
         for pname, p in rec_mod.named_parameters():
             getattr(new.recurrent, pname).copy_(p)
@@ -413,7 +408,7 @@ def _convert_neuron(path: str, m, rec: dict):
             else:
                 new.recurrent.V.add_(fix)
     if fix:
-        rec["note"] = f"subtract reset one step late: {fix:.4g} (-(1 - beta) threshold) added to the self connections"
+        rec["note"] += " (added to its own recurrent connections)"
     return new
 
 
@@ -497,26 +492,46 @@ def _check_calls(model_file, chain, calls, x_t, y) -> None:
                         f"with it first); {FORWARD}")
 
 
-def run_forward(module: nn.Module, x, model_file) -> tuple:
+def run_forward(module: nn.Module, x, model_file, membranes: dict | None = None, cast: bool = False) -> tuple:
     """The user's float snnTorch model run by its own ``forward``, one call per time step (snnTorch's
     own stepping), each call checked by forward hooks against the chain the conversion assumes
     (``snntorch_layers``): x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)}).
+    ``membranes`` collects each neuron layer's membrane after every call ({path: (B, T, n)}: what the
+    layer returns last, or its ``mem`` with ``init_hidden``; before a delayed reset).
+    ``cast``: every neuron layer's outputs are cast to ``x``'s dtype (snnTorch's surrogates return
+    float32 spikes whatever the model's dtype), so a model made float64 runs in float64 throughout.
     UserError naming ``model_file`` and the first layer that differs, or when forward cannot run."""
     import snntorch
     import torch
 
     chain = snntorch_layers(module)
+
+    def to_dtype(_mod, _args, _kwargs, out):  # registered first: the checks below see what the next layer gets
+        if isinstance(out, (tuple, list)):
+            return type(out)(o.to(x.dtype) if isinstance(o, torch.Tensor) else o for o in out)
+        return out.to(x.dtype) if isinstance(out, torch.Tensor) else out
     calls: list[tuple] = []
 
     def hook_for(path):
-        def hook(_mod, args, kwargs, out):
+        def hook(mod, args, kwargs, out):
             calls.append((path, args[0] if args else next(iter(kwargs.values()), None), out))
+            if membranes is not None and path in neurons:
+                mem = out[-1] if isinstance(out, (tuple, list)) and len(out) > 1 else getattr(mod, "mem", None)
+                if isinstance(mem, torch.Tensor):
+                    mems.setdefault(path, []).append(mem.detach().reshape(mem.shape[0], -1))
         return hook
 
-    handles = [m.register_forward_hook(hook_for(p), with_kwargs=True) for p, m in chain]
+    neurons = {p for p, m in chain if isinstance(m, snntorch.SpikingNeuron)}
+    mems: dict[str, list] = {}
+    def args_to_dtype(_mod, args):  # a neuron's own recurrent map gets its float32 spikes too
+        return tuple(a.to(x.dtype) if isinstance(a, torch.Tensor) else a for a in args)
+
+    handles = [m.register_forward_hook(to_dtype, with_kwargs=True) for p, m in chain if cast and p in neurons]
+    handles += [sub.register_forward_pre_hook(args_to_dtype) for p, m in chain if cast and p in neurons
+                for sub in m.modules() if sub is not m]
+    handles += [m.register_forward_hook(hook_for(p), with_kwargs=True) for p, m in chain]
     reset_hidden(chain)
     outs, spikes = [], {}
-    neurons = {p for p, m in chain if isinstance(m, snntorch.SpikingNeuron)}
     try:
         with torch.no_grad():
             for t in range(x.shape[1]):
@@ -539,6 +554,8 @@ def run_forward(module: nn.Module, x, model_file) -> tuple:
     finally:
         for h in handles:
             h.remove()
+    if membranes is not None:
+        membranes.update({k: torch.stack(v, 1) for k, v in mems.items() if len(v) == x.shape[1]})
     return torch.stack(outs, 1), {k: torch.stack(v, 1) for k, v in spikes.items()}
 
 

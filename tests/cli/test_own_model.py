@@ -281,14 +281,16 @@ def test_plain_snntorch_export_writes_nir_and_a_fidelity_report(snn_file, tmp_pa
     assert set(rep) >= {"prediction_agreement", "float_accuracy", "int_accuracy", "layers", "float_predictions"}
     net = read_intnet(out)
     want = {"leaky": "subtract", "zero": "zero", "mixed": "subtract"}[func]  # snnTorch's default: subtract
-    assert {p.reset for p in net.populations if not p.readout} == {want}
+    assert {p.reset for p in net.populations if not p.readout and not p.helper} == {want}
+    assert [p.helper for p in net.populations if p.helper] == (["bias source"] if func == "mixed" else [])
     for layer in rep["layers"].values():  # every hidden layer fires, in float and in integers alike
         assert layer["float_spikes"] > 0 and 0.8 < layer["spike_ratio"] < 1.25, layer
     # quantizing after training keeps the model here (8-bit weights, 12-bit decays)
     assert rep["prediction_agreement"] >= 0.8, rep["prediction_agreement"]
     exact = {r["path"]: r["exact"] for r in rep["conversion"] if "exact" in r}
-    if func == "mixed":  # snnTorch's Synaptic reset has no exact Loihi form: said, not hidden
-        assert exact["3"] is False and exact["1"] is True
+    # measured, every layer (Synaptic's delayed subtract and its Linear bias into the current included)
+    assert all(exact.values()) and all(row["exact"] for row in rep["exactness"]["layers"].values()), exact
+    assert rep["conversion_agreement"] == 1.0
 
 
 @pytest.mark.parametrize("func", ["leaky", "zero", "mixed", "rleaky_zero"])
@@ -309,10 +311,8 @@ def test_converted_layers_are_the_snntorch_model_in_float(snn_file, func):
         if r.get("type") in ("Leaky", "RLeaky", "Synaptic"):
             theirs, mine = spikes[r["path"]], h[r["as"]].reshape(spikes[r["path"]].shape)
             assert theirs.mean() > 0.02, r["path"]
-            if r["exact"]:  # the subtract reset one step late, made exact by the self connection
-                assert torch.equal(theirs, mine), r["path"]
-            else:  # Synaptic's delayed subtract: (1 - beta) threshold per spike apart
-                assert (theirs == mine).float().mean() > 0.7, r["path"]
+            # the subtract reset one step late, made exact by the self connections
+            assert r["exact"] and torch.equal(theirs, mine), r["path"]
 
 
 def test_scalar_and_equal_per_neuron_beta_convert_alike(snn_file, tmp_path):
@@ -397,8 +397,10 @@ def test_fidelity_float_side_is_the_models_own_forward(snn_file, tmp_path):
     assert rep["layers"]["lif1"]["float_spikes"] == int(fwd["lif1"].sum()) != int(chain["lif1"].sum())
 
 
-KINDS = [(cls, reset, delay) for cls in ("Leaky", "Synaptic", "RLeaky") for reset in ("zero", "subtract")
-         for delay in (True, False)]
+# snnTorch 1.0's own RSynaptic fails with reset_delay=False and init_hidden (its forward divides a
+# None spike): left out, snnTorch cannot run it
+KINDS = [(cls, reset, delay) for cls in ("Leaky", "Synaptic", "RLeaky", "RSynaptic") for reset in ("zero", "subtract")
+         for delay in (True, False) if delay or cls != "RSynaptic"]
 
 
 @pytest.mark.parametrize("cls, reset, delay", KINDS)
@@ -413,7 +415,8 @@ def test_each_reset_is_exact_where_recorded_so_and_differs_where_not(cls, reset,
     torch.manual_seed(0)
     kw = dict(beta=0.85, reset_mechanism=reset, reset_delay=delay, init_hidden=True)
     neuron = {"Leaky": lambda: snn.Leaky(**kw), "Synaptic": lambda: snn.Synaptic(alpha=0.6, **kw),
-              "RLeaky": lambda: snn.RLeaky(linear_features=20, **kw)}[cls]()
+              "RLeaky": lambda: snn.RLeaky(linear_features=20, **kw),
+              "RSynaptic": lambda: snn.RSynaptic(alpha=0.6, linear_features=20, **kw)}[cls]()
     net = nn.Sequential(nn.Linear(8, 20), neuron).eval()
     with torch.no_grad():
         net[0].weight.mul_(2)
@@ -429,9 +432,9 @@ def test_each_reset_is_exact_where_recorded_so_and_differs_where_not(cls, reset,
         assert torch.equal(theirs, mine)
     else:
         assert rec["note"] and not torch.equal(theirs, mine)
-    # measured: not exact are exactly the subtract resets with reset_delay=False and Synaptic's delayed one
-    assert rec["exact"] is not (reset == "subtract" and (not delay or cls == "Synaptic"))
-    if cls == "Synaptic" and reset == "zero" and delay:
+    # measured: not exact are exactly the subtract resets with reset_delay=False
+    assert rec["exact"] is not (reset == "subtract" and not delay)
+    if cls in ("Synaptic", "RSynaptic") and reset == "zero" and delay:
         assert rec["refractory"] == 1 and "keeps its current" in rec["note"]
 
 

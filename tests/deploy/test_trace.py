@@ -163,7 +163,10 @@ def test_structure_of_a_traced_network():
     w_ref = -model.model.skip.weight.detach().numpy() / net.input_scale * names["readout.skip"].origin["scale"] ** -1
     assert np.allclose(w_skip, w_ref, rtol=0.02, atol=2.0 ** names["readout.skip"].weight_exp)
     conv = lower(build("convnet"))
-    assert [p.size for p in conv.populations] == [3 * 36, 2 * 16, 5]
+    # the Synaptic layer's conv bias enters its current: from the always-on helper neuron
+    assert [(p.size, p.helper) for p in conv.populations] == [(1, "bias source"), (3 * 36, None), (2 * 16, None),
+                                                              (5, None)]
+    assert conv.projections_into("lif1")[-1].helper == "bias source"
     assert {s.name for s in conv.projections_into("readout")} == {"readout.fc", "readout.fc2"}
     by = {s.name: s for s in conv.projections}
     assert by["lif1.conv"].conv is not None and by["lif1.conv"].weights.shape == (1, 3, 1, 3, 3)

@@ -72,6 +72,7 @@ def test_digits_dataset_inputs_with_labels(tmp_path):
     assert len(t["labels"]) == 7 and 0.0 <= t["accuracy"] <= 1.0
     assert len(t["accuracy_by_frame"]) == t["timesteps"]
     assert t["accuracy_by_frame"][-1] == t["accuracy"]
+    assert t["inputs"]["source"] == "the first 7 of dataset digits's test split"  # the report says which samples
 
 
 @pytest.mark.parametrize(

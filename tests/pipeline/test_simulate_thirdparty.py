@@ -73,6 +73,37 @@ def test_default_scale_is_calibrated_and_the_float_graph_agrees(third, tmp_path,
     assert "warning" not in captured.err
 
 
+def test_calibrated_scale_does_not_move_with_the_samples_simulated(third, tmp_path):
+    """One stated rule (the whole --input file; a dataset's training split): 3 samples or 40 simulated,
+    the same file deploys with the same scale."""
+    d, x, _ = third
+    scales = []
+    for n in ("3", "40"):
+        assert _simulate(d, tmp_path / f"t{n}.json", "--samples", n) == 0
+        scales.append(json.loads((tmp_path / f"t{n}.json").read_text())["input_scale"])
+    assert scales[0] == scales[1] and scales[0]["value"] == pytest.approx(127 / np.abs(x).max())
+    assert scales[0]["calibration_samples"] == 40 and "training split" in scales[0]["rule"]
+    # a dataset: its training split, never the test samples simulated
+    from lmu2neuro.core import fixed_point as fx
+    from lmu2neuro.datasets import get_dataset
+
+    g = nir.NIRGraph(nodes={"x": nir.Input(input_type=np.array([8])),
+                            "fc": nir.Affine(weight=np.ones((10, 8)) * 0.1, bias=np.zeros(10)),
+                            "lif": nir.LIF(tau=np.full(10, 2e-3), r=np.full(10, 30.0), v_leak=np.zeros(10),
+                                           v_threshold=np.ones(10)),
+                            "y": nir.Output(output_type=np.array([10]))},
+                     edges=[("x", "fc"), ("fc", "lif"), ("lif", "y")])
+    nir.write(tmp_path / "d.nir", g)
+    got = []
+    for n in ("5", "30"):
+        assert main(["simulate", str(tmp_path / "d.nir"), "--dataset", "digits", "--samples", n, "--backend",
+                     "reference", "-o", str(tmp_path / f"d{n}.json")]) == 0
+        got.append(json.loads((tmp_path / f"d{n}.json").read_text())["input_scale"]["value"])
+    train = get_dataset("digits").train
+    want = fx.calibrated_input_scale(np.stack([np.asarray(train[i][0]) for i in range(min(len(train), 2000))]))
+    assert got == [want, want]
+
+
 def test_scale_of_one_collapses_inputs_and_warns(third, tmp_path, capsys):
     d, x, _ = third
     out = tmp_path / "t.json"

@@ -50,7 +50,7 @@ def test_report_writes_json_md_html_and_plots(case, capsys):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "src='energy_per_layer.png'" not in html
     md = (out / "report.md").read_text()
-    assert "| loihi1 |" in md and "Effective ACs" in md
+    assert "| loihi1 |" in md and "Effective_ACs" in md and "SynapticOperations" in md
     assert "### loihi1: calibration" in md and "Blouw" in md and "x [benchmarks/blouw_kws_check.py]" not in md
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert "loihi1" in capsys.readouterr().out
