@@ -139,7 +139,7 @@ def check_npy(path: str | os.PathLike) -> None:
     except FileNotFoundError:
         raise UserError(f"{path}: input file not found") from None
     except (ValueError, OSError, SyntaxError) as exc:
-        raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0][:120]})") from None
+        raise UserError(f"{path}: not a numpy .npy array ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from None
     if dtype.hasobject or dtype.kind not in NUMERIC_KINDS:
         raise UserError(f"{path}: not a numpy .npy array of numbers (dtype {dtype}); expected int or float values")
     count = check_elements(path, "array", shape)

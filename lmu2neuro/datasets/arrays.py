@@ -46,7 +46,7 @@ def _checked_header(path: Path, name: str, fh, size: int) -> tuple[tuple, bool, 
         reader = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
         shape, fortran, dtype = reader(fh, max_header_size=10_000)
     except (ValueError, OSError, SyntaxError) as exc:
-        raise UserError(f"{path}: array '{name}': not a numpy array ({str(exc).splitlines()[0][:120]})") from None
+        raise UserError(f"{path}: array '{name}': not a numpy array ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from None
     if dtype.hasobject or dtype.kind not in guards.NUMERIC_KINDS:
         raise UserError(f"{path}: array '{name}': dtype {dtype}; expected int or float values")
     count = guards.check_elements(path, f"array '{name}'", shape)
@@ -98,7 +98,7 @@ def _read_npy_dir(folder: Path) -> dict[str, np.ndarray]:
         try:
             out[name] = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
-            raise UserError(f"{p}: unreadable array ({str(exc).splitlines()[0][:120]})") from None
+            raise UserError(f"{p}: unreadable array ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from None
     return out
 
 
@@ -184,14 +184,14 @@ def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 
             return stratified_holdout(y, fraction, seed + offset)
         except ValueError as exc:  # a class too small to stratify, or too few samples
             raise UserError(f"{path}: cannot hold out a {what} split of {fraction:g} "
-                            f"({str(exc).splitlines()[0][:120]}); give x_{what}/y_{what}") from None
+                            f"({(str(exc).splitlines() or [type(exc).__name__])[0][:120]}); give x_{what}/y_{what}") from None
 
     if "all" in given:
         x, y = given.pop("all")
         try:
             tr, va, te = stratified_indices(y, val_fraction, test_fraction, seed)
         except ValueError as exc:
-            raise UserError(f"{path}: cannot split x/y into train/val/test ({str(exc).splitlines()[0][:120]}); "
+            raise UserError(f"{path}: cannot split x/y into train/val/test ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]}); "
                             "give named splits x_train/y_train, x_val/y_val, x_test/y_test") from None
         given = {"train": (x[tr], y[tr]), "val": (x[va], y[va]), "test": (x[te], y[te])}
     else:

@@ -58,7 +58,7 @@ def _read_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{path}: not a numpy .npy array ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
 
 
 def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, samples: int | None = None,
