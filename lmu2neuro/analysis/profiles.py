@@ -118,6 +118,9 @@ class TableEnd(BaseModel):
     source: str = Field(min_length=1)
 
 
+MAX_TABLE_ENTRIES = 1024  # tile counts in one barrier table (a chip has at most a few hundred tiles)
+
+
 class BarrierTable(BaseModel):
     """Barrier synchronisation time per step as a function of tiles used (SANA-FE's convention: the
     entry for the largest tile count not above the tiles used; below the first entry, the first)."""
@@ -139,6 +142,8 @@ class BarrierTable(BaseModel):
                 continue
             if not table:
                 raise ValueError(f"at least one entry in '{name}'")
+            if len(table) > MAX_TABLE_ENTRIES:  # the range check below looks every tile count up
+                raise ValueError(f"at most {MAX_TABLE_ENTRIES} entries in '{name}', got {len(table):,}")
             for k, v in table.items():
                 if k < 1 or not (math.isfinite(v) and v >= 0):
                     raise ValueError(f"'{name}' entries of tiles >= 1 and a finite time >= 0, got {k}: {v:.4g}")
