@@ -16,7 +16,7 @@ from fuzzing import FLIPS, SCALE, TEXT_FUZZ, CliCheck, special_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmu2neuro.analysis.profiles import load_profile, shipped_profiles
+from lmu2neuro.analysis.profiles import MAX_TABLE_ENTRIES, load_profile, shipped_profiles
 from lmu2neuro.core.documents import MAX_DEPTH, MAX_PROFILE_BYTES
 from lmu2neuro.core.errors import UserError
 
@@ -155,6 +155,13 @@ def test_quietly_accepted_values_are_refused(tmp_path):
                                         "the estimate"):
         load_profile(tmp_path / "inv.yaml")
     assert math.isfinite(load_profile(BASE).energy.ac.value)
+
+
+def test_barrier_tables_are_bounded(tmp_path):
+    data = _edit(DATA, ("barrier_sync", "by_tiles"), {i: 1.0 for i in range(1, MAX_TABLE_ENTRIES + 2)}, "set")
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match=rf"at most {MAX_TABLE_ENTRIES} entries in 'by_tiles', got 1,025"):
+        load_profile(tmp_path / "t.yaml")
 
 
 def test_zz_totals_and_memory():

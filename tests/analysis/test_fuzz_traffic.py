@@ -156,5 +156,13 @@ def test_the_guards_say_what_they_refuse(case, tmp_path):
             load_traffic(tmp_path / f"{name}.json")
 
 
+def test_size_limit_is_configurable(case, monkeypatch):
+    d, _ = case
+    monkeypatch.setenv("LMU2NEURO_MAX_JSON_BYTES", "1000")
+    with pytest.raises(UserError, match=r"traffic file of [\d,]+ bytes exceeds the size limit of 1,000 bytes \(raise "
+                                        "LMU2NEURO_MAX_JSON_BYTES"):
+        load_traffic(d / "traffic.json")
+
+
 def test_zz_totals_and_memory():
     CHECK.assert_bounded(65 * SCALE, 768)
