@@ -23,20 +23,29 @@ def net_of(sizes, taps=1, density=1.0, seed=0):
     return IntNetwork(sizes[0], 1.0, pops, projs, "out")
 
 
+def in_order(name: str):
+    """A shipped profile with its partition rules off: every layer packed in order, nonzero synapses."""
+    prof = load_profile(name)
+    return prof.model_copy(update={"chip": prof.chip.model_copy(update={"partition": None})})
+
+
 def test_neuron_limit_sets_cores():
     # 2,500 neurons of 8-bit dense fan-in 10: 2,500 x 10 B = 25 KB fits memory, so 1,024 per core
     m = map_to_chip(net_of([10, 2500, 3]), load_profile("loihi1"))
     assert m.layers[0].cores == 3 and m.layers[0].limited_by == "neurons"
     assert m.layers[1].cores == 1
     assert m.cores == 4 and m.chips == 1 and not m.violations
-    # Loihi 2: 3,168 neurons per core (the compiler's most, lava-dl's PilotNet printout) hold 2,500 in one core
-    assert map_to_chip(net_of([10, 2500, 3]), load_profile("loihi2")).layers[0].cores == 1
+    # Loihi 2: 3,168 neurons per core (the compiler's most, lava-dl's PilotNet printout) would hold
+    # 2,500, but its dense format stores every pair at 64 bits: 2,500 x 10 x 8 B = 200 KB > 192 KiB
+    m2 = map_to_chip(net_of([10, 2500, 3]), load_profile("loihi2"))
+    assert m2.layers[0].cores == 2 and m2.layers[0].limited_by == "synaptic memory"
+    assert map_to_chip(net_of([10, 2500, 3]), in_order("loihi2")).layers[0].cores == 1
 
 
 def test_loihi2_neuron_limit_is_the_compilers():
     # PilotNet's conv3 (24 x 7 x 48 = 8,064 neurons): 3 cores, as the Loihi 2 compiler placed it;
     # at the brief's chip-wide 8,192 per core it would be one
-    m = map_to_chip(net_of([16, 8064, 2]), load_profile("loihi2"))
+    m = map_to_chip(net_of([16, 8064, 2]), in_order("loihi2"))
     assert m.layers[0].cores == 3 and m.layers[0].limited_by == "neurons"
     per_core = np.bincount(np.asarray(m.core_of["l1"]) - min(m.core_of["l1"]))
     assert per_core.tolist() == [3168, 3168, 8064 - 2 * 3168]
