@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
@@ -21,23 +20,9 @@ from lmu2neuro.cli import main
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.executor import execute
 from lmu2neuro.pipeline.simulate import input_values
+from netgen import PILOTNET, needs_pilotnet
 
 
-def _pilotnet_dir() -> Path:
-    """lava-dl's PilotNet LIF with its Loihi 2 recordings, where the project's shared data lies
-    (beside the checkout, ../shared/data); LMU2NEURO_PILOTNET_DATA names another folder."""
-    for candidate in (os.environ.get("LMU2NEURO_PILOTNET_DATA"),
-                      Path(__file__).resolve().parents[4] / "shared" / "data" / "lava_dl_pilotnet_lif",
-                      "/work/shared/data/lava_dl_pilotnet_lif"):
-        if candidate and (Path(candidate) / "network.net").is_file():
-            return Path(candidate)
-    return Path("/nonexistent/lava_dl_pilotnet_lif")
-
-
-PILOTNET = _pilotnet_dir()
-needs_pilotnet = pytest.mark.skipif(not PILOTNET.is_dir(), reason=(
-    "lava-dl PilotNet LIF data not found beside the checkout (../shared/data/lava_dl_pilotnet_lif); set "
-    "LMU2NEURO_PILOTNET_DATA to its folder"))
 # the recordings, in the order of the file's spiking layers (input = layer 0)
 RECORDED = ("input", "conv-0", "conv-1", "conv-2", "conv-3", "conv-4", "fc-0", "fc-1", "fc-2")
 STEPS = 16  # one inference: the recordings' first run from zero state (README)
