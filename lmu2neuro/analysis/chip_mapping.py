@@ -267,6 +267,66 @@ def _lower_bound(lay: _Layer, limits) -> int:
     return max(math.ceil(lay.size / n_core), math.ceil(need / mem_core) if mem_core else 0, 1 if lay.size else 0)
 
 
+def _alone(layer: str, lay: _Layer, worst: int, limits, name: str) -> list[Violation]:
+    """A single neuron that breaks a per-core limit on its own: no packing can fix it."""
+    _, mem_core, fin = limits
+    out = []
+    if fin is not None and worst > fin:
+        out.append(Violation(layer, "chip.fan_in_axons_per_core", worst, fin,
+                             f"layer '{layer}': a single neuron has {worst} fan-in axons, a {name} core allows {fin:g}"))
+    alone = lay.own_bytes + sum(cb[ch] for ch, cb in lay.shared) if lay.size else lay.own_bytes
+    if mem_core is not None and alone.size and alone.max() > mem_core:
+        out.append(Violation(layer, "chip.synaptic_memory_per_core", float(alone.max()), mem_core,
+                             f"layer '{layer}': a single neuron's synapses need {alone.max():.0f} B, "
+                             f"a {name} core has {mem_core:g} B"))
+    return out
+
+
+def _fan_out(pops, projs, links, core_of, n_total, row_of, fout, name) -> list[Violation]:
+    """Fan-out axons: per source neuron, the distinct target cores it reaches, summed per core
+    (written into each layer's row); the cores that send more than ``fout``."""
+    violations: list[Violation] = []
+    for pop in pops:
+        keys = []
+        for p in projs:
+            if p.source != pop.name:
+                continue
+            tgt, src, _ = links[p.name]
+            keys.append(src * n_total + core_of[p.target][tgt])
+        if keys:
+            reached = np.unique(np.concatenate(keys))
+            out_axons = np.bincount(reached // n_total, minlength=pop.size)
+        else:
+            out_axons = np.zeros(pop.size, dtype=np.int64)
+        per_core = np.bincount(core_of[pop.name] - core_of[pop.name].min(), weights=out_axons) if pop.size else np.zeros(1)
+        row_of[pop.name].max_core_fan_out_axons = int(per_core.max()) if per_core.size else 0
+        if fout is not None and per_core.size and per_core.max() > fout:
+            violations.append(Violation(pop.name, "chip.fan_out_axons_per_core", float(per_core.max()), fout,
+                                        f"layer '{pop.name}': a core sends {per_core.max():.0f} fan-out axons, "
+                                        f"a {name} core allows {fout:g}"))
+
+    return violations
+
+
+def _assumptions(profile: Profile, rule: str) -> list[str]:
+    part = profile.chip.partition
+    slabs = part is not None and part.frames == "slabs"
+    return [
+        ("a frame fed by convolutions is cut into blocks of full height and all channels, as wide as the per-core "
+         f"limits allow ({part.slab_widths.replace('_', ' ')} widths; {part.source}); other layers packed neuron by "
+         "neuron in order" if slabs else
+         "greedy in-order packing of each layer's neurons (an optimising compiler may use fewer cores)"),
+        ("synaptic memory = nonzero synapses x (weight bits + delay bits), no index overhead"
+         + (f"; a dense projection stores every (target, source) pair at {part.dense_synapse_bits} bits"
+            if part is not None and part.dense_synapse_bits else "")),
+        (f"convolutions: {rule.replace('_', ' ')} weights ({profile.chip.conv_weights.source})"
+         if profile.chip.conv_weights is not None else
+         "convolutions: every connection its own synapse (the profile states no weight sharing)"),
+        "the input is injected by the host and occupies no core (a layer of neurons it drives through their "
+        "bias is mapped like any other)",
+    ] + profile.assumptions()
+
+
 def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_BITS) -> ChipMapping:
     """Map `net` onto `profile`'s cores; raises ValueError if the profile has no `chip` section."""
     if profile.chip is None:
@@ -312,15 +372,7 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
 
         fan_in = np.bincount(lay.tgt, minlength=pop.size)  # distinct sources per neuron
         worst = int(fan_in.max()) if fan_in.size else 0
-        if fin is not None and worst > fin:
-            violations.append(Violation(pop.name, "chip.fan_in_axons_per_core", worst, fin,
-                                        f"layer '{pop.name}': a single neuron has {worst} fan-in axons, "
-                                        f"a {profile.name} core allows {fin:g}"))
-        alone = lay.own_bytes + sum(cb[ch] for ch, cb in lay.shared) if pop.size else lay.own_bytes
-        if mem_core is not None and alone.size and alone.max() > mem_core:
-            violations.append(Violation(pop.name, "chip.synaptic_memory_per_core", float(alone.max()), mem_core,
-                                        f"layer '{pop.name}': a single neuron's synapses need {alone.max():.0f} B, "
-                                        f"a {profile.name} core has {mem_core:g} B"))
+        violations += _alone(pop.name, lay, worst, limits, profile.name)
         shared_total = _shared_total(pop, into, bits_per, cores) if any(p.conv is not None for p in into) else None
         rows.append(LayerCores(
             layer=pop.name, neurons=pop.size, cores=n_cores,
@@ -336,28 +388,8 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
             partition="slabs" if placed is not None else "in order",
         ))
 
-    # Fan-out axons: per source neuron, the distinct target cores it reaches.
-    row_of = {r.layer: r for r in rows}
-    n_total = max(next_core, 1)
-    for pop in pops:
-        keys = []
-        for p in projs:
-            if p.source != pop.name:
-                continue
-            tgt, src, _ = links[p.name]
-            keys.append(src * n_total + core_of[p.target][tgt])
-        if keys:
-            reached = np.unique(np.concatenate(keys))
-            out_axons = np.bincount(reached // n_total, minlength=pop.size)
-        else:
-            out_axons = np.zeros(pop.size, dtype=np.int64)
-        per_core = np.bincount(core_of[pop.name] - core_of[pop.name].min(), weights=out_axons) if pop.size else np.zeros(1)
-        row_of[pop.name].max_core_fan_out_axons = int(per_core.max()) if per_core.size else 0
-        if fout is not None and per_core.size and per_core.max() > fout:
-            violations.append(Violation(pop.name, "chip.fan_out_axons_per_core", float(per_core.max()), fout,
-                                        f"layer '{pop.name}': a core sends {per_core.max():.0f} fan-out axons, "
-                                        f"a {profile.name} core allows {fout:g}"))
-
+    violations += _fan_out(pops, projs, links, core_of, max(next_core, 1), {r.layer: r for r in rows}, fout,
+                           profile.name)
     total_cores = sum(r.cores for r in rows)
     chips = math.ceil(total_cores / _limit(profile, "cores_per_chip"))
     npc, spc = _limit(profile, "neurons_per_chip"), _limit(profile, "synapses_per_chip")
@@ -365,21 +397,7 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
         chips = max(chips, math.ceil(sum(r.neurons for r in rows) / npc))
     if spc:
         chips = max(chips, math.ceil(sum(r.synapses for r in rows) / spc))
-    slabs = part is not None and part.frames == "slabs"
-    assumptions = [
-        ("a frame fed by convolutions is cut into blocks of full height and all channels, as wide as the per-core "
-         f"limits allow ({part.slab_widths.replace('_', ' ')} widths; {part.source}); other layers packed neuron by "
-         "neuron in order" if slabs else
-         "greedy in-order packing of each layer's neurons (an optimising compiler may use fewer cores)"),
-        ("synaptic memory = nonzero synapses x (weight bits + delay bits), no index overhead"
-         + (f"; a dense projection stores every (target, source) pair at {part.dense_synapse_bits} bits"
-            if part is not None and part.dense_synapse_bits else "")),
-        (f"convolutions: {rule.replace('_', ' ')} weights ({profile.chip.conv_weights.source})"
-         if profile.chip.conv_weights is not None else
-         "convolutions: every connection its own synapse (the profile states no weight sharing)"),
-        "the input is injected by the host and occupies no core (a layer of neurons it drives through their "
-        "bias is mapped like any other)",
-    ] + profile.assumptions()
+    assumptions = _assumptions(profile, rule)
     per_tile = _limit(profile, "cores_per_tile") or 1
     return ChipMapping(profile=profile.name, layers=rows, cores=total_cores, chips=max(chips, 1 if rows else 0),
                        violations=violations, assumptions=assumptions, unchecked=unchecked,
