@@ -93,3 +93,22 @@ def test_a_worse_balanced_mapping_is_slower(pilotnet):
     assert packed["time"].step_time_s[0] > 1.3 * slabs["time"].step_time_s[0]
     busiest = max(packed["time"].per_core, key=lambda c: c["mean_busy_s"])
     assert busiest["layer"] == packed["time"].slowest_core["layer"]
+
+
+def test_simulate_and_report_run_on_pilotnet(tmp_path, capsys):
+    """The CLI end to end on the shared file: simulate (bias mode) writes the traffic, report reads it."""
+    import json
+
+    from lmu2neuro.cli import main
+
+    image = np.load(PILOTNET / "image.npy").transpose(2, 1, 0)
+    np.save(tmp_path / "bias.npy", np.repeat(image[None, None], 16, axis=1))
+    traffic = tmp_path / "traffic.json"
+    assert main(["simulate", str(PILOTNET / "network.net"), "--input", str(tmp_path / "bias.npy"), "--input-mode",
+                 "bias", "--backend", "reference", "-o", str(traffic)]) == 0
+    assert main(["report", str(traffic), "--profile", "loihi2", "-o", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "74 cores on 1 chip(s) (lower bound 66)" in out
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    (l2,) = rep["profiles"]
+    assert l2["cores"] == 74 and 150e-6 < l2["time"]["step_time_s"][0] < 153e-6

@@ -211,6 +211,29 @@ def test_input_modes_on_the_cli(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_python_api_takes_the_input_modes(tmp_path):
+    import lmu2neuro
+
+    path = _input_neuron_file(tmp_path / "in.net")
+    net = read_netx(path)
+    frames = np.random.default_rng(5).uniform(0, 1, (1, 8, net.input_size))
+    np.save(tmp_path / "f.npy", frames)
+    t = lmu2neuro.simulate(path, input_file=tmp_path / "f.npy", backend="reference", input_mode="transform",
+                           reset_interval=4, reset_offset=1)
+    ref = execute(net, input_values(net, frames, "transform"), reset_interval=4, reset_offset=1)
+    counts = {lay["name"]: lay.get("spike_counts") for lay in t["layers"]}
+    for pop in net.populations:
+        assert counts[pop.name] == ref.spikes[pop.name].sum(dim=(0, 1)).tolist()
+    assert t["input_mode"] == {"mode": "transform", "reset_interval": 4, "reset_offset": 1, "target": pop0(net),
+                               "transform_weight": 96.0, "transform_bias": 16.0}
+    with pytest.raises(UserError, match="--reset-interval 4 with offset 9"):
+        lmu2neuro.simulate(path, input_file=tmp_path / "f.npy", backend="reference", reset_interval=4, reset_offset=9)
+
+
+def pop0(net):
+    return net.populations[0].name
+
+
 BAD = {
     "bias overflow": (["--input-mode", "bias"], lambda n: np.full((1, 3, n), 4096), "b.npy",
                       "bias mantissa 4096 overflows Loihi's 13-bit signed range [-4096, 4095]"),
