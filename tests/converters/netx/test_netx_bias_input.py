@@ -162,6 +162,11 @@ def test_pilotnet_exported_as_netx_reads_back_and_spikes_as_loihi2(tmp_path):
     for a, b in zip(back.projections, net.projections):
         assert (a.source, a.target, a.conv) == (b.source, b.target, b.conv)
         np.testing.assert_array_equal(np.ldexp(a.weights, a.weight_exp), np.ldexp(b.weights, b.weight_exp))
+    from converters.nir.export import export_nir
+
+    with pytest.raises(UserError, match="NIR has no form for an input into a bias"):
+        export_nir(net, tmp_path / "pilotnet.nir")
+    assert not (tmp_path / "pilotnet.nir").exists()
     ours = execute(back, _pilotnet_bias())
     for k, (pop, name) in enumerate(zip(back.populations[:len(RECORDED)], RECORDED)):
         np.testing.assert_array_equal(ours.spikes[pop.name][0, :STEPS - k].numpy(), _recorded(name)[k:STEPS],
