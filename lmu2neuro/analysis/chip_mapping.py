@@ -20,7 +20,8 @@ in order, opening a new core when the next neuron would exceed a per-core limit:
 Connectivity comes from each projection's sparse (target, source) pairs, never a dense matrix,
 so a convolution is mapped at the size people deploy.
 Then per core, fan-out axons = sum over its neurons of the distinct target cores each one
-reaches. The input is injected by the host and takes no core. A single neuron that breaks a
+reaches; a layer whose cores send more than the profile allows is placed again with fewer neurons
+per core (in proportion to the excess, up to FAN_OUT_RETRIES times) before it is reported. The input is injected by the host and takes no core. A single neuron that breaks a
 limit on its own cannot be fixed by packing: it is reported as a violation with its layer.
 A dense projection can be stored in the dense format (``partition.dense_synapse_bits``: every
 (target, source) pair, zeros included). Each layer's lower bound (its neurons over the per-core
@@ -327,26 +328,21 @@ def _assumptions(profile: Profile, rule: str) -> list[str]:
     ] + profile.assumptions()
 
 
-def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_BITS) -> ChipMapping:
-    """Map `net` onto `profile`'s cores; raises ValueError if the profile has no `chip` section."""
-    if profile.chip is None:
-        raise ValueError(f"profile '{profile.name}' has no 'chip' section")
+# Fan-out is known only once every layer is placed (it counts the target cores a source neuron
+# reaches): a layer whose cores send too many axons is placed again with fewer neurons per core,
+# at most this many times
+FAN_OUT_RETRIES = 4
+
+
+def _map_layers(net: IntNetwork, profile: Profile, weight_bits: int, caps: dict[str, int]):
+    """Every on-chip population placed: (rows, core of each neuron, links, violations, cores).
+    ``caps``: a smaller neurons-per-core limit for the layers named."""
     n_core = int(_limit(profile, "neurons_per_core"))
-    mem_core = _limit(profile, "synaptic_memory_per_core")
-    fin = _limit(profile, "fan_in_axons_per_core")
-    fout = _limit(profile, "fan_out_axons_per_core")
+    base = (n_core, _limit(profile, "synaptic_memory_per_core"), _limit(profile, "fan_in_axons_per_core"))
     max_delay = _limit(profile, "max_delay")
-    limits = (n_core, mem_core, fin)
     rule = profile.chip.conv_weights.storage if profile.chip.conv_weights is not None else "per_synapse"
     part = profile.chip.partition
-    unchecked = [f"chip.{k} (not in the profile)" for k in ("fan_in_axons_per_core", "fan_out_axons_per_core", "max_delay")
-                 if _limit(profile, k) is None]
     violations: list[Violation] = []
-    wmin, wmax = _limit(profile, "weight_bits_min"), _limit(profile, "weight_bits_max")
-    if (wmin is not None and weight_bits < wmin) or (wmax is not None and weight_bits > wmax):
-        violations.append(Violation("(all)", "chip.weight_bits_max", weight_bits, wmax or 0,
-                                    f"weights stored at {weight_bits} bits, {profile.name} supports {wmin:g}-{wmax:g}"))
-
     core_of: dict[str, np.ndarray] = {}  # population -> core index (global) per neuron
     rows: list[LayerCores] = []
     next_core = 0
@@ -362,6 +358,7 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
                                             f"{p.taps - 1} steps, {profile.name} allows {max_delay:g}"))
             bits_per.append(weight_bits + (math.ceil(math.log2(p.taps)) if p.taps > 1 else 0))
         lay = _layer(net, pop, into, bits_per, rule, part.dense_synapse_bits if part else None, links)
+        limits = (min(n_core, caps.get(pop.name, n_core)),) + base[1:]
         placed = (_blocks(lay, limits, part.slab_widths) if part is not None and part.frames == "slabs"
                   and lay.frame_of_convs and pop.size else None)
         cores, limited_by = placed if placed is not None else _in_order(lay, limits)
@@ -372,7 +369,7 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
 
         fan_in = np.bincount(lay.tgt, minlength=pop.size)  # distinct sources per neuron
         worst = int(fan_in.max()) if fan_in.size else 0
-        violations += _alone(pop.name, lay, worst, limits, profile.name)
+        violations += _alone(pop.name, lay, worst, base, profile.name)
         shared_total = _shared_total(pop, into, bits_per, cores) if any(p.conv is not None for p in into) else None
         rows.append(LayerCores(
             layer=pop.name, neurons=pop.size, cores=n_cores,
@@ -380,16 +377,43 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
             synaptic_bytes=int(math.ceil(core_mem.sum())), max_fan_in_axons=worst,
             max_core_fan_in_axons=int(core_fan_in.max(initial=0)), max_core_fan_out_axons=0,
             max_core_synaptic_bytes=int(math.ceil(core_mem.max(initial=0))),
-            limited_by=limited_by,
+            limited_by="fan-out axons" if pop.name in caps else limited_by,
             stored_weights=int(sum(p.stored_weights() for p in into)),
             synaptic_bytes_per_synapse=int(math.ceil(lay.per_syn_bytes.sum())),
             synaptic_bytes_shared=None if shared_total is None else int(math.ceil(shared_total)),
-            conv_weights=rule, lower_bound_cores=_lower_bound(lay, limits),
+            conv_weights=rule, lower_bound_cores=_lower_bound(lay, base),
             partition="slabs" if placed is not None else "in order",
         ))
+    return rows, core_of, links, violations, next_core
 
-    violations += _fan_out(pops, projs, links, core_of, max(next_core, 1), {r.layer: r for r in rows}, fout,
+
+def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_BITS) -> ChipMapping:
+    """Map `net` onto `profile`'s cores; raises ValueError if the profile has no `chip` section."""
+    if profile.chip is None:
+        raise ValueError(f"profile '{profile.name}' has no 'chip' section")
+    fout = _limit(profile, "fan_out_axons_per_core")
+    unchecked = [f"chip.{k} (not in the profile)" for k in ("fan_in_axons_per_core", "fan_out_axons_per_core", "max_delay")
+                 if _limit(profile, k) is None]
+    violations: list[Violation] = []
+    wmin, wmax = _limit(profile, "weight_bits_min"), _limit(profile, "weight_bits_max")
+    if (wmin is not None and weight_bits < wmin) or (wmax is not None and weight_bits > wmax):
+        violations.append(Violation("(all)", "chip.weight_bits_max", weight_bits, wmax or 0,
+                                    f"weights stored at {weight_bits} bits, {profile.name} supports {wmin:g}-{wmax:g}"))
+    pops, projs = net.on_chip()
+    caps: dict[str, int] = {}
+    for attempt in range(FAN_OUT_RETRIES + 1):
+        rows, core_of, links, placed, n_total = _map_layers(net, profile, weight_bits, caps)
+        fan_out = _fan_out(pops, projs, links, core_of, max(n_total, 1), {r.layer: r for r in rows}, fout,
                            profile.name)
+        smaller = {}
+        for v in fan_out:  # the same layer again with its neurons per core cut by the excess
+            most = int(np.bincount(core_of[v.layer]).max())
+            if most > 1:
+                smaller[v.layer] = max(1, int(most * v.allowed / v.value))
+        if not smaller or attempt == FAN_OUT_RETRIES:
+            break
+        caps.update(smaller)
+    violations += placed + fan_out
     total_cores = sum(r.cores for r in rows)
     chips = math.ceil(total_cores / _limit(profile, "cores_per_chip"))
     npc, spc = _limit(profile, "neurons_per_chip"), _limit(profile, "synapses_per_chip")
@@ -397,9 +421,9 @@ def map_to_chip(net: IntNetwork, profile: Profile, weight_bits: int = fx.WEIGHT_
         chips = max(chips, math.ceil(sum(r.neurons for r in rows) / npc))
     if spc:
         chips = max(chips, math.ceil(sum(r.synapses for r in rows) / spc))
-    assumptions = _assumptions(profile, rule)
+    rule = profile.chip.conv_weights.storage if profile.chip.conv_weights is not None else "per_synapse"
     per_tile = _limit(profile, "cores_per_tile") or 1
     return ChipMapping(profile=profile.name, layers=rows, cores=total_cores, chips=max(chips, 1 if rows else 0),
-                       violations=violations, assumptions=assumptions, unchecked=unchecked,
+                       violations=violations, assumptions=_assumptions(profile, rule), unchecked=unchecked,
                        tiles=math.ceil(total_cores / per_tile), lower_bound_cores=sum(r.lower_bound_cores for r in rows),
                        core_of={k: v.astype(int).tolist() for k, v in core_of.items()}, links=links)

@@ -77,11 +77,13 @@ def test_long_delays_and_fan_out_are_checked():
     m = map_to_chip(net_of([4, 8, 2], taps=128), load_profile("loihi1"))
     assert [(v.layer, v.value) for v in m.violations if v.limit == "chip.max_delay"] == [("l1", 127)]
     # l2: fan-in 1,024 B per neuron -> 128 per 128 KB core -> 40 cores for 5,000 neurons; the
-    # 1,024 l1 neurons share one core and each reaches all 40 -> 40,960 fan-out axons
+    # 1,024 l1 neurons on one core would each reach all 40 (40,960 fan-out axons > 4,096), so l1 is
+    # placed again at 4,096 / 40 = 102 neurons per core: 11 cores, each sending 40 x 102 = 4,080
     m = map_to_chip(net_of([4, 1024, 5000, 2]), load_profile("loihi1"))
-    assert m.layers[0].cores == 1 and m.layers[1].cores == 40
-    fo = [v for v in m.violations if v.limit == "chip.fan_out_axons_per_core"]
-    assert [(v.layer, v.value) for v in fo] == [("l1", 1024 * 40)]
+    assert m.layers[0].cores == 11 and m.layers[1].cores == 40 and m.layers[0].limited_by == "fan-out axons"
+    assert m.layers[0].max_core_fan_out_axons == 102 * 40 <= 4096
+    assert not [v for v in m.violations if v.limit == "chip.fan_out_axons_per_core"]
+    assert m.layers[0].lower_bound_cores == 1  # the bound from neurons and memory alone
     # the readout neurons each see 5,000 axons: one per core, and still a violation
     assert m.layers[2].cores == 2
     assert [(v.layer, v.value) for v in m.violations if "fan_in" in v.limit] == [("out", 5000)]
