@@ -136,6 +136,13 @@ def _run(args) -> int:
     if scale and scale["source"] != "model file":
         how = f"calibrated: {scale['rule']}" if scale["source"] == "calibrated" else "from --input-scale"
         print(f"input scale {scale['value']:.6g} ({how}); inputs quantized as clip(round(x * scale), -128, 127)")
+    mode = traffic.get("input_mode") or {}
+    if mode.get("target"):
+        how = (f"the file's transform int({mode['transform_weight']:g} x + {mode['transform_bias']:g}) of each frame"
+               if mode["mode"] == "transform" else "the values given")
+        print(f"input: the bias mantissa of '{mode['target']}' every step, {how} (lava-dl's netx input layer)")
+    if mode.get("reset_interval"):
+        print(f"state reset every {mode['reset_interval']} steps (offset {mode['reset_offset']})")
     fid = traffic["fidelity"]
     if fid:
         line = f"float source graph vs deployed integers: predictions agree on {fid['prediction_agreement']:.2%}"
