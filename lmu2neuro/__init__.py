@@ -74,19 +74,24 @@ def simulate(model: str | os.PathLike, *, dataset: str | None = None, input_file
              samples: int | None = None, backend: str = "both", out: str | os.PathLike | None = None,
              data_root: str | os.PathLike | None = None, tag: str = "fixed_pt", dt: float | None = None,
              progress: bool = False, lava_batch: int | None = None, device: str = "cpu",
-             input_scale: float | None = None, labels_file: str | os.PathLike | None = None) -> dict:
+             input_scale: float | None = None, labels_file: str | os.PathLike | None = None,
+             input_mode: str | None = None, reset_interval: int | None = None, reset_offset: int = 0) -> dict:
     """Run a .nir model in Lava fixed point and/or the reference executor on a dataset's test split or
     an .npy array, as `lmu2neuro simulate`; returns the traffic dict (docs/CONTRACTS.md), also
     written atomically to ``out`` when given. ``lava_batch``: samples side by side in the one
     compiled Lava network (None: chosen from the model's size and the free memory); ``device``: where
     the reference executor computes (cpu, cuda, cuda:N). ``input_scale``: another tool's graph's float
     input scale (default: calibrated from the inputs; refused for our own files); ``labels_file``: an
-    .npy of class labels for ``input_file``."""
+    .npy of class labels for ``input_file``. ``input_mode``: "current", "bias" or "transform" (a
+    netx file whose input layer has neurons: "transform" by default, docs/netx.md);
+    ``reset_interval`` / ``reset_offset``: one long stream per sample with every state zeroed every
+    N steps, as lava-dl's reset_interval."""
     from lmu2neuro.pipeline.simulate import simulate_file
 
     traffic, _ = simulate_file(model, dataset=dataset, input_file=input_file, data_root=data_root, samples=samples,
                                backend=backend, tag=tag, dt=dt, progress=progress, lava_batch=lava_batch,
-                               device=device, input_scale=input_scale, labels_file=labels_file)
+                               device=device, input_scale=input_scale, labels_file=labels_file,
+                               input_mode=input_mode, reset_interval=reset_interval, reset_offset=reset_offset)
     if out is not None:
         from lmu2neuro.core.atomic import write_json
 
