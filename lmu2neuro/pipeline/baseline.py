@@ -18,11 +18,11 @@ def check_device(device: str) -> str:
 
     if device == "cpu":
         return device
-    if device == "cuda" or device.startswith("cuda:"):
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
         if not torch.cuda.is_available():
             raise UserError(f"--device {device}: no CUDA device here (torch.cuda.is_available() is False); "
                             "use --device cpu")
-        index = int(device.split(":")[1]) if ":" in device and device.split(":")[1].isdigit() else 0
+        index = int(device[5:]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise UserError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
         return device

@@ -148,8 +148,9 @@ def test_a_device_that_is_not_there_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--device cuda" in err and "no CUDA device" in err
     assert not out.exists()
-    assert main(["baseline", "model.nir", "--timesteps", "4", "--device", "tpu"]) == 2
-    assert "expected cpu, cuda or cuda:N" in capsys.readouterr().err
+    for bad in ("tpu", "cuda:x"):
+        assert main(["baseline", "model.nir", "--timesteps", "4", "--device", bad]) == 2
+        assert f"--device {bad}: expected cpu, cuda or cuda:N" in capsys.readouterr().err
 
 
 def test_baseline_command_takes_t_and_the_static_flag_from_a_traffic_file(tmp_path, capsys):
