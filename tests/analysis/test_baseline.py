@@ -175,3 +175,5 @@ def test_baseline_command_takes_t_and_the_static_flag_from_a_traffic_file(tmp_pa
     assert "published, not measured here" in printed and "per call (median of" in printed
     assert main(["baseline", str(tmp_path / "m.nir"), "--traffic", str(tmp_path / "t.json"), "--static"]) == 2
     assert "--static: only with --timesteps" in capsys.readouterr().err
+    assert main(["baseline", str(tmp_path / "m.nir"), "--timesteps", "3", "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
