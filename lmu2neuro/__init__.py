@@ -24,7 +24,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["train", "export", "read_network", "inspect", "simulate", "report", "load_profile", "__version__"]
+__all__ = ["train", "export", "read_network", "inspect", "simulate", "report", "baseline", "load_profile",
+           "__version__"]
 
 
 def train(dataset: str = "digits", out: str | os.PathLike = "runs/train", **options) -> dict:
@@ -101,14 +102,26 @@ def simulate(model: str | os.PathLike, *, dataset: str | None = None, input_file
 
 def report(traffic: str | os.PathLike, out: str | os.PathLike, *, model: str | os.PathLike | None = None,
            profiles: list[str] | tuple[str, ...] = ("loihi1", "loihi2", "cpu"),
-           step_time: float | None = None, frame_period: float | None = None) -> dict:
+           step_time: float | None = None, frame_period: float | None = None,
+           measured: str | os.PathLike | None = None) -> dict:
     """Operation counts, energy, latency, throughput and power per hardware profile and the chip
     mapping from a traffic.json, as `lmu2neuro report`; writes report.json, report.md, report.html and
     plots into ``out`` and returns the report dict. ``model`` defaults to the .nir the traffic names
     (its sha256 is checked); ``frame_period`` (s) gives the real-time factor against that input rate."""
     from lmu2neuro.reports.build import make_report
 
-    return make_report(traffic, model, list(profiles), out, step_time, frame_period)
+    return make_report(traffic, model, list(profiles), out, step_time, frame_period, measured=measured)
+
+
+def baseline(model, *, timesteps: int, static: bool = False, device: str = "cpu", batch: int = 64,
+             tdp_w: float | None = None, profile: str = "cpu", out: str | os.PathLike | None = None) -> dict:
+    """Time the network's non-spiking equivalent and its SNN as dense torch on this machine, as
+    `lmu2neuro baseline` (docs/baselines.md): ``model`` a .nir / netx file or an IntNetwork; returns
+    the result dict (also written to ``out``); ``report(..., measured=out)`` shows it."""
+    from lmu2neuro.pipeline.baseline import run_baseline
+
+    return run_baseline(model, timesteps=timesteps, static=static, device=device, batch=batch, tdp_w=tdp_w,
+                        profile=profile, out=out)
 
 
 def load_profile(name_or_path: str | os.PathLike):

@@ -157,7 +157,8 @@ def _run(args) -> int:
         print(f"warning: {line}", file=sys.stderr)
     line = f"{traffic['samples']} samples x {traffic['timesteps']} steps ({args.backend})"
     if traffic["accuracy"] is not None:
-        line += f", accuracy {traffic['accuracy']:.4f}"
+        on = (traffic.get("inputs") or {}).get("source")
+        line += f", accuracy {traffic['accuracy']:.4f}" + (f" on {on}" if on else "")
     agree = traffic["agreement"]
     if agree:
         line += (f", Lava vs reference: identical spikes {agree['identical_spikes']:.2%}, "
