@@ -1,6 +1,11 @@
 """PilotNet-size convolutional network in the reference executor and in Lava fixed_pt, side by side.
 
-Usage: python benchmarks/pilotnet_lava.py [--samples 2] [--steps 16] [--quick] [--out runs/bench/pilotnet_lava.json]
+Usage: python benchmarks/pilotnet_lava.py [--samples 2] [--steps 16] [--quick] [--network random|lava-dl]
+                                          [--out runs/bench/pilotnet_lava.json]
+
+``--network lava-dl``: lava-dl's own PilotNet LIF file (../shared/data/lava_dl_pilotnet_lif/network.net,
+unchanged), its input layer of neurons driven through their bias as lava-dl drives it; sample i is
+the recorded image with i added to every bias mantissa (distinct samples from the one image).
 
 The network is benchmarks/conv_networks.pilotnet (NVIDIA's PilotNet shape: 3x66x200 input, five
 conv layers, four dense layers; random even 8-bit kernels, thresholds set for about 10% of
@@ -75,11 +80,23 @@ def run_lava_case(net, x, ref, label, lanes, conv_process):
             "identical_per_layer": per_layer, "first_mismatch": agree["first_mismatch"]}
 
 
+def lava_dl_pilotnet(steps: int, samples: int):
+    """lava-dl's PilotNet LIF from the shared data and (samples, steps, 39600) bias mantissas."""
+    from converters.netx.read import read_netx
+
+    data = ROOT.parent / "shared" / "data" / "lava_dl_pilotnet_lif"
+    net = read_netx(data / "network.net")
+    image = np.load(data / "image.npy").transpose(2, 1, 0).reshape(1, 1, -1).astype(np.int64)
+    x = np.repeat(image, steps, axis=1) + np.arange(samples).reshape(-1, 1, 1)
+    return net, x
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--quick", action="store_true", help="1 sample, 8 steps, no one-at-a-time TappedConv run")
+    ap.add_argument("--network", choices=["random", "lava-dl"], default="random")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "pilotnet_lava.json"))
     args = ap.parse_args()
     if args.quick:
@@ -92,7 +109,8 @@ def main() -> int:
     from lmu2neuro.core.atomic import atomic_path
 
     t0 = time.perf_counter()
-    net, x = pilotnet(steps=args.steps, seed=0, batch=args.samples)
+    net, x = (pilotnet(steps=args.steps, seed=0, batch=args.samples) if args.network == "random"
+              else lava_dl_pilotnet(args.steps, args.samples))
     build_s = time.perf_counter() - t0
     print(f"PilotNet: input {net.input_size}, {len(net.populations)} populations, "
           f"{sum(p.size for p in net.populations):,} neurons, {len(x)} samples x {x.shape[1]} steps "
@@ -116,7 +134,9 @@ def main() -> int:
     spikes = {name: float(ref.sample_spikes[name].mean()) for name in ref.sample_spikes}
     result = {
         "benchmark": "pilotnet_lava", "command": " ".join(["python"] + sys.argv),
-        "network": {"builder": "benchmarks/conv_networks.pilotnet(steps, seed=0, batch=samples)",
+        "network": {"builder": "benchmarks/conv_networks.pilotnet(steps, seed=0, batch=samples)"
+                    if args.network == "random" else
+                    "lava-dl PilotNet LIF (shared network.net), bias input: the recorded image + sample index",
                     "input_size": net.input_size, "steps": int(x.shape[1]), "samples": int(len(x)),
                     "populations": {p.name: {"size": p.size, "shape": p.shape} for p in net.populations},
                     "mean_spikes_per_sample": spikes},

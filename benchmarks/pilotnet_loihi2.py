@@ -13,10 +13,9 @@ and the static graded frame sent by the host every step (MACs on every pixel). T
 mapping with shared convolution weights, per-core time model, energy) on the loihi2 profile.
 The rate is swept (0.05, 0.1, 0.2) because the notebook publishes no activity.
 
-Not an independent check: the loihi2 profile's per-event numbers were fitted to this same
-measurement (benchmarks/loihi2_pilotnet_fit.py, at a uniform rate of 0.1 and the notebook's
-74-core layout). What this adds: the real convolutional network, its measured per-neuron
-activity and our own chip mapping in place of those assumptions.
+Superseded by benchmarks/loihi2_pilotnet_fit.py, which runs lava-dl's own file (unchanged, its
+spikes identical to Loihi 2's) and calibrates the loihi2 profile on that activity; this rebuild with
+random kernels stays as a sensitivity study (how activity moves the estimate).
 
 The mapping: the loihi2 profile's chip.neurons_per_core (3,168, the most the Loihi 2 compiler put
 on one core in this notebook's printout; range up to Intel's 8,192 = 1 M / 128). Each run prints
@@ -72,13 +71,12 @@ REASONS = [
     "so the per-layer activity of the trained network is unknown (the sweep shows how much it matters)",
     "the notebook's input layer is a neuron population on 13 cores, fed the frame as bias and spiking; here the "
     "frame is a graded input injected by the host every step (no input cores, no input neuron updates)",
-    "the notebook's compiler maps the network onto 74 cores (61 without the input layer), cutting each layer into "
-    "equal slabs (e.g. conv2 on 13 cores of 2,160); our greedy in-order mapping fills each core to the profile's "
-    "3,168 neurons (the compiler's own maximum) and leaves the remainder on the last core, so layers with slabs "
-    "smaller than the cap (conv2, conv4, conv5) use fewer, fuller cores here; dense1 takes 2 cores here, 12 there "
-    "(the compiler's synapse-memory register limit, whose units it does not print)",
-    "the loihi2 per-event numbers are Loihi 1's proportions scaled by one factor each for energy and time, fitted "
-    "to this measurement at a uniform rate of 0.1 with the notebook's layout (not an independent check)",
+    "the notebook's compiler maps the network onto 74 cores (61 without the input layer); our mapping cuts the "
+    "convolutions into the same slabs (the profile's chip.partition) and the dense layers in the dense format, but "
+    "this network has no input layer of neurons (the host sends the frame)",
+    "the loihi2 per-event numbers are Loihi 1's proportions scaled by one factor each for energy and time, "
+    "calibrated on the real PilotNet LIF file's recorded activity and our 74-core mapping of it "
+    "(benchmarks/loihi2_pilotnet_fit.py; not an independent check)",
     "lava-dl's network resets every 16 steps with an offset of 3 and runs 10,000 steps for its power figure; "
     "the measured energy includes whatever the chip does besides the neurons and synapses (I/O, management cores)",
 ]

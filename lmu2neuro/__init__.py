@@ -24,7 +24,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["train", "export", "read_network", "inspect", "simulate", "report", "load_profile", "__version__"]
+__all__ = ["train", "export", "read_network", "inspect", "simulate", "report", "baseline", "load_profile",
+           "__version__"]
 
 
 def train(dataset: str = "digits", out: str | os.PathLike = "runs/train", **options) -> dict:
@@ -74,19 +75,24 @@ def simulate(model: str | os.PathLike, *, dataset: str | None = None, input_file
              samples: int | None = None, backend: str = "both", out: str | os.PathLike | None = None,
              data_root: str | os.PathLike | None = None, tag: str = "fixed_pt", dt: float | None = None,
              progress: bool = False, lava_batch: int | None = None, device: str = "cpu",
-             input_scale: float | None = None, labels_file: str | os.PathLike | None = None) -> dict:
+             input_scale: float | None = None, labels_file: str | os.PathLike | None = None,
+             input_mode: str | None = None, reset_interval: int | None = None, reset_offset: int = 0) -> dict:
     """Run a .nir model in Lava fixed point and/or the reference executor on a dataset's test split or
     an .npy array, as `lmu2neuro simulate`; returns the traffic dict (docs/CONTRACTS.md), also
     written atomically to ``out`` when given. ``lava_batch``: samples side by side in the one
     compiled Lava network (None: chosen from the model's size and the free memory); ``device``: where
     the reference executor computes (cpu, cuda, cuda:N). ``input_scale``: another tool's graph's float
     input scale (default: calibrated from the inputs; refused for our own files); ``labels_file``: an
-    .npy of class labels for ``input_file``."""
+    .npy of class labels for ``input_file``. ``input_mode``: "current", "bias" or "transform" (a
+    netx file whose input layer has neurons: "transform" by default, docs/netx.md);
+    ``reset_interval`` / ``reset_offset``: one long stream per sample with every state zeroed every
+    N steps, as lava-dl's reset_interval."""
     from lmu2neuro.pipeline.simulate import simulate_file
 
     traffic, _ = simulate_file(model, dataset=dataset, input_file=input_file, data_root=data_root, samples=samples,
                                backend=backend, tag=tag, dt=dt, progress=progress, lava_batch=lava_batch,
-                               device=device, input_scale=input_scale, labels_file=labels_file)
+                               device=device, input_scale=input_scale, labels_file=labels_file,
+                               input_mode=input_mode, reset_interval=reset_interval, reset_offset=reset_offset)
     if out is not None:
         from lmu2neuro.core.atomic import write_json
 
@@ -96,14 +102,26 @@ def simulate(model: str | os.PathLike, *, dataset: str | None = None, input_file
 
 def report(traffic: str | os.PathLike, out: str | os.PathLike, *, model: str | os.PathLike | None = None,
            profiles: list[str] | tuple[str, ...] = ("loihi1", "loihi2", "cpu"),
-           step_time: float | None = None, frame_period: float | None = None) -> dict:
+           step_time: float | None = None, frame_period: float | None = None,
+           measured: str | os.PathLike | None = None) -> dict:
     """Operation counts, energy, latency, throughput and power per hardware profile and the chip
     mapping from a traffic.json, as `lmu2neuro report`; writes report.json, report.md, report.html and
     plots into ``out`` and returns the report dict. ``model`` defaults to the .nir the traffic names
     (its sha256 is checked); ``frame_period`` (s) gives the real-time factor against that input rate."""
     from lmu2neuro.reports.build import make_report
 
-    return make_report(traffic, model, list(profiles), out, step_time, frame_period)
+    return make_report(traffic, model, list(profiles), out, step_time, frame_period, measured=measured)
+
+
+def baseline(model, *, timesteps: int, static: bool = False, device: str = "cpu", batch: int = 64,
+             tdp_w: float | None = None, profile: str = "cpu", out: str | os.PathLike | None = None) -> dict:
+    """Time the network's non-spiking equivalent and its SNN as dense torch on this machine, as
+    `lmu2neuro baseline` (docs/baselines.md): ``model`` a .nir / netx file or an IntNetwork; returns
+    the result dict (also written to ``out``); ``report(..., measured=out)`` shows it."""
+    from lmu2neuro.pipeline.baseline import run_baseline
+
+    return run_baseline(model, timesteps=timesteps, static=static, device=device, batch=batch, tdp_w=tdp_w,
+                        profile=profile, out=out)
 
 
 def load_profile(name_or_path: str | os.PathLike):

@@ -35,6 +35,25 @@ needs_paper_data = pytest.mark.skipif(
            "set LMU2NEURO_NIR_PAPER_DATA to its folder")
 
 
+def _pilotnet_data() -> Path:
+    """lava-dl's PilotNet LIF with its Loihi 2 recordings, where the project's shared data lies
+    (beside the checkout, ../shared/data); LMU2NEURO_PILOTNET_DATA names another folder."""
+    import os
+
+    for candidate in (os.environ.get("LMU2NEURO_PILOTNET_DATA"),
+                      Path(__file__).resolve().parents[2] / "shared" / "data" / "lava_dl_pilotnet_lif",
+                      "/work/shared/data/lava_dl_pilotnet_lif"):
+        if candidate and (Path(candidate) / "network.net").is_file():
+            return Path(candidate)
+    return Path("/nonexistent/lava_dl_pilotnet_lif")
+
+
+PILOTNET = _pilotnet_data()
+needs_pilotnet = pytest.mark.skipif(not PILOTNET.is_dir(), reason=(
+    "lava-dl PilotNet LIF data not found beside the checkout (../shared/data/lava_dl_pilotnet_lif); set "
+    "LMU2NEURO_PILOTNET_DATA to its folder"))
+
+
 def random_network(seed: int = 0, n_in: int = 4, long_taps: int = 3) -> IntNetwork:
     rng = np.random.default_rng(seed)
 

@@ -63,7 +63,7 @@ import converters.lava  # noqa: F401  (the compatibility layer before any Lava i
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.atomic import atomic_path
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.core.intnet import IntNetwork, Projection
+from lmu2neuro.core.intnet import IntNetwork, Projection, check_reset_interval
 from lmu2neuro.core.measurement import Measurement
 
 TAGS = ("fixed_pt", "floating_pt")
@@ -104,6 +104,9 @@ class Schedule:
 def schedule(net: IntNetwork, steps: int, samples: int, lanes: int = 1) -> Schedule:
     latency: dict[str, int] = {}
     for pop in net.populations:  # topological order
+        if net.bias_driven(pop.name):  # its input arrives as a bias, in the step itself
+            latency[pop.name] = 0
+            continue
         incoming = [s for s in net.projections_into(pop.name) if s.source != pop.name]
         lags = [0 if s.source == net.input_name else latency[s.source] for s in incoming]
         latency[pop.name] = max(lags, default=0) + 1
@@ -384,11 +387,14 @@ def _records(folder: Path, net: IntNetwork, sched: Schedule, tag: str) -> dict[s
 
 
 def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress: bool = True,
-             chunk_samples: int = 10, lanes: int | None = None, conv_process: str = "auto") -> Measurement:
+             chunk_samples: int = 10, lanes: int | None = None, conv_process: str = "auto",
+             reset_interval: int | None = None, reset_offset: int = 0) -> Measurement:
     """Stream quantized inputs (samples, T, input_size) through one compiled Lava network, ``lanes``
     samples side by side (None: plan_lanes chooses from the model's size and the memory).
     ``conv_process``: "auto" runs a convolution in Lava's own Conv where that is exact
-    (lava_conv_problem), else in TappedConv; "custom" always in TappedConv.
+    (lava_conv_problem), else in TappedConv; "custom" always in TappedConv. With
+    ``net.bias_input`` the inputs are that population's bias mantissas, set in its GatedLIF every
+    step; ``reset_interval`` / ``reset_offset`` as ``core.intnet.reset_steps``.
 
     The runtime is stopped on every path, errors and Ctrl-C included.
     """
@@ -402,6 +408,7 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
         raise ValueError(f"input shape {x.shape}: expected at least one sample of at least one step")
     lanes = plan_lanes(net, samples, steps, lanes)
     sched = schedule(net, steps, samples, lanes)
+    resets = dict(zip(("reset_interval", "reset_offset"), check_reset_interval(reset_interval, reset_offset)))
 
     folder = _run_folder()
     before = set(multiprocessing.active_children())
@@ -410,7 +417,7 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
     kinds: dict[str, str] = {}
     started = time.perf_counter()
     try:
-        source, records = _build(net, x, sched, tag, folder, conv_process, kinds)
+        source, records = _build(net, x, sched, tag, folder, conv_process, kinds, resets)
         result = _run(net, source, records, sched, tag, progress, chunk_samples, timing, started)
     finally:
         try:
@@ -435,16 +442,21 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
 
 
 def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Path, conv_process: str,
-           kinds: dict):
+           kinds: dict, resets: dict):
+    """The process graph; returns (the process to run and stop: the source, or the population the
+    input drives through its bias when nothing takes it as a current, records)."""
     from converters.lava.procs.batched_source.process import BatchedSource
     from converters.lava.procs.gated_lif.process import GatedLIF
 
     frames = folder / "input.npy"
     x_max = int(np.abs(x).max())
+    driven = net.bias_input.target if net.bias_input is not None else None
+    if driven is not None:  # the bias itself: floating_pt's LIF takes it with its exponent applied
+        x = x * 2.0 ** net.population(driven).bias_exp if tag == "floating_pt" else x
     with atomic_path(frames) as tmp, open(tmp, "wb") as f:
         np.save(f, x.astype(np.float64 if tag == "floating_pt" else np.int16 if x_max < 1 << 15 else np.int64))
-    source = BatchedSource(path=str(frames), lanes=sched.lanes, size=net.input_size, steps=sched.steps,
-                           samples=sched.samples)
+    source = None if driven is not None else BatchedSource(
+        path=str(frames), lanes=sched.lanes, size=net.input_size, steps=sched.steps, samples=sched.samples)
     records = _records(folder, net, sched, tag)
     procs = {}
     for pop in net.populations:
@@ -454,14 +466,15 @@ def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Pa
         procs[pop.name] = GatedLIF(size=pop.size, lanes=sched.lanes, steps=sched.steps, reset=pop.reset,
                                    refractory=pop.refractory,
                                    offset=sched.latency[pop.name], samples=sched.samples,
-                                   records=records[pop.name], record=_record(net, pop), name=pop.name, **params)
+                                   records=records[pop.name], record=_record(net, pop), name=pop.name,
+                                   bias_frames=str(frames) if pop.name == driven else None, **resets, **params)
     for proj in net.projections:
         src_offset = 0 if proj.source == net.input_name else sched.latency[proj.source]
         conn = _connection(proj, sched.extra_delay(proj, net.input_name), net.is_graded(proj), tag, sched,
                            src_offset, sched.latency[proj.target], x_max, conv_process)
         conn.attach((source if proj.source == net.input_name else procs[proj.source]).s_out, procs[proj.target].a_in)
         kinds[proj.name] = type(conn.proc).__name__
-    return source, records
+    return (procs[driven] if source is None else source), records
 
 
 def _run(net, source, records, sched, tag, progress, chunk_samples, timing, started) -> Measurement:

@@ -26,7 +26,11 @@ A population's refractory period is written as ``refDelay = refractory + 1`` (Lo
 refractDelay); lava-dl 0.6's Network ignores refDelay, so there such a network runs without it.
 
 The first layer reads the graded integer input: load the file with
-``netx.hdf5.Network(path, input_message_bits=8)``. Lava adds one step of latency per layer.
+``netx.hdf5.Network(path, input_message_bits=8)``. Lava adds one step of latency per layer. A
+network whose input drives a population's bias (``IntNetwork.bias_input``, read from a netx
+input layer with neurons) writes that population as layer 0, an ``input`` layer with its
+``neuron/`` group and the transform's ``weight`` and ``bias``: lava-dl then drives it as it
+drives its own (set ``layers[0].neuron.bias_mant``).
 """
 
 from __future__ import annotations
@@ -49,7 +53,17 @@ def netx_problems(net: IntNetwork) -> list[str]:
     # the frame each layer hands on, as the written file states it (export_netx): the input's is the
     # first convolution's frame, else flat (None); a dense layer's is flat, a conv layer's its output
     frame = _frame_of(net, net.input_name)
-    for pop in net.populations:
+    pops = net.populations
+    if net.bias_input is not None:  # an input layer of neurons driven through their bias: layer 0
+        first = net.population(net.bias_input.target)
+        if pops[0] is not first or net.projections_into(first.name):
+            problems.append(f"population '{first.name}': the input drives it through its bias, so it must be the "
+                            "first population, fed by nothing (netx's input layer)")
+        if np.any(first.bias_mant):
+            problems.append(f"population '{first.name}': its own bias; a netx input layer's bias is the input "
+                            "transform's, and the input replaces the neurons' bias")
+        prev, frame, pops = first.name, _frame_of(net, first.name), pops[1:]
+    for pop in pops:
         into = net.projections_into(pop.name)
         if pop.helper and not into:  # the always-on bias source
             targets = ", ".join(f"'{s.target}'" for s in net.projections if s.source == pop.name)
@@ -132,11 +146,20 @@ def export_netx(net: IntNetwork, path: str | os.PathLike) -> None:
             layers = f.create_group("layer")
             inp = layers.create_group("0")
             _text(inp, "type", "input")
-            in_frame = _frame_of(net, net.input_name)
+            pops = net.populations
+            if net.bias_input is not None:  # lava-dl's input layer of neurons and its transform
+                first, pops = pops[0], pops[1:]
+                in_frame = _frame_of(net, first.name)
+                _neuron(inp, first)
+                inp.create_dataset("weight", data=np.float32(net.bias_input.weight))
+                inp.create_dataset("bias", data=np.float32(net.bias_input.bias))
+                inp.attrs["name"] = first.name
+            else:
+                in_frame = _frame_of(net, net.input_name)
             inp.create_dataset("shape", data=np.array(in_frame or [net.input_size]))
             index = 1
             frame = in_frame
-            for pop in net.populations:
+            for pop in pops:
                 s = net.projections_into(pop.name)[0]
                 stored = (np.asarray(s.weights[0], dtype=np.int64) << s.weight_exp).astype(np.int32)
                 bias = (np.asarray(pop.bias, dtype=np.int64) >> NETX_BIAS_EXP).astype(np.int32)

@@ -23,11 +23,13 @@ is taken from lava-dl 0.6 (``netx/hdf5.py`` reads it, ``slayer/block/base.py`` w
   become conv projections with the kernel stored once; populations are flat in C order of
   ``(C, H, W)``, and that is also the order in which lava-dl flattens a frame into a dense layer
   (``transpose([2, 1, 0]).flatten()`` of (x, y, f)), so ``flatten`` is the identity.
-- ``input``: the input frame's shape. With a ``neuron/``, the input is a population of its own,
-  fed one to one with ``weight`` (default 64): the transform netx declares (SLAYER's Input block
-  computes ``z = w x + b``; a nonzero ``b`` is a current added every step, which has no form in
-  Loihi's LIF, and is refused). lava-dl 0.6 builds that block but leaves its input port
-  unconnected (such files run there with ``skip_layers=1``); this reader keeps the transform.
+- ``input``: the input frame's shape. With a ``neuron/``, the input is a population of its own
+  driven as lava-dl drives it: through its neurons' bias (``in_layer.neuron.bias_mant = frame``,
+  ``bias_exp`` 6, its ``a_in`` left unconnected): ``IntNetwork.bias_input``. The layer's
+  ``weight`` (default 64) and ``bias`` are SLAYER's Input transform z = w x + b, which the user's
+  data pipeline applies to a raw frame before it becomes the bias (lava-dl's PilotNet dataset:
+  int32(w (2 x - 1) + b)); they are kept as ``BiasInput.weight`` / ``bias`` (simulate's
+  ``--input-mode transform``). A file whose input layer has no neuron takes the graded current.
 - ``average``: SLAYER's mean over ``shape[0]`` equal groups of the previous layer. Loihi has no
   mean: it becomes a readout whose voltage sums each group's spikes (64 x the mean x the group
   size, same argmax); it must be the last layer.
@@ -36,7 +38,8 @@ lava-dl's own Network raises NotImplementedError for pool and average layers; th
 runs them.
 
 Matching lava-dl's ``netx.hdf5.Network`` in Lava (tests/converters/netx/test_netx_read.py): load it
-with ``input_message_bits=8`` so the first synapse takes the graded 8-bit payload as ours does, feed
+with ``input_message_bits=8`` so the first synapse takes the graded 8-bit payload as ours does (a file
+with input neurons: set ``bias_mant`` of its first layer instead, tests/converters/netx/test_netx_bias_input.py), feed
 each (C, H, W) frame transposed to Lava's (x, y, f) = (W, H, C), and read layer k's spikes k steps
 late (each Dense / Conv synapse in Lava adds one step; the IntNetwork has no latency). Nothing else
 differs: the spikes are then identical, layer by layer, delays included.
@@ -58,7 +61,7 @@ from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
 from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.core.intnet import IntNetwork, IntNetworkError, Population, Projection
+from lmu2neuro.core.intnet import BiasInput, IntNetwork, IntNetworkError, Population, Projection
 NEURON_TYPES = ("CUBA", "LOIHI")
 LAYER_TYPES = ("input", "dense", "conv", "pool", "flatten", "average")
 INPUT_WEIGHT_DEFAULT = 64  # netx create_input's default transform weight
@@ -334,6 +337,7 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
     source = "input"  # IntNetwork.input_name
     frame: tuple[int, ...] | None = None  # the frame (or vector) the previous layer outputs
     input_size = None
+    bias_input = None
     used: set[str] = {"input"}
     for i, g in enumerate(groups):
         layer = _Layer(path, i, g)
@@ -350,22 +354,10 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
                 layer.fail("type", "an input layer must be layer 0")
             frame = _frame(layer.shape())
             input_size = int(np.prod(frame))
-            if layer.has("neuron"):
-                pop = _neuron(layer, input_size, name, frame, bias_field=False)
-                if layer.has("bias") and np.any(layer.ints("bias")):
-                    layer.fail("bias", "the input transform's bias adds to the synaptic current every step "
-                                       "(SLAYER's Input: z = w x + b); Loihi's LIF has a bias on the voltage only, "
-                                       "so only 0 is read")
-                w = layer.ints("weight", fx.WEIGHT_MIN, fx.WEIGHT_MAX) if layer.has("weight") else \
-                    np.array(INPUT_WEIGHT_DEFAULT)
-                if w.size != 1:
-                    layer.fail("weight", f"expected one transform weight, found shape {w.shape}")
-                mant, exp = _mantissa(layer, "weight", w.reshape(1))
-                geo = _pointwise(frame)
-                kernel = np.full((1, geo.in_shape[0], 1) + (1,) * geo.dims, int(mant[0]), dtype=np.int64)
-                populations.append(pop)
-                projections.append(Projection(f"{name}.w", source, name, kernel, exp, conv=geo,
-                                              origin={"kind": "netx_input_transform"}))
+            if layer.has("neuron"):  # lava-dl drives these neurons through their bias, a_in unconnected
+                populations.append(_neuron(layer, input_size, name, frame, bias_field=False))
+                bias_input = BiasInput(name, _transform_value(layer, "weight", INPUT_WEIGHT_DEFAULT),
+                                       _transform_value(layer, "bias", 0.0))
                 source = name
             continue
 
@@ -489,12 +481,20 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
     scale = 1.0 if input_scale is None else float(input_scale)
     return IntNetwork(input_size=input_size, input_scale=scale, populations=populations, projections=projections,
                       output=populations[-1].name, dt=None if dt is None else float(dt),
-                      meta={"format": "netx", "source": str(path)})
+                      meta={"format": "netx", "source": str(path)}, bias_input=bias_input)
 
 
-def _pointwise(frame: tuple[int, ...]) -> ConvGeometry:
-    """One-to-one (1x1 depthwise) geometry over a frame: the input layer's transform."""
-    return ConvGeometry.pointwise(frame if len(frame) == 3 else (int(np.prod(frame)), 1))
+def _transform_value(layer: _Layer, field: str, default: float) -> float:
+    """One finite number of the input layer's transform (SLAYER's Input: weight, bias)."""
+    if not layer.has(field):
+        return float(default)
+    ds = layer.dataset(field)
+    if ds.dtype.kind not in guards.NUMERIC_KINDS:
+        layer.fail(field, f"expected a number, found dtype {ds.dtype}")
+    v = np.asarray(ds[()], dtype=np.float64).reshape(-1)
+    if v.size != 1 or not np.isfinite(v[0]):
+        layer.fail(field, f"expected one finite number (the input transform's {field}), found {v[:4].tolist()}")
+    return float(v[0])
 
 
 def summarize_netx(path: str | os.PathLike) -> dict:

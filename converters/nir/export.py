@@ -210,6 +210,9 @@ def build_graph(net: IntNetwork, dt: float | None = None):
     dt = float(dt if dt is not None else (net.dt if net.dt is not None else DEFAULT_DT))
     if not dt > 0:
         raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
+    if net.bias_input is not None:
+        raise UserError(f"population '{net.bias_input.target}': the input drives its bias (lava-dl's netx input "
+                        "layer); NIR has no form for an input into a bias: write it as netx (--format netx)")
     for name in [p.name for p in net.populations] + [s.name for s in net.projections]:
         if "/" in name:
             raise UserError(f"layer name '{name}': '/' cannot appear in a NIR node name")

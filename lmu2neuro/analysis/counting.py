@@ -70,6 +70,7 @@ class ProjectionCount:
     helper: str | None = None  # what a conversion added it for; None: the model's own
     model_weights: int = 0  # the author's layer weights it holds (0 for a helper or a pooling)
     nonzero_model_weights: int = 0
+    model_biases: int = 0  # the author's layers' bias parameters, where the tracer recorded them
 
 
 @dataclass
@@ -146,6 +147,7 @@ class Counts:
                for p in own if p.ann_macs_per_step > 0}
         layers = [p for p in own if p.ann_macs_per_step > 0]  # NeuroBench's connection layers
         weights = sum(p.model_weights for p in layers)
+        biases = sum(p.model_biases for p in layers)
         return {
             "SynapticOperations": {
                 "Effective_MACs": sum(eff[p.name] for p in layers if p.graded),
@@ -154,7 +156,7 @@ class Counts:
             },
             "ActivationSparsity": 1.0 - spikes / slots if slots else 0.0,
             "MembraneUpdates": float(slots),
-            "ParameterCount": weights,
+            "ParameterCount": weights + biases,
             "ConnectionSparsity": 1.0 - sum(p.nonzero_model_weights for p in layers) / weights if weights else 0.0,
             "Footprint": sum(lay.footprint_bytes for lay in self.layers if not lay.helper),
         }
@@ -227,6 +229,7 @@ def count_operations(traffic: dict, net: IntNetwork, source: str = "traffic") ->
             ops_per_step=(src_steps * scale).tolist(), synapses=int(fo.sum()),
             ann_macs_per_step=float(dense_per_step(proj)), helper=proj.helper,
             model_weights=own, nonzero_model_weights=own_nz,
+            model_biases=0 if proj.helper else int(proj.origin.get("ann_biases", 0)),
         ))
 
     layers: list[LayerCount] = []

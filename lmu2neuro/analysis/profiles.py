@@ -225,6 +225,31 @@ class ConvWeights(BaseModel):
         return self
 
 
+class Partition(BaseModel):
+    """How layers are cut into cores (analysis/chip_mapping.py), with where the rule comes from.
+
+    ``frames``: "slabs" cuts a layer with a (C, H, W) frame whose inputs are all convolutions into
+    blocks of full height and all channels, as wide as every per-core limit allows (then shorter,
+    then fewer channels); "in_order" packs every layer neuron by neuron. ``slab_widths``: "any" or
+    "powers_of_two" (the widths Loihi 2's compiler printed). ``dense_synapse_bits``: a dense
+    projection stored with every (target, source) pair, zeros included, at this many bits; None:
+    its nonzero synapses at weight (+ delay) bits."""
+
+    model_config = ConfigDict(extra="forbid")
+    frames: Literal["slabs", "in_order"] = "in_order"
+    slab_widths: Literal["any", "powers_of_two"] = "any"
+    dense_synapse_bits: int | None = Field(default=None, ge=1)
+    source: str = Field(min_length=1)
+    assumed: bool = False
+    why: str | None = None
+
+    @model_validator(mode="after")
+    def _why(self):
+        if self.assumed and not self.why:
+            raise ValueError("an assumed rule must say why (field 'why')")
+        return self
+
+
 class ChipLimits(BaseModel):
     """Per-core and per-chip limits of a neuromorphic chip; a missing limit is not checked."""
 
@@ -241,6 +266,7 @@ class ChipLimits(BaseModel):
     neurons_per_chip: Quantity | None = None
     synapses_per_chip: Quantity | None = None
     conv_weights: ConvWeights | None = None  # None: per synapse (the conservative rule)
+    partition: Partition | None = None  # None: every layer packed neuron by neuron, in order
 
     @model_validator(mode="after")
     def _limits_make_sense(self):
@@ -333,6 +359,10 @@ class Profile(BaseModel):
         cw = self.chip.conv_weights if self.chip is not None else None
         if cw is not None and cw.assumed:
             out.append(f"chip.conv_weights = {cw.storage}: {' '.join((cw.why or '').split())}")
+        part = self.chip.partition if self.chip is not None else None
+        if part is not None and part.assumed:
+            out.append(f"chip.partition = {part.frames} ({part.slab_widths} widths, dense synapses at "
+                       f"{part.dense_synapse_bits or 'weight'} bits): {' '.join((part.why or '').split())}")
         if self.barrier_sync is not None and self.barrier_sync.assumed:
             out.append(f"barrier_sync: {' '.join((self.barrier_sync.why or '').split())}")
         return out

@@ -43,6 +43,8 @@ def run(args) -> int:
     from lmu2neuro.pipeline.baseline import check_device, format_baseline, run_baseline
 
     check_device(args.device)  # before reading anything: a missing device is one line
+    if args.static and args.traffic:
+        raise UserError("--static: only with --timesteps (--traffic says whether the input is static)")
     if args.traffic:
         from lmu2neuro.analysis.traffic import load_traffic
 
@@ -51,8 +53,6 @@ def run(args) -> int:
         static = next((lay.get("static") is True for lay in tr["layers"] if lay.get("kind") == "input"), False)
     else:
         steps, static = args.timesteps, args.static
-    if args.static and args.traffic:
-        raise UserError("--static: only with --timesteps (--traffic says whether the input is static)")
     res = run_baseline(args.model, timesteps=steps, static=static, device=args.device, batch=args.batch,
                        tdp_w=args.tdp_w, profile=args.profile, min_time_s=args.min_time, out=args.out)
     print(format_baseline(res))

@@ -88,7 +88,8 @@ def format_profile_line(p: dict) -> str:
         parts.append(f"real-time factor {_rng(rt['factor'], '')}".rstrip() + (" (keeps up)" if rt["keeps_up"] else
                      " (keeps up at the estimate only)" if rt["keeps_up_at_estimate"] else " (does NOT keep up)"))
     if p["cores"] is not None:
-        parts.append(f"{p['cores']} cores on {p['chips']} chip(s)")
+        bound = (p.get("chip_mapping") or {}).get("lower_bound_cores")
+        parts.append(f"{p['cores']} cores on {p['chips']} chip(s)" + (f" (lower bound {bound})" if bound else ""))
     return "; ".join(parts)
 
 

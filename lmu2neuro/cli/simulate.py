@@ -70,6 +70,21 @@ def register(sub) -> None:
                         "for it. snnTorch RLeaky with reset_mechanism='zero': --refractory 1 (its zero reset "
                         "discards the whole step after a spike, input included); snnTorch Leaky needs none. Our own "
                         "files and netx files state theirs: the same is accepted, another refused")
+    p.add_argument("--input-mode", choices=["current", "bias", "transform"], default=None,
+                   help="how the --input values reach the network (docs/netx.md). current: the graded 8-bit payload "
+                        "of the first synapses (the only mode for a network without input neurons). A lava-dl netx "
+                        "file whose input layer has neurons is driven as lava-dl drives it, through those neurons' "
+                        "bias (bias_exp 6): transform (its default) takes raw frames and applies the file's input "
+                        "transform int(w * x + b) first; bias takes the bias mantissas themselves (13-bit integers, "
+                        "what lava-dl's test writes into in_layer.neuron.bias_mant). Frames are flat in C order of "
+                        "(C, H, W): a lava-dl (W, H, C) image is image.transpose(2, 1, 0)")
+    p.add_argument("--reset-interval", type=int, default=None, metavar="N",
+                   help="treat each sample as one long stream and zero every neuron's state every N steps, as "
+                        "lava-dl's reset_interval does (its benchmarks stream one frame with reset_interval=16); "
+                        "the steps between resets are separate inferences")
+    p.add_argument("--reset-offset", type=int, default=0, metavar="K",
+                   help="with --reset-interval N: the resets fall before steps t with (t - K) %% N == 0, 0 <= K < N "
+                        "(lava-dl's reset_offset; default 0)")
     p.add_argument("--labels", metavar="FILE.npy",
                    help="with --input: integer class labels, one per sample, giving accuracy")
     p.add_argument("-o", "--out", required=True, metavar="traffic.json")
@@ -118,12 +133,20 @@ def _run(args) -> int:
                                   samples=args.samples, backend=args.backend, tag=args.tag, dt=args.dt,
                                   progress=sys.stderr.isatty(), lava_batch=args.lava_batch, device=args.device,
                                   input_scale=args.input_scale, labels_file=args.labels, reset=args.reset,
-                                  refractory=args.refractory)
+                                  refractory=args.refractory, input_mode=args.input_mode,
+                                  reset_interval=args.reset_interval, reset_offset=args.reset_offset)
     write_json(args.out, traffic)
     scale = traffic["input_scale"]
     if scale and scale["source"] != "model file":
         how = f"calibrated: {scale['rule']}" if scale["source"] == "calibrated" else "from --input-scale"
         print(f"input scale {scale['value']:.6g} ({how}); inputs quantized as clip(round(x * scale), -128, 127)")
+    mode = traffic.get("input_mode") or {}
+    if mode.get("target"):
+        how = (f"the file's transform int({mode['transform_weight']:g} x + {mode['transform_bias']:g}) of each frame"
+               if mode["mode"] == "transform" else "the values given")
+        print(f"input: the bias mantissa of '{mode['target']}' every step, {how} (lava-dl's netx input layer)")
+    if mode.get("reset_interval"):
+        print(f"state reset every {mode['reset_interval']} steps (offset {mode['reset_offset']})")
     fid = traffic["fidelity"]
     if fid:
         line = f"float source graph vs deployed integers: predictions agree on {fid['prediction_agreement']:.2%}"
@@ -138,7 +161,8 @@ def _run(args) -> int:
         print(f"warning: {line}", file=sys.stderr)
     line = f"{traffic['samples']} samples x {traffic['timesteps']} steps ({args.backend})"
     if traffic["accuracy"] is not None:
-        line += f", accuracy {traffic['accuracy']:.4f}"
+        on = (traffic.get("inputs") or {}).get("source")
+        line += f", accuracy {traffic['accuracy']:.4f}" + (f" on {on}" if on else "")
     agree = traffic["agreement"]
     if agree:
         line += (f", Lava vs reference: identical spikes {agree['identical_spikes']:.2%}, "

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from lmu2neuro.core import fixed_point as fx
-from lmu2neuro.core.intnet import IntNetwork
+from lmu2neuro.core.intnet import IntNetwork, check_reset_interval, reset_steps
 
 
 @dataclass
@@ -186,18 +186,22 @@ def _recurrent_current(proj, device):
 
 
 def execute(net: IntNetwork, x_int: torch.Tensor | np.ndarray, record: tuple[str, ...] = (),
-            device: torch.device | str = "cpu") -> Execution:
+            device: torch.device | str = "cpu", reset_interval: int | None = None,
+            reset_offset: int = 0) -> Execution:
     """Run a batch of quantized inputs (batch, T, input_size) through the network; ``record`` names
     populations whose voltage after each step (after the reset) is kept in ``voltages``. ``device``
-    is where the arithmetic runs (integers are exact on any); the results come back on the CPU."""
+    is where the arithmetic runs (integers are exact on any); the results come back on the CPU.
+    With ``net.bias_input`` the inputs are that population's bias mantissas per step;
+    ``reset_interval`` / ``reset_offset`` zero every state as ``intnet.reset_steps`` says."""
     x = torch.as_tensor(np.asarray(x_int), dtype=torch.int64)
+    resets = reset_steps(x.shape[1] if x.ndim == 3 else 0, *check_reset_interval(reset_interval, reset_offset))
     if torch.device(device).type == "cpu":  # the device context costs a dispatch on every torch call
-        return _execute(net, x, record)
+        return _execute(net, x, record, resets)
     with torch.device(device):
-        return _execute(net, x.to(device), record)
+        return _execute(net, x.to(device), record, resets)
 
 
-def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...]) -> Execution:
+def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...], resets: np.ndarray) -> Execution:
     if x.ndim != 3 or x.shape[2] != net.input_size:
         raise ValueError(f"input shape {tuple(x.shape)}, expected (batch, T, {net.input_size})")
     batch, steps, _ = x.shape
@@ -220,11 +224,16 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...]) -> Execu
         u = torch.zeros(batch, pop.size, dtype=torch.int64)
         v = torch.zeros_like(u)
         bias = torch.as_tensor(pop.bias, dtype=torch.int64).to(x.device)
+        driven = net.bias_driven(pop.name)
         out = torch.zeros(batch, steps, pop.size, dtype=torch.bool)
         vs = torch.zeros(batch, steps, pop.size, dtype=torch.int64) if pop.readout or pop.name in record else None
         n_wrapped, peak_u = 0, 0
         ref = None
         for t in range(steps):
+            if resets[t]:
+                u, v, ref = torch.zeros_like(u), torch.zeros_like(v), None
+            if driven:
+                bias = x[:, t] << pop.bias_exp
             a_t = a_in[:, t]
             for current in recurrent:
                 a_t = a_t + current(out, t)

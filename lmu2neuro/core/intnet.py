@@ -20,6 +20,14 @@ shift is Dense's weight exponent (left shift, or arithmetic right shift). A proj
 population to itself (recurrence, as in snnTorch's RLeaky) must have a zero tap 0: its spikes
 act from the next step on. There is no latency:
 Lava's one step per connection is compensated by the Lava builder, not here.
+A network may instead take its input as a bias (``IntNetwork.bias_input``, lava-dl's way into a netx
+input layer with neurons): then the input at step t is the bias mantissa of that one population's
+neurons, ``bias_P[t] = x[t] << bias_exp_P`` in place of its own bias, and nothing takes the input
+as a current (no projection from the input node; the population's ``a_in`` is left unconnected).
+``reset_interval`` N (with an offset o, 0 <= o < N), where a run asks for it, zeroes every
+population's state (u, v, refractory count) before each step t > 0 with (t - o) % N == 0, as
+lava-dl's ``reset_interval`` does (its layer k resets k steps later, at the step its latency makes
+the same); synaptic delay lines are not reset, in Lava neither.
 A readout population integrates (du = 4095, dv = 0) and never spikes. The output score after
 step t is the output population's voltage if it is a readout, else its spike count so far;
 argmax after the last step is the prediction.
@@ -42,6 +50,64 @@ ALWAYS_ON = "always_on"
 
 class IntNetworkError(ValueError):
     """A network that breaks a Loihi limit or is not well formed; the message names the part."""
+
+
+@dataclass(frozen=True)
+class BiasInput:
+    """The input drives population ``target`` through its bias: x[t] is its neurons' bias mantissa
+    at step t (lava-dl: ``in_layer.neuron.bias_mant = frame``). ``weight`` and ``bias`` are the
+    transform a netx file states for its input layer (SLAYER's Input block), which the user's data
+    pipeline applies to a raw frame first: mantissa = int(weight * x + bias), truncated toward zero
+    as the int32 cast of lava-dl's PilotNet dataset does."""
+
+    target: str
+    weight: float = 1.0
+    bias: float = 0.0
+
+    def transform(self, x) -> np.ndarray:
+        """A raw frame (any shape) -> bias mantissas, int64 (range not checked: ``check``)."""
+        x = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("input holds NaN or infinite values; expected finite numbers")
+        return np.trunc(self.weight * x + self.bias).astype(np.int64)
+
+    @staticmethod
+    def check(mant, what: str) -> np.ndarray:
+        """Bias mantissas as int64, or a ValueError naming ``what`` when one is fractional or outside
+        Loihi's 13-bit signed range."""
+        m = np.asarray(mant)
+        if m.dtype.kind == "f":
+            if not np.all(np.isfinite(m)) or np.any(m != np.round(m)):
+                raise ValueError(f"{what}: holds fractions or NaN; expected integer bias mantissas "
+                                 f"in [{fx.BIAS_MANT_MIN}, {fx.BIAS_MANT_MAX}]")
+        elif m.dtype.kind not in "biu":
+            raise ValueError(f"{what}: dtype {m.dtype}; expected integer bias mantissas")
+        if m.size and (m.min() < fx.BIAS_MANT_MIN or m.max() > fx.BIAS_MANT_MAX):
+            bad = m.reshape(-1)[np.argmax(np.abs(m.reshape(-1).astype(np.float64)))]
+            raise ValueError(f"{what}: bias mantissa {int(bad)} overflows Loihi's 13-bit signed range "
+                             f"[{fx.BIAS_MANT_MIN}, {fx.BIAS_MANT_MAX}]")
+        return m.astype(np.int64)
+
+
+def check_reset_interval(interval, offset, what: str = "--reset-interval") -> tuple[int | None, int]:
+    """(interval, offset) checked: None (no reset) or an integer >= 1 with 0 <= offset < interval;
+    anything else a ValueError naming ``what``."""
+    if interval is None:
+        return None, 0
+    if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval < 1:
+        raise ValueError(f"{what} {interval}: expected a whole number of steps >= 1")
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or not 0 <= offset < interval:
+        raise ValueError(f"{what} {interval} with offset {offset}: expected an offset in [0, {interval - 1}]")
+    return int(interval), int(offset)
+
+
+def reset_steps(steps: int, interval: int | None, offset: int = 0) -> np.ndarray:
+    """(steps,) bool: before which steps every population's state is zeroed (step 0 starts from
+    zero anyway)."""
+    t = np.arange(steps)
+    if interval is None:
+        return np.zeros(steps, dtype=bool)
+    return (t > 0) & ((t - offset) % interval == 0)
 
 
 @dataclass
@@ -229,6 +295,7 @@ class IntNetwork:
     input_name: str = "input"
     dt: float | None = None  # seconds per step, when known
     meta: dict = field(default_factory=dict)
+    bias_input: BiasInput | None = None  # the input sets this population's bias (module docstring)
 
     def __post_init__(self):
         self.validate()
@@ -273,6 +340,9 @@ class IntNetwork:
     def max_taps(self) -> int:
         return max((s.taps for s in self.projections), default=1)
 
+    def bias_driven(self, pop_name: str) -> bool:
+        return self.bias_input is not None and self.bias_input.target == pop_name
+
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if not np.all(np.isfinite(x)):
@@ -312,6 +382,15 @@ class IntNetwork:
                 )
         if self.output not in names[1:]:
             raise IntNetworkError(f"output '{self.output}' is not a population")
+        if self.bias_input is not None:
+            target = self.bias_input.target
+            if target not in names[1:]:
+                raise IntNetworkError(f"bias input: '{target}' is not a population")
+            if self.population(target).size != self.input_size:
+                raise IntNetworkError(f"bias input: '{target}' has {self.population(target).size} neurons, the input "
+                                      f"{self.input_size} values (one bias mantissa per neuron)")
+            if any(s.source == self.input_name for s in self.projections):
+                raise IntNetworkError("bias input: the input drives a bias, so no projection may take it as a current")
         order = {n: i for i, n in enumerate(names)}
         for s in self.projections:
             where = f"projection '{s.name}'"

@@ -446,11 +446,15 @@ class TracedOp(Op):
         helpers = {getattr(m, "helper", None) for m in self.modules()}
         if p.layers and None not in helpers:  # only layers a conversion added (e.g. a spike-count readout)
             origin["helper"] = ", ".join(sorted(helpers))
+        # the layers' bias parameters, stated once: with the first part, whose synapse carries the bias
+        biases = sum(int(m.bias.numel()) for m in self.modules() if isinstance(m, _COUNTED) and m.bias is not None)
         if any(c is not None for c in convs):
             origin["parts"] = parts
+            parts[0]["ann_biases"] = biases
         elif len(sizes) == 1:  # the layers' own count, e.g. a Linear after a pooling folded into its matrix
             origin["ann_macs"] = sum(neurobench_macs(m, shape) for m, shape in seen.items())
             origin["ann_weights"] = sum(int(m.weight.numel()) for m in seen)
+            origin["ann_biases"] = biases
         return weights, bias, origin
 
     def modules(self):
@@ -495,7 +499,9 @@ class FeedbackOp(Op):
         # weight per neuron) nothing; the zero tap 0 is no layer's work
         origin = {"kind": "recurrent", "layers": [f"{self.path}.recurrent"],
                   "ann_macs": neurobench_macs(rec_mod, (1, *self.shape)),
-                  "ann_weights": int(rec_mod.weight.numel()) if isinstance(rec_mod, _COUNTED) else 0}
+                  "ann_weights": int(rec_mod.weight.numel()) if isinstance(rec_mod, _COUNTED) else 0,
+                  "ann_biases": int(rec_mod.bias.numel()) if isinstance(rec_mod, _COUNTED) and rec_mod.bias is not None
+                  else 0}
         if getattr(rec_mod, "helper", None):
             origin["helper"] = rec_mod.helper
         if self.geometry():

@@ -18,11 +18,11 @@ def check_device(device: str) -> str:
 
     if device == "cpu":
         return device
-    if device == "cuda" or device.startswith("cuda:"):
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
         if not torch.cuda.is_available():
             raise UserError(f"--device {device}: no CUDA device here (torch.cuda.is_available() is False); "
                             "use --device cpu")
-        index = int(device.split(":")[1]) if ":" in device and device.split(":")[1].isdigit() else 0
+        index = int(device[5:]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise UserError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
         return device
@@ -76,6 +76,8 @@ def run_baseline(model, *, timesteps: int, static: bool, device: str = "cpu", ba
         raise UserError(f"--batch {batch}: expected at least 1")
     if tdp_w is not None and not tdp_w > 0:
         raise UserError(f"--tdp-w {tdp_w}: expected a positive power in watts")
+    if out is not None and os.path.isdir(out):  # refused before the runs, not after them
+        raise UserError(f"-o {out}: is a folder; expected a JSON file path")
     prof = load_profile(profile)
     if prof.kind != "conventional":
         raise UserError(f"--profile {profile}: expected a conventional profile (cpu, gpu, jetson), got {prof.kind}")

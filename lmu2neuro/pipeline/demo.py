@@ -102,12 +102,14 @@ def run_demo(out_dir, *, epochs: int | None = None, samples: int = 60, seed: int
 
 
 def print_summary(summary: dict) -> None:
+    from lmu2neuro.reports.units import fmt_quantity
+
     _say("\nper inference (estimates; ranges and sources in the report):")
     for name, j in summary["energy_per_inference_j"].items():
         lat = summary.get("latency_s", {}).get(name)
-        when = f", latency {lat * 1e3:.3g} ms" if lat else ""
+        when = f", latency {fmt_quantity(lat, 's')}" if lat else ""
         basis = summary.get("energy_basis", {}).get(name, "")
-        _say(f"  {name:<11} {j:.3e} J{when}  [{basis}]" if isinstance(j, float) else f"  {name:<11} {j}")
+        _say(f"  {name:<11} {fmt_quantity(j, 'J')}{when}  [{basis}]" if isinstance(j, float) else f"  {name:<11} {j}")
     _say("\nartifacts:")
     for name, path in summary["artifacts"].items():
         _say(f"  {name:<11} {path}")

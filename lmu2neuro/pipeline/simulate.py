@@ -16,6 +16,12 @@ from lmu2neuro.analysis.traffic import build_traffic
 from lmu2neuro.core.measurement import Measurement, agreement, measure_spikes
 
 BACKENDS = ("lava", "reference", "both")
+# How the values given reach the network (docs/netx.md): "current", the graded 8-bit payload of the
+# first synapses (clip(round(x * scale))); for a network whose input drives a population's bias
+# (IntNetwork.bias_input: a netx input layer with neurons), "bias": the values are that bias
+# mantissa per step, as lava-dl sets in_layer.neuron.bias_mant, or "transform" (the default
+# there): raw frames, which the file's transform int(w * x + b) turns into the mantissa first.
+INPUT_MODES = ("current", "bias", "transform")
 # A third-party graph's float inputs are mapped to Loihi's 8-bit payload by clip(round(x * scale)).
 # With no scale given, the largest |x| of the calibration inputs lands on 127: nothing clips, and
 # inputs in [0, 1] keep 128 levels instead of collapsing to {0, 1} (the old default scale of 1).
@@ -26,7 +32,7 @@ FIDELITY_WARN_BELOW = 0.9
 
 
 def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress: bool = False,
-                  device: str = "cpu") -> Measurement:
+                  device: str = "cpu", reset_interval: int | None = None, reset_offset: int = 0) -> Measurement:
     """The reference integer simulator, in batches, reduced to a Measurement."""
     from tqdm import tqdm
 
@@ -36,7 +42,8 @@ def run_reference(net: IntNetwork, x_int: np.ndarray, batch: int = 256, progress
     spikes: dict[str, list] = {}
     traces, wrapped, peak = [], {}, {}
     for first in tqdm(range(0, len(x_int), batch), desc="reference", disable=not progress, leave=False):
-        r = execute(net, x_int[first : first + batch], device=device)
+        r = execute(net, x_int[first : first + batch], device=device, reset_interval=reset_interval,
+                    reset_offset=reset_offset)
         for name, s in r.spikes.items():
             spikes.setdefault(name, []).append(s.numpy())
             wrapped[name] = wrapped.get(name, 0) + r.wrapped[name]
@@ -174,13 +181,66 @@ def float_fidelity(path, net: IntNetwork, x: np.ndarray, main: Measurement, labe
     return block
 
 
+def input_mode_of(net: IntNetwork, mode: str | None, where: str = "") -> str:
+    """The input mode to use (None: the network's default), or a UserError naming ``--input-mode``
+    and what the network takes."""
+    if mode is None:
+        return "transform" if net.bias_input is not None else "current"
+    if mode not in INPUT_MODES:
+        raise UserError(f"--input-mode {mode}: expected one of {', '.join(INPUT_MODES)}")
+    if mode != "current" and net.bias_input is None:
+        raise UserError(f"{where}--input-mode {mode}: this network's input layer has no neurons to drive through "
+                        "their bias (its input is a graded current into the first synapses); expected --input-mode "
+                        "current")
+    if mode == "current" and net.bias_input is not None:
+        raise UserError(f"{where}--input-mode current: this network's input layer has neurons, which lava-dl drives "
+                        "through their bias (nothing takes the input as a current); expected --input-mode bias or "
+                        "transform")
+    return mode
+
+
+def input_values(net: IntNetwork, x: np.ndarray, mode: str | None = None, where: str = "") -> np.ndarray:
+    """The integers the back ends take for inputs x (samples, T, input_size) in ``mode``
+    (INPUT_MODES): the quantized payload, or the bias mantissas, checked against Loihi's 13 bits."""
+    mode = input_mode_of(net, mode, where)
+    if mode == "current":
+        return net.quantize_input(x)
+    what = f"{where}--input-mode {mode}"
+    try:
+        mant = net.bias_input.transform(x) if mode == "transform" else x
+        if mode == "transform":
+            what += (f" (the file's transform int({net.bias_input.weight:g} x + {net.bias_input.bias:g}) of the "
+                     f"values given)")
+        return net.bias_input.check(mant, what)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_reset_option(interval, offset) -> tuple[int | None, int]:
+    """--reset-interval / --reset-offset checked (intnet.check_reset_interval), as a UserError."""
+    from lmu2neuro.core.intnet import check_reset_interval
+
+    if interval is None and offset:
+        raise UserError(f"--reset-offset {offset}: goes with --reset-interval N")
+    try:
+        return check_reset_interval(interval, offset, "--reset-interval")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: str = "both",
                      tag: str = "fixed_pt", model: str = "", model_sha256: str = "",
                      progress: bool = True, lava_batch: int | str | None = None,
                      device: str = "cpu", input_scale: dict | None = None,
                      fidelity_of: str | os.PathLike | None = None,
-                     reset: str | None = None, refractory: int | None = None) -> tuple[dict, dict[str, Measurement]]:
+                     reset: str | None = None, refractory: int | None = None, input_mode: str | None = None,
+                     reset_interval: int | None = None,
+                     reset_offset: int = 0) -> tuple[dict, dict[str, Measurement]]:
     """Quantize x, run the chosen back ends, return (traffic dict, measurements by back end).
+
+    ``input_mode``: INPUT_MODES (None: "transform" for a network driven through a bias, else
+    "current"). ``reset_interval`` / ``reset_offset``: one long stream per sample, every state
+    zeroed every N steps (lava-dl's reset_interval; ``core.intnet.reset_steps``).
 
     ``lava_batch``: samples side by side in the one compiled Lava network (None or "auto":
     chosen from the model's size and the memory); checked before any back end starts.
@@ -191,6 +251,8 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
     """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
+    mode = input_mode_of(net, input_mode)
+    resets = dict(zip(("reset_interval", "reset_offset"), check_reset_option(reset_interval, reset_offset)))
     if backend in ("reference", "both"):
         from lmu2neuro.training.distributed import resolve_device
 
@@ -200,14 +262,14 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
         from converters.lava.builder import plan_lanes
 
         lanes = plan_lanes(net, len(x), int(np.shape(x)[1]), lava_batch)
-    x_int = net.quantize_input(x)
+    x_int = input_values(net, x, mode)
     runs: dict[str, Measurement] = {}
     if backend in ("reference", "both"):
-        runs["reference"] = run_reference(net, x_int, progress=progress, device=device)
+        runs["reference"] = run_reference(net, x_int, progress=progress, device=device, **resets)
     if backend in ("lava", "both"):
         from converters.lava.builder import run_lava
 
-        runs["lava"] = run_lava(net, x_int, tag=tag, progress=progress, lanes=lanes)
+        runs["lava"] = run_lava(net, x_int, tag=tag, progress=progress, lanes=lanes, **resets)
     main = runs.get("lava") or runs["reference"]
     agree = agreement(runs["lava"], runs["reference"]) if backend == "both" else None
     timing = {name: m.timing for name, m in runs.items()}
@@ -217,7 +279,11 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
                 else None)
     traffic = build_traffic(net, x_int, main, model=model, model_sha256=model_sha256, labels=labels,
                             backend=backend, extra_agreement=agree, dt=net.dt, timing=timing,
-                            input_scale=input_scale, fidelity=fidelity)
+                            input_scale=None if mode != "current" else input_scale, fidelity=fidelity)
+    traffic["input_mode"] = {"mode": mode, **resets}
+    if net.bias_input is not None:
+        traffic["input_mode"].update(target=net.bias_input.target, transform_weight=net.bias_input.weight,
+                                     transform_bias=net.bias_input.bias)
     return traffic, runs
 
 
@@ -226,7 +292,8 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
                   progress: bool = False, lava_batch: int | str | None = None,
                   device: str = "cpu", input_scale: float | None = None, labels_file=None,
                   fidelity: bool = True, reset: str | None = None,
-                  refractory: int | None = None) -> tuple[dict, dict[str, Measurement]]:
+                  refractory: int | None = None, input_mode: str | None = None, reset_interval: int | None = None,
+                  reset_offset: int = 0) -> tuple[dict, dict[str, Measurement]]:
     """Read a .nir file (ours exactly; another tool's quantized at dt), take inputs from a dataset's
     test split or an .npy file, run the back ends; returns (traffic dict, measurements by back end).
 
@@ -238,7 +305,8 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
     writes v_reset = 0 for both). ``refractory``: steps every spiking population of another tool's
     graph is held after a spike (NIR has no field for it; snnTorch's RLeaky with
     reset_mechanism="zero" discards the step after a spike: 1). Files that state their reset (ours)
-    or refractory period (ours, netx) accept the same value and refuse another (the reader's rule)."""
+    or refractory period (ours, netx) accept the same value and refuse another (the reader's rule).
+    ``input_mode``, ``reset_interval``, ``reset_offset``: as ``simulate_network`` (docs/netx.md)."""
     from converters.network_file import exact_integers, read_network_file
     from lmu2neuro.core.guards import sha256_of
 
@@ -261,7 +329,13 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
                         "for which its Loihi integers were computed (expected no --input-scale)")
     net = read_network_file(model, dt=dt, input_scale=input_scale if input_scale is not None else 1.0, reset=reset,
                             refractory=refractory)
+    if input_mode is not None and input_mode not in INPUT_MODES:
+        raise UserError(f"--input-mode {input_mode}: expected one of {', '.join(INPUT_MODES)}")
+    check_reset_option(reset_interval, reset_offset)
+    mode = input_mode_of(net, input_mode, f"{model}: ")
     x, y = load_inputs(net, dataset=dataset, data_root=data_root, samples=samples, input_file=input_file)
+    if mode != "current":  # the mantissas are checked (13 bits) before any back end starts
+        input_values(net, x, mode, f"{input_file or dataset}: ")
     if labels_file is not None:
         y = load_labels(labels_file, len(x), _file_samples(input_file))
     if ours:
@@ -281,7 +355,8 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
                                      model_sha256=sha256_of(model), progress=progress, lava_batch=lava_batch,
                                      device=device, input_scale=scale,
                                      fidelity_of=model if (fidelity and not ours) else None, reset=reset,
-                                     refractory=refractory)
+                                     refractory=refractory, input_mode=mode, reset_interval=reset_interval,
+                                     reset_offset=reset_offset)
     # which samples the accuracy (and the fidelity block) is on, in words the report prints
     traffic["inputs"] = {"source": (f"the first {len(x)} of dataset {dataset}'s test split" if input_file is None
                                     else f"the first {len(x)} of {input_file}")}

@@ -396,8 +396,10 @@ def to_html(rep: dict, figures: dict[str, bytes]) -> str:
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>lmu2neuro report</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-             "th{background:#f3f3f3}td:first-child{text-align:left}.cap{font-size:.85em;color:#555}img{max-width:100%}</style>",
+             "table{border-collapse:collapse;margin:.5em 0;display:block;max-width:100%;overflow-x:auto}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+             "th{background:#f3f3f3}td:first-child,td.t{text-align:left}.cap{font-size:.85em;color:#555}"
+             "img{max-width:100%}</style>",
              "</head><body><h1>lmu2neuro deployment report</h1>",
              f"<p>Model <code>{e(str(rep['model']))}</code> (sha256 {e(str(rep['model_sha256'])[:12])}...), traffic "
              f"<code>{e(str(rep['traffic']))}</code> ({e(str(rep['backend']))}, {rep['samples']} samples x "
@@ -407,7 +409,8 @@ def to_html(rep: dict, figures: dict[str, bytes]) -> str:
                  f"<a href='{e(n)}'>{e(n)}</a>" for n in ["report.json", "report.md", *rep.get("figures", [])]) + "</p>"]
     for title, header, rows, caption in _tables(rep):
         parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+        parts += ["<tr>" + "".join(f"<td class='t'>{e(c)}</td>" if _is_text(c) else f"<td>{e(c)}</td>" for c in r)
+                  + "</tr>" for r in rows]
         parts.append(f"</table><p class='cap'>{e(caption)}</p>")
     for p in rep["profiles"]:
         cal = [f"<li>{e(c)}</li>" for c in _calibration_lines(p)] or ["<li>not checked against any measurement yet</li>"]
@@ -423,6 +426,11 @@ def to_html(rep: dict, figures: dict[str, bytes]) -> str:
                          f"<figcaption class='cap'>{e(caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _is_text(cell: str) -> bool:
+    """A cell of words (a source, a basis), read left-aligned; figures stay right-aligned."""
+    return len(cell) > 30 and sum(ch.isalpha() for ch in cell) > len(cell) / 2
 
 
 def write_report(rep: dict, traffic: dict, out_dir: str | os.PathLike) -> list[Path]:

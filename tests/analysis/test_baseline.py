@@ -148,5 +148,32 @@ def test_a_device_that_is_not_there_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--device cuda" in err and "no CUDA device" in err
     assert not out.exists()
-    assert main(["baseline", "model.nir", "--timesteps", "4", "--device", "tpu"]) == 2
-    assert "expected cpu, cuda or cuda:N" in capsys.readouterr().err
+    for bad in ("tpu", "cuda:x"):
+        assert main(["baseline", "model.nir", "--timesteps", "4", "--device", bad]) == 2
+        assert f"--device {bad}: expected cpu, cuda or cuda:N" in capsys.readouterr().err
+
+
+def test_baseline_command_takes_t_and_the_static_flag_from_a_traffic_file(tmp_path, capsys):
+    from converters.nir.export import export_nir
+    from lmu2neuro.core.guards import sha256_of
+    from netgen import make_traffic
+
+    net = _net()
+    net.projections = [p for p in net.projections if p.source != "bias"]  # a file of the model's own layers
+    net.populations = [p for p in net.populations if p.name != "bias"]
+    export_nir(net, tmp_path / "m.nir")
+    x = np.repeat(np.random.default_rng(3).integers(-50, 50, (2, 1, 8)), 5, axis=1)  # a static frame, 5 steps
+    traffic = make_traffic(net, x, model_sha256=sha256_of(tmp_path / "m.nir"))
+    traffic["layers"][0]["static"] = True
+    (tmp_path / "t.json").write_text(json.dumps(traffic))
+    out = tmp_path / "b.json"
+    assert main(["baseline", str(tmp_path / "m.nir"), "--traffic", str(tmp_path / "t.json"), "--batch", "2",
+                 "--min-time", "0.02", "--tdp-w", "65", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["timesteps"] == 5 and res["static_input"] is True and res["ann_passes"] == 1
+    assert "published, not measured here" in printed and "per call (median of" in printed
+    assert main(["baseline", str(tmp_path / "m.nir"), "--traffic", str(tmp_path / "t.json"), "--static"]) == 2
+    assert "--static: only with --timesteps" in capsys.readouterr().err
+    assert main(["baseline", str(tmp_path / "m.nir"), "--timesteps", "3", "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -75,10 +75,11 @@ def traffic_of(net, x):
 
 
 def small_cores(name: str, **limits):
-    """A shipped profile with per-core limits small enough that these layers span several cores."""
+    """A shipped profile with per-core limits small enough that these layers span several cores,
+    packed in order (no slabs: a convolution and its dense twin then map alike)."""
     prof = load_profile(name)
     upd = {k: Quantity(value=v, unit="x", source="test") for k, v in limits.items()}
-    return prof.model_copy(update={"chip": prof.chip.model_copy(update=upd)})
+    return prof.model_copy(update={"chip": prof.chip.model_copy(update={**upd, "partition": None})})
 
 
 @pytest.fixture(scope="module")

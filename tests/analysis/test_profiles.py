@@ -116,7 +116,7 @@ def test_profiles_command_lists_and_shows(capsys):
         assert f"{name} " in out
     assert main(["profiles", "loihi2"]) == 0
     out = capsys.readouterr().out
-    assert "energy.ac = 3.644e-11 J" in out and "(range 1.025e-11-6.209e-11)" in out and "[assumed:" in out
-    assert "calibration: lava-dl PilotNet" in out and "low: same fit" in out
+    assert "energy.ac = 2.135e-11 J" in out and "(range 1.12e-11-2.18e-11)" in out and "[assumed:" in out
+    assert "calibration: lava-dl PilotNet" in out and "low: same calibration" in out
     assert main(["profiles", "nope"]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from lmu2neuro.analysis.plan import plan_profile
 from lmu2neuro.analysis.profiles import load_profile
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
-from netgen import make_traffic, spiking_mlp
+from netgen import PILOTNET, make_traffic, needs_pilotnet, spiking_mlp
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -93,8 +93,11 @@ def test_conventional_latency_from_throughput_and_realtime_factor():
     assert plan_profile(counts, net, traffic, load_profile("mac45nm"))["time"] is None
 
 
+@needs_pilotnet
 def test_loihi2_profile_is_the_pilotnet_fit():
-    f = bench("loihi2_pilotnet_fit").fit()
+    """The profile's numbers are the calibration benchmark's, on PilotNet LIF's recorded activity."""
+    b = bench("loihi2_pilotnet_fit")
+    f = b.fit(*b.pilotnet_traffic(PILOTNET))
     l1, l2 = load_profile("loihi1"), load_profile("loihi2")
     for group, key in (("energy", "energy_factor"), ("time", "time_factor")):
         for name in ("ac", "neuron_update", "spike_out"):
@@ -102,7 +105,8 @@ def test_loihi2_profile_is_the_pilotnet_fit():
             assert q2.value == pytest.approx(q1.value * f[key]["estimate"], rel=2e-3)
             assert q2.lo == pytest.approx(q1.value * f[key]["low"], rel=2e-3)
             assert q2.hi == pytest.approx(q1.value * f[key]["high"], rel=2e-3)
-    assert l2.static_power.value == pytest.approx(f["static_power_w"]["estimate"], rel=2e-3)
+    assert (l2.static_power.value, l2.static_power.lo, l2.static_power.hi) == (0.232, 0.178, 0.309)
+    assert f["mapping"]["cores"] == 74
 
 
 def test_blouw_benchmark_matches_the_profile_calibration(tmp_path):

@@ -121,6 +121,7 @@ def test_report_html_renders_in_a_real_headless_browser(report, tmp_path):
     opts.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1000,1400",
                  f"--user-data-dir={tmp_path / 'profile'}"):
         opts.add_argument(flag)
     # the driver's path given explicitly: selenium-manager downloads nothing
@@ -129,6 +130,8 @@ def test_report_html_renders_in_a_real_headless_browser(report, tmp_path):
         driver.get((out / "report.html").as_uri())
         assert driver.title == "lmu2neuro report"
         assert driver.execute_script("return document.readyState") == "complete"
+        # nothing spills past the page: a wide table scrolls inside itself
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
         imgs = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         assert len(imgs) == len(json.loads((out / "report.json").read_text())["figures"]) >= 3

@@ -260,14 +260,18 @@ def test_our_lava_build_agrees_on_a_netx_file(files, tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_input_layer_with_neuron_is_a_population_with_its_transform(tmp_path):
+def test_input_layer_with_neuron_is_a_population_driven_through_its_bias(tmp_path):
+    """lava-dl drives a netx input layer with neurons through their bias (a_in unconnected); the
+    file's transform (weight, bias) is read as what turns a raw frame into that bias
+    (tests/converters/netx/test_netx_bias_input.py runs it against lava-dl)."""
     import converters.lava  # noqa: F401
     import torch
     from lava.lib.dl import slayer
     from netx_nets import NEURON
 
     torch.manual_seed(3)
-    blocks = [slayer.block.cuba.Input(NEURON, weight=1.5), slayer.block.cuba.Dense(NEURON, 6, 4, weight_scale=3)]
+    blocks = [slayer.block.cuba.Input(NEURON, weight=1.5, bias=0.5),
+              slayer.block.cuba.Dense(NEURON, 6, 4, weight_scale=3)]
     with torch.no_grad():
         x = (torch.rand(1, 6, 5) < 0.5).float()
         for b in blocks:
@@ -276,17 +280,14 @@ def test_input_layer_with_neuron_is_a_population_with_its_transform(tmp_path):
     with h5py.File(path, "w") as f:
         for i, b in enumerate(blocks):
             b.export_hdf5(f.create_group(f"layer/{i}"))
-        w_in = int(f["layer/0/weight"][()].reshape(-1)[0])
+        w_in, b_in = (float(np.ravel(f[f"layer/0/{k}"][()])[0]) for k in ("weight", "bias"))
     net = read_netx(path)
-    first = net.projections[0]
-    assert net.populations[0].size == 6 and first.source == "input" and first.conv.groups == 6
-    assert np.all(np.ldexp(first.weights.astype(float), first.weight_exp) == w_in) and w_in == 96  # 1.5 x 64
-    xi = _inputs(net, 10, 8, batch=2)
-    assert int(execute(net, xi).spikes[net.populations[0].name].sum()) > 0
-    with h5py.File(path, "a") as f:  # SLAYER's Input(bias=...) adds a current every step
-        f.create_dataset("layer/0/bias", data=np.array([5.0]))
-    with pytest.raises(UserError, match=r"layer 0 \(input\), field 'bias'"):
-        read_netx(path)
+    first = net.populations[0]
+    assert first.size == 6 and net.input_size == 6 and net.bias_input.target == first.name
+    assert (net.bias_input.weight, net.bias_input.bias) == (w_in, b_in) == (96.0, 32.0)  # 64 x (1.5, 0.5)
+    assert [p.source for p in net.projections] == [first.name]  # nothing takes the input as a current
+    xi = np.full((2, 10, 6), 40)
+    assert int(execute(net, xi).spikes[first.name].sum()) > 0
 
 
 def test_average_layer_is_a_readout_counting_each_group(files, tmp_path):

@@ -36,6 +36,9 @@ class _GatedMixin:
         self._step = np.zeros(p["steps"], dtype=np.int64)
         self._count = np.zeros((lanes, size), dtype=np.int64)
         self._ref_end = np.zeros((lanes, size), dtype=np.int64)  # last held Lava step of each neuron
+        # a population the input drives through its bias: (samples, steps, size), in the form the
+        # model's bias_mant takes (fixed_pt: the mantissa; floating_pt: the effective bias)
+        self._bias_frames = np.load(p["bias_frames"], mmap_mode="r") if p.get("bias_frames") else None
         # per step, a column of ones (the spike count) and the fingerprint terms of a spike at
         # (step, neuron), each below 2**31: a lane's sum over its spikes stays below
         # size * 2**31 < 2**53, so one float64 product per step is exact
@@ -66,6 +69,16 @@ class _GatedMixin:
             self.s_out.send(np.zeros(self.s_out.shape))
             return
         rnd, phase, first, live = where
+        interval = self.proc_params.get("reset_interval")
+        if interval and phase > 0 and (phase - self.proc_params["reset_offset"]) % interval == 0:
+            # lava-dl's reset_interval (Lava's LIFReset zeroes u and v); the held count too
+            self.u[:] = 0
+            self.v[:] = 0
+            self._ref_end[:] = 0
+        if self._bias_frames is not None:  # lava-dl's in_layer.neuron.bias_mant = frame, every step
+            self.bias_mant[:] = 0
+            self.bias_mant[:live] = self._bias_frames[first:first + live, phase]
+            self.isbiasscaled = False
         if not self.isbiasscaled:  # the bias is constant: Lava rescales it every step to the same value
             self.scale_bias()
         if not self.isthrscaled:

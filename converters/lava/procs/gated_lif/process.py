@@ -29,12 +29,16 @@ class GatedLIF(LIF):
     ``reset``: one of ``fixed_point.RESETS`` (Lava's LIF resets to zero; "subtract" takes vth << 6
     off in the step the neuron fires, a Loihi 2 option). ``refractory``: steps after a spike in which a neuron is held, as
     Lava's LIFRefractory holds it (its voltage is frozen and it cannot fire, its current goes on
-    integrating); 0 is Lava's LIF.
+    integrating); 0 is Lava's LIF. ``bias_frames``: an .npy of the bias per sample and step, set
+    before each step (the input drives this population through its bias, lava-dl's way into a
+    netx input layer). ``reset_interval`` / ``reset_offset``: state zeroed before window step p > 0
+    with (p - offset) % interval == 0 (lava-dl's reset_interval, latency already aligned).
     """
 
     def __init__(self, *, size: int, lanes: int, steps: int, offset: int, samples: int,
                  records: dict[str, str], record: str | None = None, bias_mant=0, reset: str = "zero",
-                 refractory: int = 0, **kwargs):
+                 refractory: int = 0, bias_frames: str | None = None, reset_interval: int | None = None,
+                 reset_offset: int = 0, **kwargs):
         shape = (int(lanes), int(size))
         super().__init__(shape=shape, bias_mant=np.broadcast_to(np.asarray(bias_mant), shape).copy(), **kwargs)
         self.proc_params["lanes"] = int(lanes)
@@ -51,3 +55,7 @@ class GatedLIF(LIF):
         if not 0 <= int(refractory) <= REFRACTORY_MAX:
             raise ValueError(f"refractory {refractory}: expected 0..{REFRACTORY_MAX} steps")
         self.proc_params["refractory"] = int(refractory)
+        # an .npy (samples, steps, size) of this population's bias per step (the input drives it)
+        self.proc_params["bias_frames"] = bias_frames
+        self.proc_params["reset_interval"] = None if reset_interval is None else int(reset_interval)
+        self.proc_params["reset_offset"] = int(reset_offset)
