@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import os
 from pathlib import Path
@@ -450,11 +449,10 @@ def write_report(rep: dict, traffic: dict, out_dir: str | os.PathLike) -> list[P
 
 def load_side_file(path, flag: str, needs: tuple[str, ...]) -> dict:
     """A JSON file another command wrote (a baseline, a fidelity report), checked for ``needs``."""
-    guards.require_file(path, flag, "a JSON file")
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: {flag}: not JSON ({exc})") from None
+    from lmu2neuro.core.documents import load_json
+
+    # a regular file, bounded in size, nesting and number length, as traffic.json is
+    data = load_json(path, flag, "a JSON file that command writes")
     missing = [k for k in needs if not isinstance(data, dict) or k not in data]
     if missing:
         raise UserError(f"{path}: {flag}: field '{missing[0]}' missing (expected the file that command writes)")
