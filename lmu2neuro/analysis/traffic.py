@@ -237,8 +237,14 @@ def _where(err: dict, data: dict) -> str:
 
 def validate_traffic(data: dict, source: str) -> None:
     """UserError naming the first bad field (and how many more) unless ``data`` holds what the report reads."""
+    validate_with(Traffic, data, source)
+
+
+def validate_with(schema: type[BaseModel], data, source: str) -> None:
+    """``data`` validated by ``schema`` (Traffic, or a part of it such as Fidelity for the export's
+    .fidelity.json); UserError naming the first bad field (and how many more)."""
     try:
-        Traffic.model_validate(data)
+        schema.model_validate(data)
     except ValidationError as exc:
         errs = exc.errors()
         err = errs[0]

@@ -494,7 +494,10 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
         rep["measured_baseline"] = dict(base, source_file=str(measured))
     sibling = Path(model_path).with_name(Path(model_path).stem + ".fidelity.json")
     if rep["fidelity"] is None and sibling.is_file():  # `export --model` writes it beside the network
-        rep["fidelity"] = dict(load_side_file(sibling, "fidelity report", ("prediction_agreement", "samples")),
-                               file=str(sibling))
+        fid = load_side_file(sibling, "fidelity report", ("prediction_agreement", "samples"))
+        from lmu2neuro.analysis.traffic import Fidelity, validate_with
+
+        validate_with(Fidelity, fid, str(sibling))  # the fields the report formats, typed and in range
+        rep["fidelity"] = dict(fid, file=str(sibling))
     write_report(rep, traffic, out_dir)
     return rep

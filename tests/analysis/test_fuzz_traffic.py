@@ -156,6 +156,28 @@ def test_the_guards_say_what_they_refuse(case, tmp_path):
             load_traffic(tmp_path / f"{name}.json")
 
 
+@pytest.mark.parametrize("fidelity, needle", [
+    ('{"prediction_agreement": "x", "samples": 3}', "field 'source': missing"),
+    ('{"source": "s", "samples": 3, "prediction_agreement": 2, "warn_below": 0.9, "float_predictions": [], "layers": {}}',
+     "field 'prediction_agreement': got 2, expected a value less than or equal to 1"),
+    ("[" * 5000 + "]" * 5000, "nested more than 64 levels deep"),
+])
+def test_fidelity_file_beside_the_model_is_checked(case, tmp_path, fidelity, needle):
+    """`export --model` writes MODEL.fidelity.json, which report reads beside the model: typed too."""
+    import shutil
+
+    d, traffic = case
+    shutil.copyfile(d / "model.nir", tmp_path / "model.nir")
+    (tmp_path / "model.fidelity.json").write_text(fidelity)
+    (tmp_path / "t.json").write_text(json.dumps({k: v for k, v in traffic.items() if k != "fidelity"}))
+    assert CHECK.run(["report", tmp_path / "t.json", "--model", tmp_path / "model.nir", "--profile", "cpu", "-o",
+                      tmp_path / "out"], "model.fidelity.json", outputs=[tmp_path / "out"]) == 2
+    from lmu2neuro.analysis.traffic import Fidelity, validate_with
+    if not fidelity.startswith("["):
+        with pytest.raises(UserError, match=needle):
+            validate_with(Fidelity, json.loads(fidelity), "f")
+
+
 def test_size_limit_is_configurable(case, monkeypatch):
     d, _ = case
     monkeypatch.setenv("LMU2NEURO_MAX_JSON_BYTES", "1000")
