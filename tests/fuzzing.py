@@ -113,3 +113,60 @@ def groups(path: Path) -> list[str]:
 def replace(f, name, **kw):
     del f[name]
     f.create_dataset(name, **kw)
+
+
+# -- the other input surfaces: a whole CLI command per input -----------------------------------------
+TEXT_FUZZ = settings(FUZZ, deadline=timedelta(seconds=30))
+
+
+class CliCheck:
+    """One CLI run per fuzzed input (the CLI's main, in-process): exit 0, or 2 with exactly one line
+    ``error: ...`` on stderr that names the input; a failing run leaves none of its outputs and no
+    folder it created. Counts what it tried and the module's peak memory growth."""
+
+    def __init__(self):
+        self.counts = {"inputs": 0, "ok": 0, "refused": 0}
+        self._start_rss_kb = None  # taken at the first input: modules are imported long before they run
+
+    def run(self, argv: list[str], names: str, outputs=(), scratch: Path | None = None) -> int:
+        """``names``: text the error line must contain (the input's path); ``outputs``: paths a failing
+        run must not leave; ``scratch``: a folder whose entries a failing run must not change."""
+        if self._start_rss_kb is None:
+            self._start_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.counts["inputs"] += 1
+        before = sorted(p.name for p in scratch.iterdir()) if scratch is not None else None
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main([str(a) for a in argv])  # an exception escaping here is a traceback for the user
+        text = err.getvalue()
+        assert rc in (0, 2), (rc, text[-2000:])
+        if rc == 2:
+            assert text.startswith("error: ") and text.count("\n") == 1, text[-2000:]
+            assert names in text and "Traceback" not in text, text
+            assert len(text) < 2000, f"an error line of {len(text)} characters"
+            for p in outputs:
+                assert not Path(p).exists(), f"a failing run left {p}"
+            if before is not None:
+                assert sorted(p.name for p in scratch.iterdir()) == before, "a failing run changed its folder"
+            self.counts["refused"] += 1
+        else:
+            self.counts["ok"] += 1
+        return rc
+
+    def assert_bounded(self, at_least: int, limit_mib: float) -> None:
+        print(f"fuzzed inputs: {self.counts}")
+        c = self.counts
+        assert c["inputs"] >= at_least and c["refused"] > 0 and c["ok"] > 0, c
+        grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self._start_rss_kb) / 1024
+        assert grown_mib < limit_mib, f"peak memory grew by {grown_mib:.0f} MiB on fuzzed inputs"
+
+
+def special_file(kind: str, where: Path) -> Path:
+    """A path that is not a regular file: a folder, a FIFO (a reader would block on it) or a device."""
+    if kind == "folder":
+        where.mkdir()
+        return where
+    if kind == "fifo":
+        os.mkfifo(where)
+        return where
+    return Path("/dev/zero")  # endless: a reader without a size check never returns

@@ -36,11 +36,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 import hardware_profiles
-from lmu2neuro.core import guards
+from lmu2neuro.core.documents import excerpt, load_yaml
 from lmu2neuro.core.errors import UserError
 
 # unit symbol -> factor to SI, per kind of quantity
@@ -54,6 +53,9 @@ UNITS: dict[str, dict[str, float]] = {
     "steps": {"steps": 1.0, "time": 1.0}, "synapses": {"synapses": 1.0},
 }
 SI = {"energy": "J", "time": "s", "power": "W", "rate": "op/s", "bytes": "bytes"}
+# the largest number a profile may state, in its SI unit: above a GPU's 1e15 op/s and any chip's
+# capacity, and small enough that counts (<= 1e20 events) times it stay far inside float64
+MAX_SI_VALUE = 1e18
 
 
 class End(BaseModel):
@@ -116,6 +118,9 @@ class TableEnd(BaseModel):
     source: str = Field(min_length=1)
 
 
+MAX_TABLE_ENTRIES = 1024  # tile counts in one barrier table (a chip has at most a few hundred tiles)
+
+
 class BarrierTable(BaseModel):
     """Barrier synchronisation time per step as a function of tiles used (SANA-FE's convention: the
     entry for the largest tile count not above the tiles used; below the first entry, the first)."""
@@ -137,9 +142,23 @@ class BarrierTable(BaseModel):
                 continue
             if not table:
                 raise ValueError(f"at least one entry in '{name}'")
+            if len(table) > MAX_TABLE_ENTRIES:  # the range check below looks every tile count up
+                raise ValueError(f"at most {MAX_TABLE_ENTRIES} entries in '{name}', got {len(table):,}")
             for k, v in table.items():
                 if k < 1 or not (math.isfinite(v) and v >= 0):
-                    raise ValueError(f"'{name}' entries of tiles >= 1 and a finite time >= 0, got {k}: {v}")
+                    raise ValueError(f"'{name}' entries of tiles >= 1 and a finite time >= 0, got {k}: {v:.4g}")
+        # the low table may not exceed the estimate, nor the estimate the high table, at any tile
+        # count one of them names (as a Quantity's range is refused when inverted)
+        tiles = sorted(set(self.by_tiles) | set(self.low.by_tiles if self.low else ())
+                       | set(self.high.by_tiles if self.high else ()))
+        for n in tiles:
+            est = self.lookup(self.by_tiles, n)
+            if self.low and self.lookup(self.low.by_tiles, n) > est:
+                raise ValueError(f"'low.by_tiles' at {n} tiles ({self.lookup(self.low.by_tiles, n):.4g}) not above "
+                                 f"the estimate ({est:.4g})")
+            if self.high and self.lookup(self.high.by_tiles, n) < est:
+                raise ValueError(f"'high.by_tiles' at {n} tiles ({self.lookup(self.high.by_tiles, n):.4g}) not below "
+                                 f"the estimate ({est:.4g})")
         if self.assumed and not self.why:
             raise ValueError("an assumed number must say why (field 'why')")
         return self
@@ -375,20 +394,21 @@ def shipped_profiles() -> dict[str, Path]:
 
 
 def _describe(err: dict) -> str:
-    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    loc = ".".join(str(x)[:40] for x in err["loc"]) or "(top level)"
     typ = err.get("type", "")
     if typ == "missing":
         return f"field '{loc}': missing (required)"
     if typ == "extra_forbidden":
         return f"field '{loc}': unknown field"
+    got = excerpt(err.get("input"))  # bounded: a huge or deeply nested value is never rendered whole
     if typ == "greater_than_equal":
-        return f"field '{loc}': got {err.get('input')!r}, expected a number >= 0"
+        return f"field '{loc}': got {got}, expected a number >= 0"
     if typ == "finite_number":
-        return f"field '{loc}': got {err.get('input')!r}, expected a finite number >= 0"
-    expected = err["msg"].removeprefix("Value error, ")
+        return f"field '{loc}': got {got}, expected a finite number >= 0"
+    expected = " ".join(err["msg"].removeprefix("Value error, ").split())[:200]
     if isinstance(err.get("input"), dict):  # a check across a group's fields: its message names them
         return f"field '{loc}': expected {expected}"
-    return f"field '{loc}': got {err.get('input')!r}, expected {expected}"
+    return f"field '{loc}': got {got}, expected {expected}"
 
 
 def _factor(unit: str, kind: str, where: str, path) -> tuple[float, str]:
@@ -402,8 +422,18 @@ def _factor(unit: str, kind: str, where: str, path) -> tuple[float, str]:
     return table[symbol], rest
 
 
+def _check_si(value: float, where: str, path, si_unit: str) -> None:
+    if value > MAX_SI_VALUE:
+        raise UserError(f"{path}: field '{where}': {value:.4g} {si_unit} once converted; expected at most "
+                        f"{MAX_SI_VALUE:g} {si_unit} (no chip's per-event figure or capacity comes near it, and "
+                        "the report's products would overflow)")
+
+
 def _convert(q: Quantity, kind: str, where: str, path) -> Quantity:
     f, rest = _factor(q.unit, kind, where, path)
+    si = SI.get(kind, q.unit.split(" ")[0])
+    for end, v in (("", q.value), (".low", q.lo), (".high", q.hi)):
+        _check_si(v * f, where + end, path, si)
     si_unit = SI.get(kind, q.unit.split(" ")[0])
     upd = {"value": q.value * f, "unit": (si_unit + " " + rest).strip(),
            "given": f"{q.value:g} {' '.join(q.unit.split())}"}
@@ -436,6 +466,8 @@ def _to_si(prof: Profile, path) -> Profile:
         f, _ = _factor(b.unit, "time", "barrier_sync", path)
 
         def scale(t):
+            for k, v in t.items():
+                _check_si(v * f, f"barrier_sync.by_tiles.{k}", path, "s")
             return {k: v * f for k, v in t.items()}
         upd["barrier_sync"] = b.model_copy(update={
             "unit": "s", "by_tiles": scale(b.by_tiles),
@@ -470,12 +502,7 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
         looks_like_path = path.suffix in (".yaml", ".yml") or os.sep in s or "/" in s
         if not looks_like_path:
             raise UserError(f"unknown profile '{s}': expected one of {', '.join(shipped)} or a path to a .yaml file")
-        guards.require_file(path, "profile file", "a hardware profile .yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = " ".join(str(exc).split())
-        raise UserError(f"{path}: not valid YAML ({first})") from None
+    data = load_yaml(path, "profile file", "a hardware profile .yaml")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of profile fields at the top level, got {type(data).__name__}")
     try:

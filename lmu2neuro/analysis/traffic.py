@@ -7,14 +7,14 @@ network it was recorded from. docs/CONTRACTS.md describes the fields.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lmu2neuro.core.documents import excerpt, load_json
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
 from lmu2neuro.core.measurement import Measurement, readout_out_of_range
@@ -155,6 +155,48 @@ class Fidelity(_Open):
     layers: dict[str, FidelityLayer]
 
 
+class Raster(_Open):
+    # one sample's spikes as [time step, neuron] pairs per layer (the report draws them)
+    sample: int = Field(default=0, ge=0)
+    layers: dict[str, list[tuple[int, int]]] = Field(default_factory=dict)
+
+
+def _check_lengths(t: "Traffic") -> None:
+    """Lists whose length the report relies on: one entry per sample, step or neuron."""
+    from lmu2neuro.core.guards import DT_MAX, DT_MIN, max_elements
+
+    if t.timesteps > max_elements():
+        raise ValueError(f"'timesteps' of at most {max_elements():,} (the element limit; got {t.timesteps:,})")
+    if t.dt is not None and not DT_MIN <= t.dt <= DT_MAX:
+        raise ValueError(f"'dt' between {DT_MIN:g} and {DT_MAX:g} seconds (got {t.dt:.4g})")
+    for name in ("predictions", "labels", "scores"):
+        v = getattr(t, name)
+        if v is not None and len(v) != t.samples:
+            raise ValueError(f"'{name}' of one entry per sample ({t.samples}), got {len(v)}")
+    if t.scores and len({len(row) for row in t.scores}) > 1:
+        raise ValueError("'scores' rows of one length (one score per class)")
+    if t.labels is not None and any(v < 0 for v in t.labels):
+        raise ValueError("'labels' of class indices >= 0")
+    if t.accuracy_by_frame is not None and len(t.accuracy_by_frame) != t.timesteps:
+        raise ValueError(f"'accuracy_by_frame' of one fraction per step ({t.timesteps}), got {len(t.accuracy_by_frame)}")
+    for lay in t.layers:
+        for key in ("spikes_per_step", "nonzero_inputs_per_step"):
+            v = getattr(lay, key)
+            if v is not None and len(v) != t.timesteps:
+                raise ValueError(f"'layers.{lay.name[:40]}.{key}' of one count per step ({t.timesteps}), got {len(v)}")
+        if lay.spike_counts is not None and len(lay.spike_counts) != lay.neurons:
+            raise ValueError(f"'layers.{lay.name[:40]}.spike_counts' of one count per neuron ({lay.neurons}), "
+                             f"got {len(lay.spike_counts)}")
+    if t.raster is not None:
+        sizes = {lay.name: lay.neurons for lay in t.layers}
+        for name, events in t.raster.layers.items():
+            n = sizes.get(name)
+            for step, neuron in events:
+                if not (0 <= step < t.timesteps and 0 <= neuron < (n if n is not None else neuron + 1)):
+                    raise ValueError(f"'raster.layers.{name[:40]}' events [step, neuron] within {t.timesteps} steps "
+                                     f"and the layer's neurons, got [{step}, {neuron}]")
+
+
 class Traffic(_Open):
     schema_: Literal["lmu2neuro.traffic/1"] = Field(alias="schema")  # == SCHEMA
     model: str | None = None
@@ -168,13 +210,18 @@ class Traffic(_Open):
     predictions: list[int] | None = None
     labels: list[int] | None = None
     accuracy: Fraction | None = None
-    accuracy_by_frame: list[Fraction | None] | None = None
-    scores: list[list[float]] | None = None
-    raster: dict | None = None
+    accuracy_by_frame: list[Fraction] | None = None
+    scores: list[list[Annotated[float, Field(allow_inf_nan=False)]]] | None = None
+    raster: Raster | None = None
     agreement: dict | None = None
     timing: dict | None = None
     input_scale: InputScale | None = None
     fidelity: Fidelity | None = None
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        _check_lengths(self)
+        return self
 
 
 def _where(err: dict, data: dict) -> str:
@@ -185,19 +232,27 @@ def _where(err: dict, data: dict) -> str:
             loc[1] = data[loc[0]][loc[1]]["name"]
         except (KeyError, IndexError, TypeError):
             pass
-    return ".".join(str(x) for x in loc) or "(top level)"
+    return ".".join(str(x)[:40] for x in loc) or "(top level)"
 
 
 def validate_traffic(data: dict, source: str) -> None:
     """UserError naming the first bad field (and how many more) unless ``data`` holds what the report reads."""
+    validate_with(Traffic, data, source)
+
+
+def validate_with(schema: type[BaseModel], data, source: str) -> None:
+    """``data`` validated by ``schema`` (Traffic, or a part of it such as Fidelity for the export's
+    .fidelity.json); UserError naming the first bad field (and how many more)."""
     try:
-        Traffic.model_validate(data)
+        schema.model_validate(data)
     except ValidationError as exc:
         errs = exc.errors()
         err = errs[0]
         more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        shown = "missing" if err.get("type") == "missing" else f"got {repr(err.get('input'))[:60]}"
-        expected = err["msg"].removeprefix("Input should be ")
+        shown = "missing" if err.get("type") == "missing" else f"got {excerpt(err.get('input'), 60)}"
+        expected = " ".join(err["msg"].removeprefix("Input should be ").removeprefix("Value error, ").split())[:200]
+        if isinstance(err.get("input"), dict) and err.get("type") == "value_error":  # a check across fields
+            raise UserError(f"{source}: field '{_where(err, data)}': expected {expected}{more}") from None
         if expected.startswith(("greater", "less")):
             expected = "a value " + expected
         raise UserError(f"{source}: field '{_where(err, data)}': {shown}, expected {expected}{more}") from None
@@ -206,16 +261,17 @@ def validate_traffic(data: dict, source: str) -> None:
 def load_traffic(path: str | os.PathLike) -> dict:
     """Read traffic.json; one-line UserError for a missing file, bad JSON or wrong schema."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: traffic file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    # a regular file, bounded in size, nesting depth and number length, before the schema
+    data = load_json(path, "traffic file", "a traffic.json written by `lmu2neuro simulate`")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        got = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise UserError(f"{path}: field 'schema' is {got!r}, expected '{SCHEMA}' (written by `lmu2neuro simulate`)")
+        got = excerpt(data.get("schema")) if isinstance(data, dict) else type(data).__name__
+        raise UserError(f"{path}: field 'schema' is {got}, expected '{SCHEMA}' (written by `lmu2neuro simulate`)")
     validate_traffic(data, str(path))
+    # a null field of a layer or projection is that field absent: the readers' defaults then apply
+    for group in ("layers", "projections"):
+        for entry in data[group]:
+            for key in [k for k, v in entry.items() if v is None]:
+                del entry[key]
     return data
 
 

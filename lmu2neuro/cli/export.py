@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 from lmu2neuro.core.errors import UserError
 
@@ -67,8 +66,10 @@ def register(sub) -> None:
 
 
 def run_export(args) -> int:
-    if args.dt is not None and not (args.dt > 0 and math.isfinite(args.dt)):
-        raise UserError(f"--dt {args.dt}: expected a positive, finite number of seconds")
+    from lmu2neuro.core.guards import check_dt
+
+    if args.dt is not None:
+        check_dt("--dt", args.dt)  # 1e-320 or 1e300 would make the NIR time constants overflow
     from lmu2neuro.core.outdir import output_file_lock
 
     from lmu2neuro.pipeline.export import export

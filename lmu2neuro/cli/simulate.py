@@ -116,6 +116,10 @@ def range_warnings(traffic: dict) -> list[str]:
 def run(args) -> int:
     from lmu2neuro.core.outdir import output_file_lock
 
+    if args.dt is not None:
+        from lmu2neuro.core.guards import check_dt
+
+        check_dt("--dt", args.dt)
     # one run per output folder, taken before the work so a clash fails at once, not at the end
     with output_file_lock(args.out, "-o"):
         return _run(args)

@@ -11,13 +11,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from lmu2neuro.core.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # under a file, read-only, /proc: one line, not a traceback
+        raise UserError(f"{path}: cannot write here ({exc.strerror or type(exc).__name__})") from None
     os.close(fd)
     # mkstemp makes the file 0600; give outputs the permissions a plain open() would.
     umask = os.umask(0)

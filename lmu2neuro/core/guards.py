@@ -18,6 +18,9 @@ bigger model raises them through the environment):
   nodes in one graph (default 20,000);
 - ``MAX_DEPTH``: deepest group nesting (NIR subgraphs), fixed at 32; ``MAX_CHUNKS``: most HDF5
   chunks in one dataset, fixed at 65,536.
+
+Values: ``check_float32_range`` (float inputs within float32's range, checked before the cast) and
+``check_dt`` (seconds per step within ``DT_MIN``..``DT_MAX``). docs/limits.md lists every limit.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ MAX_CHUNKS = 1 << 16
 NUMERIC_KINDS = "biuf"
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -55,41 +58,46 @@ def _env_int(name: str, default: int) -> int:
 
 def max_file_bytes() -> int:
     """The largest input file accepted (``LMU2NEURO_MAX_FILE_BYTES``, default 1 GiB)."""
-    return _env_int("LMU2NEURO_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)
+    return env_int("LMU2NEURO_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)
 
 
 def max_elements() -> int:
     """The largest array accepted or allocated from a file's sizes (``LMU2NEURO_MAX_ELEMENTS``)."""
-    return _env_int("LMU2NEURO_MAX_ELEMENTS", DEFAULT_MAX_ELEMENTS)
+    return env_int("LMU2NEURO_MAX_ELEMENTS", DEFAULT_MAX_ELEMENTS)
 
 
 def max_nodes() -> int:
     """The most HDF5 objects / NIR nodes accepted in one file (``LMU2NEURO_MAX_NODES``)."""
-    return _env_int("LMU2NEURO_MAX_NODES", DEFAULT_MAX_NODES)
+    return env_int("LMU2NEURO_MAX_NODES", DEFAULT_MAX_NODES)
 
 
 def require_file(path: str | os.PathLike, what: str, expected: str = "") -> Path:
     """``path`` as a Path if it is a regular file; else a UserError that says what it is instead."""
     p = Path(path)
     hint = f"; expected {expected}" if expected else ""
-    if not p.exists():
+    try:
+        exists, folder, regular = p.exists(), p.is_dir(), p.is_file()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a loop of links
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"{str(path)[:200]}: cannot be examined as a {what} ({why}){hint}") from None
+    if not exists:
         raise UserError(f"{path}: {what} not found{hint}")
-    if p.is_dir():
+    if folder:
         raise UserError(f"{path}: is a folder, not a {what}{hint}")
-    if not p.is_file():
+    if not regular:
         raise UserError(f"{path}: is not a regular file (a device or pipe), not a {what}{hint}")
     return p
 
 
-def check_file_size(path: str | os.PathLike, what: str = "file", limit: int | None = None) -> int:
-    """Size of ``path`` in bytes; UserError if it is larger than the limit (before anything reads it)."""
+def check_file_size(path: str | os.PathLike, what: str = "file", limit: int | None = None,
+                    env: str | None = "LMU2NEURO_MAX_FILE_BYTES") -> int:
+    """Size of ``path`` in bytes; UserError if it is larger than the limit (before anything reads it).
+    ``env``: the environment variable that raises the limit, named in the message (None: fixed)."""
     limit = max_file_bytes() if limit is None else limit
     size = Path(path).stat().st_size
     if size > limit:
-        raise UserError(
-            f"{path}: {what} of {size:,} bytes exceeds the size limit of {limit:,} bytes "
-            "(raise LMU2NEURO_MAX_FILE_BYTES if the file is trusted)"
-        )
+        hint = f" (raise {env} if the file is trusted)" if env else ""
+        raise UserError(f"{path}: {what} of {size:,} bytes exceeds the size limit of {limit:,} bytes{hint}")
     return size
 
 
@@ -131,7 +139,7 @@ def check_npy(path: str | os.PathLike) -> None:
     except FileNotFoundError:
         raise UserError(f"{path}: input file not found") from None
     except (ValueError, OSError, SyntaxError) as exc:
-        raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0][:120]})") from None
+        raise UserError(f"{path}: not a numpy .npy array ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from None
     if dtype.hasobject or dtype.kind not in NUMERIC_KINDS:
         raise UserError(f"{path}: not a numpy .npy array of numbers (dtype {dtype}); expected int or float values")
     count = check_elements(path, "array", shape)
@@ -205,6 +213,39 @@ def check_hdf5(path: str | os.PathLike, *, max_bytes: int | None = None, element
                         )
                 else:
                     raise UserError(f"{path}: '{child_where}' is a {type(obj).__name__}, expected a group or dataset")
+
+
+# float32's largest finite value: every float input is computed in float32 (datasets, the float
+# model) or quantized from float64; a larger value would overflow to inf in the cast
+FLOAT32_MAX = 3.4028234663852886e38
+# --dt: seconds per time step. Below a nanosecond or above 1000 s the NIR time constants
+# (tau = dt / (1 - decay), 1 / dt) lose their precision or overflow; no SNN runs there.
+DT_MIN, DT_MAX = 1e-9, 1e3
+
+
+def check_float32_range(where: str, x) -> None:
+    """UserError naming ``where`` unless every value of the numpy array ``x`` is finite and within
+    float32's range (checked before any cast, so no overflow warning or inf is ever made)."""
+    import numpy as np
+
+    if x.dtype.kind not in "iuf" or x.size == 0:
+        return
+    if x.dtype.kind == "f":
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise UserError(f"{where}: {bad} values are NaN or infinite; expected finite numbers")
+    big = float(np.max(np.abs(x.astype(np.float64, copy=False)))) if x.dtype.kind == "f" else \
+        max(abs(int(x.min())), abs(int(x.max())))
+    if big > FLOAT32_MAX:
+        raise UserError(f"{where}: a value of magnitude {big:.4g} is beyond float32's range (+-{FLOAT32_MAX:.4g}); "
+                        "expected inputs that a float32 model can hold")
+
+
+def check_dt(flag: str, dt) -> float:
+    """``dt`` (seconds per step) as a float within [DT_MIN, DT_MAX]; else one UserError line."""
+    if dt is None or isinstance(dt, bool) or not isinstance(dt, (int, float)) or not DT_MIN <= dt <= DT_MAX:
+        raise UserError(f"{flag} {dt}: expected seconds per time step between {DT_MIN:g} and {DT_MAX:g}")
+    return float(dt)
 
 
 def sha256_of(path: str | os.PathLike) -> str:

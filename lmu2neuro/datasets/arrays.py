@@ -9,14 +9,16 @@ F = prod(frame) values per step, the form every model input and the integer netw
 
 Nothing is trusted: each array's header is checked (numeric dtype, element count within
 ``core.guards`` limits, data actually present) before it is read, object arrays are never
-unpickled, and x must be finite, y whole numbers >= 0, the lengths of x and y equal and every split
-the same T and frame shape. Each failure is one ``UserError`` naming the file and the array.
+unpickled, and x must be finite and within float32's range, y whole numbers >= 0 with at most
+max(samples, ``MIN_CLASS_LIMIT``) classes (largest label + 1), the lengths of x and y equal and every
+split the same T and frame shape. Each failure is one ``UserError`` naming the file and the array.
 """
 
 from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,9 @@ from lmu2neuro.datasets.sequences import DatasetSplits, TensorSequences
 from lmu2neuro.datasets.splits import stratified_holdout, stratified_indices
 
 SPLITS = ("train", "val", "test")
+# classes = largest label + 1; a dataset may have more classes than samples (some unseen), but not
+# without bound: a label of 1e9 would make 1e9 class names and a 1e9-wide output layer
+MIN_CLASS_LIMIT = 1024
 NAMES = ("x", "y") + tuple(f"{a}_{s}" for s in SPLITS for a in "xy")
 
 
@@ -41,7 +46,7 @@ def _checked_header(path: Path, name: str, fh, size: int) -> tuple[tuple, bool, 
         reader = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
         shape, fortran, dtype = reader(fh, max_header_size=10_000)
     except (ValueError, OSError, SyntaxError) as exc:
-        raise UserError(f"{path}: array '{name}': not a numpy array ({str(exc).splitlines()[0][:120]})") from None
+        raise UserError(f"{path}: array '{name}': not a numpy array ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from None
     if dtype.hasobject or dtype.kind not in guards.NUMERIC_KINDS:
         raise UserError(f"{path}: array '{name}': dtype {dtype}; expected int or float values")
     count = guards.check_elements(path, f"array '{name}'", shape)
@@ -72,8 +77,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     except zipfile.BadZipFile:
         raise UserError(f"{path}: not a .npz archive (not a zip file); expected arrays x and y saved by numpy.savez") \
             from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: unreadable array ({str(exc).splitlines()[0][:120]})") from None
+    except (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        # a damaged archive: an entry flagged encrypted (RuntimeError), an unknown compression
+        # method (NotImplementedError), a broken deflate stream (zlib.error), a bad CRC
+        text = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise UserError(f"{path}: unreadable array ({text})") from None
     return out
 
 
@@ -90,7 +98,7 @@ def _read_npy_dir(folder: Path) -> dict[str, np.ndarray]:
         try:
             out[name] = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
-            raise UserError(f"{p}: unreadable array ({str(exc).splitlines()[0][:120]})") from None
+            raise UserError(f"{p}: unreadable array ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from None
     return out
 
 
@@ -114,11 +122,21 @@ def _check_pair(kind, path, x, y, sx, sy) -> None:
         raise UserError(f"{wy}: {len(y)} labels for {len(x)} samples in '{sx}'; expected the same length")
     if len(x) == 0 or x.shape[1] == 0 or math.prod(x.shape[2:]) == 0:
         raise UserError(f"{wx}: shape {x.shape}; expected at least one sample, step and value")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
-        raise UserError(f"{wx}: {bad} values are NaN or infinite; expected finite numbers")
+    guards.check_float32_range(wx, x)  # before the float32 cast, which would overflow to inf
     if (y < 0).any():
         raise UserError(f"{wy}: label {int(y.min())} is negative; expected class indices 0, 1, 2, ...")
+
+
+def _count_classes(path, given: dict) -> int:
+    """Largest label + 1, refused above max(samples, MIN_CLASS_LIMIT) before anything is sized by it."""
+    samples = sum(len(y) for _, y in given.values())
+    classes = max(int(y.max()) for _, y in given.values()) + 1
+    limit = max(samples, MIN_CLASS_LIMIT)
+    if classes > limit:
+        raise UserError(f"{path}: largest label {classes - 1:,} means {classes:,} classes for {samples:,} samples; "
+                        f"expected at most {limit:,} classes (class indices 0, 1, 2, ...: at most one class per "
+                        f"sample, or {MIN_CLASS_LIMIT:,})")
+    return classes
 
 
 def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 0.1,
@@ -154,6 +172,7 @@ def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 
                 raise UserError(f"{_source(kind, path, need)}: missing; expected it beside '{have}'")
         _check_pair(kind, path, arrays[sx], arrays[sy], sx, sy)
         given[split or "all"] = (arrays[sx], arrays[sy])
+    classes = _count_classes(path, given)
     shapes = {k: v[0].shape[1:] for k, v in given.items()}
     first = next(iter(shapes.values()))
     for split, shape in shapes.items():
@@ -165,14 +184,14 @@ def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 
             return stratified_holdout(y, fraction, seed + offset)
         except ValueError as exc:  # a class too small to stratify, or too few samples
             raise UserError(f"{path}: cannot hold out a {what} split of {fraction:g} "
-                            f"({str(exc).splitlines()[0][:120]}); give x_{what}/y_{what}") from None
+                            f"({(str(exc).splitlines() or [type(exc).__name__])[0][:120]}); give x_{what}/y_{what}") from None
 
     if "all" in given:
         x, y = given.pop("all")
         try:
             tr, va, te = stratified_indices(y, val_fraction, test_fraction, seed)
         except ValueError as exc:
-            raise UserError(f"{path}: cannot split x/y into train/val/test ({str(exc).splitlines()[0][:120]}); "
+            raise UserError(f"{path}: cannot split x/y into train/val/test ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]}); "
                             "give named splits x_train/y_train, x_val/y_val, x_test/y_test") from None
         given = {"train": (x[tr], y[tr]), "val": (x[va], y[va]), "test": (x[te], y[te])}
     else:
@@ -188,7 +207,6 @@ def load_array_splits(kind: str, raw: str, seed: int = 0, val_fraction: float = 
                                  .reshape(len(given[s][0]), first[0], feats),
                                  torch.from_numpy(np.array(given[s][1], dtype=np.int64)))
               for s in SPLITS}
-    classes = int(max(int(given[s][1].max()) for s in SPLITS)) + 1
     return DatasetSplits(
         train=splits["train"], val=splits["val"], test=splits["test"],
         input_size=feats, num_classes=classes, timesteps=int(first[0]),

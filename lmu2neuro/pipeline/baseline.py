@@ -76,8 +76,10 @@ def run_baseline(model, *, timesteps: int, static: bool, device: str = "cpu", ba
         raise UserError(f"--batch {batch}: expected at least 1")
     if tdp_w is not None and not tdp_w > 0:
         raise UserError(f"--tdp-w {tdp_w}: expected a positive power in watts")
-    if out is not None and os.path.isdir(out):  # refused before the runs, not after them
-        raise UserError(f"-o {out}: is a folder; expected a JSON file path")
+    if out is not None:  # refused before the runs, not after them: a folder, under a file, /proc
+        from lmu2neuro.core.outdir import check_output_file
+
+        check_output_file(out, "-o")
     prof = load_profile(profile)
     if prof.kind != "conventional":
         raise UserError(f"--profile {profile}: expected a conventional profile (cpu, gpu, jetson), got {prof.kind}")

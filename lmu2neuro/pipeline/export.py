@@ -92,7 +92,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     if samples is not None and samples < 1:
         raise UserError(f"--samples {samples}: expected at least 1")
     report = check_report_path(report, output)
-    path, func = um.parse_spec(model_spec)
+    path, func = um.parse_spec(model_spec, um.HOW_PLAIN)
     data = get_dataset(dataset, root=data_root)
     facts = um.data_facts(data)
     module, digest = um.plain_model(path, func, checkpoint, facts)
@@ -202,7 +202,8 @@ def _default_report(output):
 
 def check_report_path(report, output):
     """The fidelity report's path (given, else OUTPUT's stem + .fidelity.json), checked before any
-    work: not a folder, not the network file itself (one would overwrite the other)."""
+    work: not a folder, not the network file itself (one would overwrite the other), a place where a
+    file can be written."""
     from pathlib import Path
 
     path = Path(report) if report is not None else _default_report(output)
@@ -211,4 +212,7 @@ def check_report_path(report, output):
         raise UserError(f"{flag} {path}: is a folder; expected a .json file to write")
     if path.resolve() == Path(output).resolve():
         raise UserError(f"{flag} {path}: the same file as -o {output}; expected another path for the report")
+    from lmu2neuro.core.outdir import check_output_file
+
+    check_output_file(path, flag)  # a report that cannot be written fails now, not after the network file
     return path

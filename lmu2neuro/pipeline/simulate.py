@@ -65,7 +65,7 @@ def _read_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise UserError(f"{path}: not a numpy .npy array ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{path}: not a numpy .npy array ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
 
 
 def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, samples: int | None = None,
@@ -77,10 +77,10 @@ def load_inputs(net: IntNetwork, *, dataset: str | None = None, data_root=None, 
         if x.ndim < 3 or x.dtype.kind not in "biuf" or x.shape[0] == 0 or x.shape[1] == 0:
             raise UserError(f"{path}: array of shape {x.shape} and dtype {x.dtype}; expected numbers shaped "
                             f"(samples >= 1, timesteps >= 1, *input shape) with input shape of {net.input_size} values")
-        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
-        if bad:
-            raise UserError(f"{path}: {bad} values are NaN or infinite; expected finite numbers (quantization "
-                            "would turn them into arbitrary integers)")
+        from lmu2neuro.core.guards import check_float32_range
+
+        # NaN, inf or beyond float32 (1e39, 1e300) would quantize to arbitrary integers or overflow
+        check_float32_range(str(path), x)
         x = x.reshape(x.shape[0], x.shape[1], -1)
         if x.shape[2] != net.input_size:
             raise UserError(f"{path}: each frame holds {x.shape[2]} values; the model's input has {net.input_size}")
@@ -117,6 +117,8 @@ def load_labels(path, samples: int, file_samples: int) -> np.ndarray:
         raise UserError(f"{path}: {len(y)} labels for {file_samples} input samples; expected one label per sample")
     if np.any(y < 0):
         raise UserError(f"{path}: negative labels (smallest {int(y.min())}); expected class indices >= 0")
+    if len(y) and float(y.max()) >= 2**31:  # the int64 cast below would overflow a float label of 1e300
+        raise UserError(f"{path}: a label of {float(y.max()):.4g}; expected class indices below 2**31")
     return y[:samples].astype(np.int64)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import os
 from pathlib import Path
@@ -450,11 +449,10 @@ def write_report(rep: dict, traffic: dict, out_dir: str | os.PathLike) -> list[P
 
 def load_side_file(path, flag: str, needs: tuple[str, ...]) -> dict:
     """A JSON file another command wrote (a baseline, a fidelity report), checked for ``needs``."""
-    guards.require_file(path, flag, "a JSON file")
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: {flag}: not JSON ({exc})") from None
+    from lmu2neuro.core.documents import load_json
+
+    # a regular file, bounded in size, nesting and number length, as traffic.json is
+    data = load_json(path, flag, "a JSON file that command writes")
     missing = [k for k in needs if not isinstance(data, dict) or k not in data]
     if missing:
         raise UserError(f"{path}: {flag}: field '{missing[0]}' missing (expected the file that command writes)")
@@ -479,7 +477,7 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
     traffic = load_traffic(traffic_path)
     if model_path is None:
         model_path = traffic.get("model")
-        if not isinstance(model_path, str) or not model_path:
+        if not isinstance(model_path, str) or not model_path or len(model_path) > 4096 or "\0" in model_path:
             raise UserError(f"{traffic_path}: field 'model' missing; pass --model MODEL.nir")
         if not Path(model_path).is_file():
             raise UserError(f"{traffic_path}: field 'model' names {model_path}, which is not a file here; pass "
@@ -496,7 +494,10 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
         rep["measured_baseline"] = dict(base, source_file=str(measured))
     sibling = Path(model_path).with_name(Path(model_path).stem + ".fidelity.json")
     if rep["fidelity"] is None and sibling.is_file():  # `export --model` writes it beside the network
-        rep["fidelity"] = dict(load_side_file(sibling, "fidelity report", ("prediction_agreement", "samples")),
-                               file=str(sibling))
+        fid = load_side_file(sibling, "fidelity report", ("prediction_agreement", "samples"))
+        from lmu2neuro.analysis.traffic import Fidelity, validate_with
+
+        validate_with(Fidelity, fid, str(sibling))  # the fields the report formats, typed and in range
+        rep["fidelity"] = dict(fid, file=str(sibling))
     write_report(rep, traffic, out_dir)
     return rep

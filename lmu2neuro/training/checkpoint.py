@@ -12,6 +12,7 @@ elsewhere cannot run code. Saving is atomic: an interrupted save keeps the previ
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,9 @@ def load_checkpoint(path) -> dict:
         raise UserError(f"{path}: not a torch checkpoint file, {what}; expected a checkpoint written by "
                         "`lmu2neuro train`")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. on a pickle protocol: the one error line says what is wrong
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for non-torch or unsafe files
         text = str(exc)
         if "Weights only load failed" in text or "weights_only" in text:

@@ -29,13 +29,17 @@ from lmu2neuro.models.trace import LoihiModel
 
 ARGUMENTS = ("input_size", "frame_shape", "num_classes", "timesteps")
 HOW = "expected FILE.py:FUNCTION, a function that returns your model (a LoihiModel or an nn.Module of lmu2neuro.models.layers)"
+# `export --model`: FUNCTION returns the plain snnTorch model the state_dict was saved from
+HOW_PLAIN = ("expected FILE.py:FUNCTION, a function that returns your plain snnTorch model (an nn.Module such as "
+             "an nn.Sequential of nn.Linear / nn.Conv and snn.Leaky layers), the one CHECKPOINT's state_dict was "
+             "saved from")
 
 
-def parse_spec(spec: str) -> tuple[Path, str]:
+def parse_spec(spec: str, how: str = HOW) -> tuple[Path, str]:
     """'FILE.py:FUNCTION' -> (path, function); UserError for anything else."""
     file, sep, func = str(spec).rpartition(":")
     if not sep or not file or not func.isidentifier():
-        raise UserError(f"--model {spec}: {HOW}")
+        raise UserError(f"--model {spec}: {how}")
     return Path(file), func
 
 
@@ -46,11 +50,11 @@ def data_facts(data) -> dict:
             "timesteps": int(data.timesteps)}
 
 
-def _import(path: Path):
+def _import(path: Path, how: str = HOW):
     name = f"lmu2neuro_user_model_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise UserError(f"{path}: model file cannot be imported as Python; {HOW}")
+        raise UserError(f"{path}: model file cannot be imported as Python; {how}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look a module up by name while it runs
     try:
@@ -94,27 +98,34 @@ def _call(path: Path, func_name: str, fn, facts: dict):
         return fn(**kwargs)
     except UserError as exc:
         raise UserError(f"{path}: {func_name}(): {exc}") from None
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit (sys.exit(7)) included: one line, exit 2; Ctrl-C still stops
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         raise UserError(f"{path}: {func_name}() failed ({_first_line(exc)})") from None
 
 
 def _load_function(path: Path, func_name: str, facts: dict, expected_sha256: str | None = None,
-                   checkpoint: str | None = None) -> tuple[object, str]:
+                   checkpoint: str | None = None, how: str = HOW) -> tuple[object, str]:
     """Import the model file ``path`` and call ``func_name`` with the facts it names -> (what it
     returned, the file's sha256). With ``expected_sha256`` (rebuilding a checkpoint's model), a file
-    that changed is refused."""
-    if not path.is_file():
-        raise UserError(f"{path}: model file not found{' (recorded in ' + checkpoint + ')' if checkpoint else ''}; "
-                        f"{HOW}")
+    that changed is refused. ``how``: what the command expects FUNCTION to return (its messages)."""
+    recorded = f" (recorded in {checkpoint})" if checkpoint else ""
+    try:
+        regular, exists = path.is_file(), path.exists()
+    except OSError as exc:  # a name too long, a loop of links
+        raise UserError(f"{str(path)[:200]}: model file cannot be examined ({exc.strerror}); {how}") from None
+    if not regular:
+        what = "is not a regular file (a folder, device or pipe)" if exists else "model file not found"
+        raise UserError(f"{path}: {what}{recorded}; {how}")
     digest = sha256_of(path)
     if expected_sha256 is not None and digest != expected_sha256:
         raise UserError(f"{path}: model file changed since {checkpoint or 'the checkpoint'} was trained (sha256 "
                         f"{digest[:12]}..., recorded {expected_sha256[:12]}...); restore the file that trained it")
-    module = _import(path)
+    module = _import(path, how)
     fn = getattr(module, func_name, None)
     if fn is None or not callable(fn):
         what = "does not define" if fn is None else "has a non-callable"
-        raise UserError(f"{path}: model file {what} function {func_name!r}; {HOW}")
+        raise UserError(f"{path}: model file {what} function {func_name!r}; {how}")
     return _call(path, func_name, fn, facts), digest
 
 
@@ -528,7 +539,9 @@ def run_forward(module: nn.Module, x, model_file, membranes: dict | None = None,
                 x_t = x[:, t]
                 try:
                     y = module(x_t)
-                except Exception as exc:
+                except BaseException as exc:  # the user's code: anything but Ctrl-C is one line
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
                     raise UserError(f"{model_file}: the model's forward fails on one time step of the data (input "
                                     f"{tuple(x_t.shape)}: {_first_line(exc)}); {FORWARD}") from None
                 _check_calls(model_file, chain, calls, x_t, y)
@@ -549,25 +562,89 @@ def run_forward(module: nn.Module, x, model_file, membranes: dict | None = None,
 def plain_model(path, func_name: str, checkpoint, facts: dict) -> tuple[nn.Module, str]:
     """Import ``path``, call ``func_name`` (code the user chose to run), load ``checkpoint`` (a plain
     state_dict, ``torch.load(weights_only=True)``) into the module -> (module in eval mode, sha256)."""
-    import torch
-
     path = Path(path)
-    model, digest = _load_function(path, func_name, facts)
+    model, digest = _load_function(path, func_name, facts, how=HOW_PLAIN)
     if not isinstance(model, nn.Module):
-        raise UserError(f"{path}: {func_name}() returned {type(model).__name__}, expected an nn.Module")
-    ckpt = Path(checkpoint)
-    if not ckpt.is_file():
-        raise UserError(f"{ckpt}: checkpoint not found")
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickles beyond plain tensors, truncated or foreign files
-        raise UserError(f"{ckpt}: not a plain state_dict that loads with weights_only=True ({_first_line(exc)})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"{ckpt}: expected a plain state_dict (parameter name -> tensor), as model.state_dict() "
-                        "saves it")
+        raise UserError(f"{path}: {func_name}() returned {type(model).__name__}, expected an nn.Module (your plain "
+                        "snnTorch model)")
+    state = load_state_dict_file(checkpoint)
+    check_state_fits(checkpoint, state, model, func_name)
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        text = " ".join(str(exc).split())
-        raise UserError(f"{ckpt}: does not fit {func_name}()'s model ({text[:240]})") from None
+    except RuntimeError as exc:  # anything the checks above did not foresee: still one whole line
+        raise UserError(f"{checkpoint}: does not fit {func_name}()'s model ({_first_line(exc)})") from None
     return model.eval(), digest
+
+
+# -- the state_dict of export --model, checked at the boundary ------------------------------------------
+MAX_KEYS_SHOWN = 3  # keys named in a mismatch message; the rest are counted
+
+
+def load_state_dict_file(checkpoint) -> dict:
+    """A plain state_dict (str -> real, finite tensor) from a regular file within the size limit,
+    loaded with ``weights_only=True``; one UserError line for anything else. torch's own warnings
+    (e.g. on a pickle protocol) are kept off the console: the one line says what is wrong."""
+    import warnings
+
+    import torch
+
+    from lmu2neuro.core import guards
+
+    ckpt = guards.require_file(checkpoint, "checkpoint", "the state_dict of your model (torch.save(model.state_dict()))")
+    guards.check_file_size(ckpt, "checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickles beyond plain tensors, truncated or foreign files
+        raise UserError(f"{ckpt}: not a plain state_dict that loads with weights_only=True ({_first_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{ckpt}: holds a {type(state).__name__}; expected a plain state_dict (parameter name -> "
+                        "tensor), as model.state_dict() saves it")
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise UserError(f"{ckpt}: a key of type {type(key).__name__} ({_short(repr(key))}); expected parameter "
+                            "names (strings), as model.state_dict() saves them")
+        if not isinstance(value, torch.Tensor):
+            raise UserError(f"{ckpt}: entry '{_short(key)}' is a {type(value).__name__}; expected a tensor")
+        if value.is_complex() or value.is_quantized or value.layout != torch.strided:
+            raise UserError(f"{ckpt}: entry '{_short(key)}' is a {value.dtype} ({value.layout}) tensor; expected real "
+                            "numbers (a complex part would be dropped)")
+        if value.is_floating_point() and value.numel():
+            if not bool(torch.isfinite(value).all()):
+                raise UserError(f"{ckpt}: entry '{_short(key)}' holds NaN or infinite values; expected finite weights")
+            big = float(value.detach().abs().max())
+            if big > guards.FLOAT32_MAX:  # the float32 model would hold inf after load_state_dict's copy
+                raise UserError(f"{ckpt}: entry '{_short(key)}' holds {big:.4g}, beyond float32's range; expected "
+                                "weights a float32 model can hold")
+    return state
+
+
+def _short(text: str, n: int = 80) -> str:
+    text = _ESCAPES.sub("", text)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _names(keys: list[str]) -> str:
+    shown = ", ".join(f"'{_short(k, 60)}'" for k in keys[:MAX_KEYS_SHOWN])
+    return shown + (f" and {len(keys) - MAX_KEYS_SHOWN} more" if len(keys) > MAX_KEYS_SHOWN else "")
+
+
+def check_state_fits(checkpoint, state: dict, model: nn.Module, func_name: str) -> None:
+    """UserError naming the missing, unexpected or wrongly shaped entries (at most MAX_KEYS_SHOWN of
+    each, the rest counted: whole names, never a message cut mid-word)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    parts = []
+    if missing:
+        parts.append(f"missing {_names(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {_names(unexpected)}")
+    if parts:
+        raise UserError(f"{checkpoint}: does not fit {func_name}()'s model: {'; '.join(parts)} (a state_dict of "
+                        "another model?)")
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise UserError(f"{checkpoint}: entry '{_short(k, 60)}' has shape {tuple(state[k].shape)}, "
+                            f"{func_name}()'s model has {tuple(v.shape)}")
