@@ -8,8 +8,9 @@ before and while parsing:
 
 - the file must be a regular file (not a folder, FIFO or device) within a size limit, checked
   before a byte is read (``MAX_PROFILE_BYTES``, 256 KiB, for YAML profiles: the shipped ones are under
-  13 KB; ``LMU2NEURO_MAX_JSON_BYTES``, default 32 MiB, for traffic files: a JSON document costs
-  about 35 times its size in Python objects, measured 1.7 GB peak for 48 MiB of spike events);
+  13 KB; ``LMU2NEURO_MAX_JSON_BYTES``, default 128 MiB, for traffic files: a JSON document costs
+  about 35 times its size in Python objects, measured 1.7 GB peak for 48 MiB of spike events, so
+  about 4.5 GB at the limit; our own traffic of lava-dl's PilotNet, 107,033 neurons, is 41 MB);
 - YAML aliases (``*name``) are refused (a profile never needs one), so nothing is ever expanded;
 - nesting deeper than ``MAX_DEPTH`` (64) is refused, YAML while it is composed, JSON after the
   parser (whose own limit turns into the same one line);
@@ -28,7 +29,7 @@ from lmu2neuro.core import guards
 from lmu2neuro.core.errors import UserError
 
 MAX_PROFILE_BYTES = 1 << 18
-DEFAULT_MAX_JSON_BYTES = 1 << 25
+DEFAULT_MAX_JSON_BYTES = 1 << 27
 MAX_DEPTH = 64
 MAX_NUMBER_CHARS = 40
 
@@ -46,7 +47,7 @@ def excerpt(value, limit: int = 80) -> str:
 
 
 def max_json_bytes() -> int:
-    """The largest JSON document accepted (``LMU2NEURO_MAX_JSON_BYTES``, default 32 MiB)."""
+    """The largest JSON document accepted (``LMU2NEURO_MAX_JSON_BYTES``, default 128 MiB)."""
     return guards.env_int("LMU2NEURO_MAX_JSON_BYTES", DEFAULT_MAX_JSON_BYTES)
 
 
