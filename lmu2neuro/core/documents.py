@@ -8,9 +8,9 @@ before and while parsing:
 
 - the file must be a regular file (not a folder, FIFO or device) within a size limit, checked
   before a byte is read (``MAX_PROFILE_BYTES``, 256 KiB, for YAML profiles: the shipped ones are under
-  13 KB; ``LMU2NEURO_MAX_JSON_BYTES``, default 128 MiB, for traffic files: the PilotNet test's
-  traffic is 40 MB; parsed JSON costs up to about 35 times its size in Python objects, measured
-  1.7 GB peak for 48 MiB of raster events, so about 4.5 GB at the limit in the worst case);
+  13 KB; ``LMU2NEURO_MAX_JSON_BYTES``, default 128 MiB, for traffic files: a JSON document costs
+  about 35 times its size in Python objects, measured 1.7 GB peak for 48 MiB of spike events, so
+  about 4.5 GB at the limit; our own traffic of lava-dl's PilotNet, 107,033 neurons, is 41 MB);
 - YAML aliases (``*name``) are refused (a profile never needs one), so nothing is ever expanded;
 - nesting deeper than ``MAX_DEPTH`` (64) is refused, YAML while it is composed, JSON after the
   parser (whose own limit turns into the same one line);
