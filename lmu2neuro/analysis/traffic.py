@@ -155,6 +155,11 @@ class Fidelity(_Open):
     layers: dict[str, FidelityLayer]
 
 
+class FidelityFile(Fidelity):
+    # the export's MODEL.fidelity.json as report reads it: the predictions are not shown
+    float_predictions: list[int] | None = None
+
+
 class Raster(_Open):
     # one sample's spikes as [time step, neuron] pairs per layer (the report draws them)
     sample: int = Field(default=0, ge=0)

@@ -495,9 +495,9 @@ def make_report(traffic_path: str | os.PathLike, model_path: str | os.PathLike |
     sibling = Path(model_path).with_name(Path(model_path).stem + ".fidelity.json")
     if rep["fidelity"] is None and sibling.is_file():  # `export --model` writes it beside the network
         fid = load_side_file(sibling, "fidelity report", ("prediction_agreement", "samples"))
-        from lmu2neuro.analysis.traffic import Fidelity, validate_with
+        from lmu2neuro.analysis.traffic import FidelityFile, validate_with
 
-        validate_with(Fidelity, fid, str(sibling))  # the fields the report formats, typed and in range
+        validate_with(FidelityFile, fid, str(sibling))  # the fields the report formats, typed and in range
         rep["fidelity"] = dict(fid, file=str(sibling))
     write_report(rep, traffic, out_dir)
     return rep
