@@ -25,7 +25,7 @@ def _options(pairs: list[str], flag: str) -> dict:
 def _examples() -> str:
     from lmu2neuro.training.examples import MEASURED, command
 
-    lines = ["examples (their test accuracy as measured by benchmarks/train_accuracy.py; README 'Training'):"]
+    lines = ["examples (their test accuracy as measured by benchmarks/train_accuracy.py; docs/training.md):"]
     for name in ("digits", "mnist1d"):
         lines += [f"  {command(name, f'runs/{name}')}", f"      # {MEASURED[name]}"]
     lines += ["  torchrun --nproc_per_node 2 -m lmu2neuro train ... # the same run in two processes (DDP)"]
