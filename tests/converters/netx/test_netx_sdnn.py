@@ -1,0 +1,59 @@
+"""lava-dl sigma-delta (SDNN) netx files: read, run in the reference executor, and compared message
+for message (payloads included) with lava-dl's own netx.hdf5.Network in Lava fixed_pt on files that
+SLAYER's ``sigma_delta`` blocks export."""
+
+import h5py
+import numpy as np
+import pytest
+
+from converters.netx.read import read_netx
+from lmu2neuro.core.errors import UserError
+from lmu2neuro.core.executor import execute
+from netx_nets import run_lava_sdnn, sdnn_file
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sdnn")
+    return {"dense": sdnn_file(d / "dense.net", "dense", seed=0), "conv": sdnn_file(d / "conv.net", "conv", seed=1)}
+
+
+def test_sdnn_file_reads_as_sigma_delta_layers(files):
+    net = read_netx(files["dense"])
+    assert [p.kind for p in net.populations] == ["sigma_delta"] * 3
+    assert [p.kind_params["stage"] for p in net.populations] == ["delta", "sigma_delta", "sigma"]
+    assert net.population(net.output).readout and net.bias_input is None
+    enc = net.projections[0]
+    assert enc.source == "input" and enc.helper == "input encoder"
+    with h5py.File(files["dense"]) as f:
+        assert [p.vth for p in net.populations] == [int(f[f"layer/{i}/neuron/vThMant"][()]) for i in range(3)]
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_sdnn_matches_lava_dl_message_for_message(files, kind):
+    net = read_netx(files[kind])
+    frame = net.population(net.populations[0].name).shape or (net.input_size,)
+    rng = np.random.default_rng(3)
+    steps = 16
+    x = np.cumsum(rng.integers(-40, 60, (steps,) + tuple(frame)), axis=0).clip(0, 255)  # a changing 8-bit frame
+    ref = execute(net, x.reshape(1, steps, -1))
+    lava = run_lava_sdnn(files[kind], x, vth=net.populations[0].vth)
+    assert len(lava) == len(net.populations)
+    for pop, got in zip(net.populations, lava):
+        ours = ref.payloads[pop.name][0].numpy()
+        assert (ours != 0).sum() > steps, pop.name  # every layer sends messages
+        if pop.kind_params["stage"] != "sigma":
+            assert (ours == 0).sum() > steps, pop.name  # and holds back some (the delta threshold acts)
+        np.testing.assert_array_equal(ours, got, err_msg=pop.name)
+    np.testing.assert_array_equal(ref.readout_trace[0].numpy(), lava[-1])
+
+
+def test_sdnn_activation_other_than_relu_is_refused(files, tmp_path):
+    path = tmp_path / "tanh.net"
+    path.write_bytes(files["dense"].read_bytes())
+    with h5py.File(path, "a") as f:
+        del f["layer/1/neuron/activation"]
+        f["layer/1/neuron/activation"] = "tanh"
+    with pytest.raises(UserError, match=r"layer 1 \(dense\), field 'neuron/activation': 'tanh'.*expected relu"):
+        read_netx(path)
