@@ -338,7 +338,9 @@ class IntNetwork:
         return rows
 
     def is_graded(self, proj: Projection) -> bool:
-        return proj.source == self.input_name
+        """Whether the projection's inputs are graded payloads (the input, or a graded neuron kind's
+        messages): its synaptic ops are then MACs, not ACs."""
+        return proj.source == self.input_name or neurons.kind(self.population(proj.source).kind).graded
 
     def max_taps(self) -> int:
         return max((s.taps for s in self.projections), default=1)

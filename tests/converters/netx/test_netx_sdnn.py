@@ -57,3 +57,39 @@ def test_sdnn_activation_other_than_relu_is_refused(files, tmp_path):
         f["layer/1/neuron/activation"] = "tanh"
     with pytest.raises(UserError, match=r"layer 1 \(dense\), field 'neuron/activation': 'tanh'.*expected relu"):
         read_netx(path)
+
+
+def test_sdnn_counts_graded_messages_as_macs(files):
+    from lmu2neuro.analysis.counting import count_operations
+    from lmu2neuro.analysis.traffic import build_traffic
+    from lmu2neuro.core.measurement import measure_spikes
+
+    net = read_netx(files["dense"])
+    assert all(net.is_graded(p) for p in net.projections)  # the input and every SDNN layer send payloads
+    x = np.cumsum(np.random.default_rng(4).integers(-40, 60, (2, 12, 12)), axis=1).clip(0, 255)
+    run = execute(net, x)
+    m = measure_spikes("reference", run.spikes, run.readout_trace)
+    counts = count_operations(build_traffic(net, x, m, model="sdnn", model_sha256="0"), net)
+    totals = counts.totals
+    assert totals["effective_acs"] == 0 and totals["effective_macs"] > 0
+    hidden = counts.layer("layer1")
+    assert hidden.spikes == float(run.spikes["layer1"].sum()) / 2  # messages sent per inference
+    assert hidden.macs > 0 and hidden.acs == 0
+    # the synaptic ops out of layer1: each neuron's messages times its fan-out (its nonzero weights)
+    out_of = next(p for p in counts.projections if p.source == "layer1")
+    fan_out = next(p for p in net.projections if p.source == "layer1").fan_out()
+    sent = run.spikes["layer1"].sum(dim=(0, 1)).numpy()
+    assert out_of.synaptic_ops == pytest.approx(float((sent * fan_out).sum()) / 2)
+
+
+def test_writers_and_our_lava_build_refuse_the_kind_by_name(files, tmp_path):
+    from converters.lava.builder import run_lava
+    from converters.nir.export import export_nir
+
+    net = read_netx(files["dense"])
+    with pytest.raises(UserError, match=r"population 'layer0': neuron kind 'sigma_delta' has no process in "
+                                        r"lmu2neuro's Lava build \(Lava's own is SigmaDelta\)"):
+        run_lava(net, np.zeros((1, 3, 12), dtype=np.int64), progress=False)
+    with pytest.raises(UserError, match="population 'layer0': neuron kind 'sigma_delta' has no nir node"):
+        export_nir(net, tmp_path / "x.nir")
+    assert not (tmp_path / "x.nir").exists()
