@@ -253,7 +253,8 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...], resets: 
         peak[pop.name] = peak_u
         if nk.graded:
             payloads[pop.name] = out
-            spikes[pop.name] = out != 0  # a message sent
+            # a message sent; a readout's messages are its score (Lava's Sigma), never spikes
+            spikes[pop.name] = (out != 0) & (not pop.readout)
             signals[pop.name] = (out, _max_abs(out))
         else:
             spikes[pop.name] = out
