@@ -1,7 +1,8 @@
 """IntNetwork -> Lava process graph, run in fixed_pt (bit-accurate) or floating_pt, B samples side by side.
 
 Mapping (each population and projection of lmu2neuro.core.intnet):
-- population -> its kind's process (``neuron_processes.PROCESSES``); a CUBA LIF -> GatedLIF (Lava's LIF, bit-accurate model subclassed: same arithmetic, plus a
+- population -> its kind's process (``neuron_processes.PROCESSES``; a sigma-delta population ->
+  GatedSigmaDelta, Lava's SigmaDelta with lanes); a CUBA LIF -> GatedLIF (Lava's LIF, bit-accurate model subclassed: same arithmetic, plus a
   per-sample window and in-graph spike counting), du/dv/vth/bias as given, reset to zero or
   (Population.reset == "subtract", Loihi 2) by subtracting the threshold; Population.refractory
   held steps after a spike as Lava's LIFRefractory holds them (written in GatedLIF's own models:
@@ -363,7 +364,7 @@ def _run_folder() -> Path:
 
 def _records(folder: Path, net: IntNetwork, sched: Schedule, tag: str) -> dict[str, dict[str, str]]:
     """Create every population's record files (zeros), return their paths by population."""
-    from converters.lava.procs.gated_lif.process import SAMPLE_COLUMNS
+    from converters.lava.procs.gating import SAMPLE_COLUMNS
 
     trace_type = np.int64 if tag == "fixed_pt" else np.float64
     out = {}
@@ -463,8 +464,10 @@ def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Pa
                                            bias_frames=str(frames) if pop.name == driven else None, **resets)
     for proj in net.projections:
         src_offset = 0 if proj.source == net.input_name else sched.latency[proj.source]
+        # the largest |value| a source sends: the input's, or a graded kind's 24-bit payload bound
+        source_max = x_max if proj.source == net.input_name else fx.STATE_MAX
         conn = _connection(proj, sched.extra_delay(proj, net.input_name), net.is_graded(proj), tag, sched,
-                           src_offset, sched.latency[proj.target], x_max, conv_process)
+                           src_offset, sched.latency[proj.target], source_max, conv_process)
         conn.attach((source if proj.source == net.input_name else procs[proj.source]).s_out, procs[proj.target].a_in)
         kinds[proj.name] = type(conn.proc).__name__
     return (procs[driven] if source is None else source), records
@@ -549,7 +552,7 @@ def _progress(total, enabled):
 def _read(net, records, tag) -> Measurement:
     """The record files the processes wrote, as a Measurement (the runtime has paused: every
     process finished every step)."""
-    from converters.lava.procs.gated_lif.process import SAMPLE_COLUMNS
+    from converters.lava.procs.gating import SAMPLE_COLUMNS
 
     def load(name, kind):
         return np.load(records[name][kind])

@@ -26,8 +26,22 @@ def cuba_lif(pop, tag: str, **shared):
     return GatedLIF(size=pop.size, reset=pop.reset, refractory=pop.refractory, name=pop.name, **shared, **params)
 
 
+def sigma_delta(pop, tag: str, bias_frames=None, **shared):
+    from converters.lava.procs.gated_sigma_delta.process import GatedSigmaDelta
+    from lmu2neuro.core.neurons.sigma_delta import params
+
+    if tag != "fixed_pt" or bias_frames is not None:
+        raise UserError(f"population '{pop.name}': neuron kind '{pop.kind}' runs in Lava's fixed_pt only, "
+                        f"fed through its a_in (got {tag}{', a bias input' if bias_frames else ''})")
+    p = params(pop)
+    # Lava's SigmaDelta and Delta take the mantissas and scale them by 2**(spike_exp + state_exp) themselves
+    return GatedSigmaDelta(size=pop.size, name=pop.name, vth=int(pop.vth), bias=pop.bias.astype(np.int64),
+                           stage=p["stage"], activation=p["activation"], cum_error=bool(p["cum_error"]),
+                           spike_exp=int(p["spike_exp"]), state_exp=int(p["state_exp"]), **shared)
+
+
 # kind -> its process builder; a kind not here is refused by name (``process_for``)
-PROCESSES = {"cuba_lif": cuba_lif}
+PROCESSES = {"cuba_lif": cuba_lif, "sigma_delta": sigma_delta}
 
 
 def process_for(pop):

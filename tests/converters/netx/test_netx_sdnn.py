@@ -82,14 +82,37 @@ def test_sdnn_counts_graded_messages_as_macs(files):
     assert out_of.synaptic_ops == pytest.approx(float((sent * fan_out).sum()) / 2)
 
 
-def test_writers_and_our_lava_build_refuse_the_kind_by_name(files, tmp_path):
+@pytest.mark.lava
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_our_lava_build_runs_sdnn_as_the_reference(files, kind):
+    """Our Lava build (GatedSigmaDelta: Lava's own sigma-delta arithmetic, 2 lanes, 3 samples: the
+    last round has an empty lane) gives the reference's messages: counts per neuron, fingerprints of
+    every sample's (step, neuron) message set, sample 0's raster and the readout's sigma trace."""
+    from converters.lava.builder import run_lava
+    from lmu2neuro.core.measurement import measure_spikes
+
+    net = read_netx(files[kind])
+    x = np.cumsum(np.random.default_rng(5).integers(-40, 60, (3, 10, net.input_size)), axis=1).clip(0, 255)
+    ref = execute(net, x)
+    mr = measure_spikes("reference", ref.spikes, ref.readout_trace)
+    ml = run_lava(net, x, progress=False, lanes=2)
+    for pop in net.populations:
+        if not pop.readout:
+            assert int(mr.spike_counts[pop.name].sum()) > 10, pop.name
+        np.testing.assert_array_equal(ml.spike_counts[pop.name], mr.spike_counts[pop.name], err_msg=pop.name)
+        np.testing.assert_array_equal(ml.fingerprints[pop.name], mr.fingerprints[pop.name], err_msg=pop.name)
+        np.testing.assert_array_equal(ml.raster0[pop.name], mr.raster0[pop.name], err_msg=pop.name)
+    np.testing.assert_array_equal(np.asarray(ml.readout_trace), np.asarray(mr.readout_trace))
+    assert np.abs(np.asarray(mr.readout_trace)).max() > 1000  # the sigma readout is not trivially zero
+
+
+def test_writers_refuse_the_kind_by_name(files, tmp_path):
     from converters.lava.builder import run_lava
     from converters.nir.export import export_nir
 
     net = read_netx(files["dense"])
-    with pytest.raises(UserError, match=r"population 'layer0': neuron kind 'sigma_delta' has no process in "
-                                        r"lmu2neuro's Lava build \(Lava's own is SigmaDelta\)"):
-        run_lava(net, np.zeros((1, 3, 12), dtype=np.int64), progress=False)
+    with pytest.raises(UserError, match=r"population 'layer0': neuron kind 'sigma_delta' runs in Lava's fixed_pt only"):
+        run_lava(net, np.zeros((1, 3, 12), dtype=np.int64), tag="floating_pt", progress=False)
     with pytest.raises(UserError, match="population 'layer0': neuron kind 'sigma_delta' has no nir node"):
         export_nir(net, tmp_path / "x.nir")
     assert not (tmp_path / "x.nir").exists()
