@@ -13,14 +13,15 @@ Roles:
   lowering composes it into a projection by applying its ``step`` to the zero input and to the
   identity basis, so a nonlinear one would be lowered wrongly (it needs its own role). A stateful
   synapse (Delay) is stepped by the float executor itself and becomes delay taps in the lowering;
-- ``"neuron"``: a population; its dynamics live in the float executor (``NIRTorch._step``) and in
-  its declared mapping onto Loihi's CUBA LIF (``loihi``: tau -> Loihi decays, gain and bias), which
+- ``"neuron"``: a population; its dynamics are declared here (``float_update``, run by the float
+  executor's ``NIRTorch._step``) with its declared mapping onto Loihi's CUBA LIF (``loihi``: tau -> Loihi decays, gain and bias), which
   the lowering (``converters.nir.lower``) applies;
 - ``"graph"``: a nested NIRGraph, inlined by ``graph.flatten_graph`` before anything runs.
 
 Adding a stateless linear synapse node kind: one declaration below and its step function, nothing
-else. A neuron kind (or a stateful synapse) also needs its dynamics in ``float_executor.py`` and its
-forward-Euler mapping in ``lower.py``.
+else. A neuron node kind declares here its float dynamics (``float_update``, which the float executor
+runs) and its forward-Euler mapping onto Loihi (``loihi``, which the lowering applies); a stateful
+synapse needs its dynamics in ``float_executor.py``.
 """
 
 from __future__ import annotations
@@ -54,12 +55,16 @@ class NodeKind:
     # forward Euler at step dt: (node, dt, arr) -> (n, du, dv, gain, bias), arr(node, field, n=None)
     # reading a parameter as one float64 per neuron
     loihi: Callable[[Any, float, Callable], tuple] | None = None
+    # a stateful neuron node's float update of its voltage, before the spike and reset (the float
+    # executor's): (v, x, params, state, dt, leaky) -> v, leaky(v, tau, target) one step of decay
+    float_update: Callable[..., torch.Tensor] | None = None
 
     def __post_init__(self):
         assert self.role in ROLES, self.role
         # the float executor steps every stateless node through its declared function
         assert (self.step is not None) == (not self.stateful and self.role != "graph"), self.name
         assert (self.loihi is not None) == (self.role == "neuron"), self.name
+        assert (self.float_update is not None) == (self.role == "neuron" and self.stateful), self.name
 
 
 # -- the float per-step functions of the stateless nodes ---------------------------------------------
@@ -173,6 +178,20 @@ def _threshold_loihi(node, dt, arr):
     return n, du, dv, np.ones(n), np.zeros(n)
 
 
+def _integrator_float(v, x, p, st, dt, leaky):  # I, IF
+    return v + dt * p["r"] * x
+
+
+def _leaky_float(v, x, p, st, dt, leaky):  # LI, LIF
+    return leaky(v, p["tau"], p["v_leak"] + p["r"] * x)
+
+
+def _cuba_float(v, x, p, st, dt, leaky):  # CubaLI, CubaLIF: the current first, then v from the new current
+    cur = leaky(st.get("i", torch.zeros_like(x)), p["tau_syn"], p["w_in"] * x)
+    st["i"] = cur
+    return leaky(v, p["tau_mem"], p["v_leak"] + p["r"] * cur)
+
+
 KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("Input", ("shape",), "io", step=_identity),
     NodeKind("Output", ("shape",), "io", step=_identity),
@@ -188,19 +207,21 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # stateless: the input compared with the threshold every step
     NodeKind("Threshold", ("threshold",), "neuron", params=("threshold",), spiking=True, step=_threshold,
              loihi=_threshold_loihi),
-    NodeKind("I", ("r",), "neuron", params=("r",), stateful=True, loihi=_integrator_loihi),
+    NodeKind("I", ("r",), "neuron", params=("r",), stateful=True, loihi=_integrator_loihi,
+             float_update=_integrator_float),
     NodeKind("IF", ("r", "v_threshold"), "neuron", params=("r", "v_threshold", "v_reset"), stateful=True,
-             spiking=True, loihi=_integrator_loihi),
+             spiking=True, loihi=_integrator_loihi, float_update=_integrator_float),
     NodeKind("LI", ("tau", "r", "v_leak"), "neuron", params=("tau", "r", "v_leak"), stateful=True,
-             loihi=_leaky_loihi),
+             loihi=_leaky_loihi, float_update=_leaky_float),
     NodeKind("LIF", ("tau", "r", "v_leak", "v_threshold"), "neuron",
              params=("tau", "r", "v_leak", "v_threshold", "v_reset"), stateful=True, spiking=True,
-             loihi=_leaky_loihi),
+             loihi=_leaky_loihi, float_update=_leaky_float),
     NodeKind("CubaLI", ("tau_syn", "tau_mem", "r", "v_leak", "w_in"), "neuron",
-             params=("tau_syn", "tau_mem", "r", "v_leak", "w_in"), stateful=True, loihi=_cuba_loihi),
+             params=("tau_syn", "tau_mem", "r", "v_leak", "w_in"), stateful=True, loihi=_cuba_loihi,
+             float_update=_cuba_float),
     NodeKind("CubaLIF", ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"), "neuron",
              params=("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"), stateful=True,
-             spiking=True, loihi=_cuba_loihi),
+             spiking=True, loihi=_cuba_loihi, float_update=_cuba_float),
     NodeKind("NIRGraph", ("nodes", "edges"), "graph"),
 )}
 
