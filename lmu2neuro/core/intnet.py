@@ -15,6 +15,8 @@ projection weights and neuron biases here.
 Semantics (time step t of one sample, every population starts at zero state):
     a_P[t] = sum over projections S into P of  shift(sum_j W_S[j] @ x_src[t - j], exp_S)
     (u, v, spikes) of P at t = fixed_point.lif_step(u, v, a_P[t], du, dv, vth, bias, reset, refractory)
+    (the step of P's neuron kind, ``Population.kind`` in ``core/neurons``; the above is the default,
+    Loihi's CUBA LIF; a graded kind such as sigma_delta sends integer payloads instead of 0/1 spikes)
 where x_src is the source's spikes (0/1), or the graded integer input for the input node, and
 shift is Dense's weight exponent (left shift, or arithmetic right shift). A projection from a
 population to itself (recurrence, as in snnTorch's RLeaky) must have a zero tap 0: its spikes
