@@ -70,6 +70,7 @@ from lmu2neuro.core import guards, neurons
 from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import BiasInput, IntNetwork, IntNetworkError, Population, Projection
+from lmu2neuro.core.neurons import sigma_delta
 LAYER_TYPES = ("input", "dense", "conv", "pool", "flatten", "average")
 INPUT_WEIGHT_DEFAULT = 64  # netx create_input's default transform weight
 
@@ -242,7 +243,8 @@ def _sdnn_neuron(layer: _Layer, n: _Layer, size: int, name: str, frame, bias_fie
     """lava-dl's SDNN layer as ``Network.get_neuron_params`` builds it: the input layer a ``Delta``,
     a ``sigma_output`` layer a ``Sigma`` (the readout), any other a ``SigmaDelta`` with ReLU;
     spike_exp and state_exp 6 (Network's defaults); the bias unscaled (SigmaDelta scales it)."""
-    vth = n.scalar("vThMant", 0, (fx.STATE_MAX >> 12) - 1)
+    scale = sigma_delta.DEFAULTS["spike_exp"] + sigma_delta.DEFAULTS["state_exp"]  # netx's exponents
+    vth = n.scalar("vThMant", 0, (fx.STATE_MAX >> scale) - 1)  # scaled by Lava into a 24-bit threshold
     if n.has("activation") and n.text("activation") != "relu":
         n.fail("activation", f"'{n.text('activation')}': lava-dl's netx runs every SDNN layer with ReLU; "
                              "expected relu")

@@ -49,14 +49,30 @@ def test_sdnn_matches_lava_dl_message_for_message(files, kind):
     np.testing.assert_array_equal(ref.readout_trace[0].numpy(), lava[-1])
 
 
-def test_sdnn_activation_other_than_relu_is_refused(files, tmp_path):
-    path = tmp_path / "tanh.net"
+def _edited(files, tmp_path, edit):
+    path = tmp_path / "edited.net"
     path.write_bytes(files["dense"].read_bytes())
     with h5py.File(path, "a") as f:
-        del f["layer/1/neuron/activation"]
-        f["layer/1/neuron/activation"] = "tanh"
-    with pytest.raises(UserError, match=r"layer 1 \(dense\), field 'neuron/activation': 'tanh'.*expected relu"):
-        read_netx(path)
+        edit(f)
+    return path
+
+
+def _replace(f, field, value):
+    del f[field]
+    f[field] = value
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: _replace(f, "layer/1/neuron/activation", "tanh"),
+     r"layer 1 \(dense\), field 'neuron/activation': 'tanh'.*expected relu"),
+    (lambda f: _replace(f, "layer/1/neuron/vThMant", 2048),  # 2048 << 12 is 2**23: past a 24-bit threshold
+     r"layer 1 \(dense\), field 'neuron/vThMant'.*2048"),
+    (lambda f: f.create_dataset("layer/2/bias", data=np.ones(4)),
+     r"layer 2 \(dense\), field 'bias': a sigma_output layer \(Lava's Sigma\) has no bias"),
+])
+def test_sdnn_fields_out_of_reach_are_refused_by_name(files, tmp_path, edit, message):
+    with pytest.raises(UserError, match=message):
+        read_netx(_edited(files, tmp_path, edit))
 
 
 def test_sdnn_counts_graded_messages_as_macs(files):
