@@ -331,7 +331,9 @@ class IntNetwork:
         rows = []
         for p in self.populations:
             into = self.projections_into(p.name)
-            rows.append({"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth,
+            rows.append({"name": p.name, "size": p.size, "kind": p.kind, **({"kind_params": dict(p.kind_params)}
+                                                                            if p.kind_params else {}),
+                         "du": p.du, "dv": p.dv, "vth": p.vth,
                          "bias_exp": p.bias_exp, "readout": p.readout, "reset": p.reset,
                          "refractory": p.refractory, "incoming_taps": sum(s.taps for s in into),
                          "incoming_stored_weights": sum(s.stored_weights() for s in into),

@@ -23,6 +23,8 @@ def test_sdnn_file_reads_as_sigma_delta_layers(files):
     assert [p.kind for p in net.populations] == ["sigma_delta"] * 3
     assert [p.kind_params["stage"] for p in net.populations] == ["delta", "sigma_delta", "sigma"]
     assert net.population(net.output).readout and net.bias_input is None
+    assert [(r["kind"], r["kind_params"]["stage"]) for r in net.population_summary()] == [
+        ("sigma_delta", "delta"), ("sigma_delta", "sigma_delta"), ("sigma_delta", "sigma")]  # what inspect shows
     enc = net.projections[0]
     assert enc.source == "input" and enc.helper == "input encoder"
     with h5py.File(files["dense"]) as f:
