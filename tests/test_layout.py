@@ -214,3 +214,48 @@ def test_only_the_lava_backend_installs_the_compatibility_layer(code, installed)
     finder, lava_loaded = out.stdout.split()
     assert finder == str(installed)
     assert lava_loaded == "False"  # installing the layer imports no Lava module by itself
+
+
+# The neuron registry (lmu2neuro/core/neurons and its two halves outside the core: the QAT twins in
+# models/neurons.py, the Lava processes in converters/lava/neuron_processes.py and their folders):
+# only these may name a neuron's type to decide what to do. Everything else asks the registry
+# (Population.kind, neurons.kind(...), NEURON_MODULES, process_for).
+NEURON_TYPE_NAMES = {"LoihiLIF", "GatedLIF", "lif_step"}
+NEURON_REGISTRY = ("lmu2neuro/core/neurons/", "lmu2neuro/core/fixed_point.py", "lmu2neuro/models/neurons.py",
+                   "converters/lava/neuron_processes.py", "converters/lava/procs/gated_lif/",
+                   # Lava's own LIF checked against the CUBA kind's step (the independent check)
+                   "converters/lava/check.py")
+
+
+def _type_switches(source: str) -> list[tuple[int, str]]:
+    """(line, what) for every isinstance(..., <a neuron type>) and every use of lif_step."""
+    def names(node):
+        return {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(node)
+                if isinstance(n, (ast.Name, ast.Attribute))}
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance" \
+                and len(node.args) == 2 and names(node.args[1]) & NEURON_TYPE_NAMES:
+            found.append((node.lineno, f"isinstance(..., {sorted(names(node.args[1]) & NEURON_TYPE_NAMES)[0]})"))
+        elif isinstance(node, ast.Call) and names(node.func) & {"lif_step"}:
+            found.append((node.lineno, "lif_step(...)"))
+    return found
+
+
+def test_nothing_outside_the_neuron_registry_switches_on_neuron_types():
+    bad = []
+    for path in MODULES.values():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(NEURON_REGISTRY):
+            continue
+        bad += [f"{rel}:{line}: {what}" for line, what in _type_switches(path.read_text(encoding="utf-8"))]
+    assert not bad, "neuron types switched on outside the registry (use Population.kind / the registry):\n" + \
+        "\n".join(bad)
+
+
+def test_the_neuron_type_scan_catches_a_violation():
+    planted = ("from lmu2neuro.models.neurons import LoihiLIF\nfrom lmu2neuro.core import fixed_point as fx\n"
+               "def f(m, u):\n    if isinstance(m, (LoihiLIF, int)):\n        return fx.lif_step(u, u, u, 0, 0, 1)\n"
+               "    return isinstance(m, str)\n")
+    assert _type_switches(planted) == [(4, "isinstance(..., LoihiLIF)"), (5, "lif_step(...)")]

@@ -1,7 +1,8 @@
 """IntNetwork -> Lava process graph, run in fixed_pt (bit-accurate) or floating_pt, B samples side by side.
 
 Mapping (each population and projection of lmu2neuro.core.intnet):
-- population -> GatedLIF (Lava's LIF, bit-accurate model subclassed: same arithmetic, plus a
+- population -> its kind's process (``neuron_processes.PROCESSES``; a sigma-delta population ->
+  GatedSigmaDelta, Lava's SigmaDelta with lanes); a CUBA LIF -> GatedLIF (Lava's LIF, bit-accurate model subclassed: same arithmetic, plus a
   per-sample window and in-graph spike counting), du/dv/vth/bias as given, reset to zero or
   (Population.reset == "subtract", Loihi 2) by subtracting the threshold; Population.refractory
   held steps after a spike as Lava's LIFRefractory holds them (written in GatedLIF's own models:
@@ -65,6 +66,7 @@ from lmu2neuro.core.atomic import atomic_path
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Projection, check_reset_interval
 from lmu2neuro.core.measurement import Measurement
+from converters.lava.neuron_processes import process_for
 
 TAGS = ("fixed_pt", "floating_pt")
 CONV_PROCESSES = ("auto", "custom")
@@ -226,11 +228,6 @@ def plan_lanes(net: IntNetwork, samples: int, steps: int, requested=None, availa
 
 
 # -- the process graph ---------------------------------------------------------------------------------
-def _float_params(pop):
-    return dict(du=min(fx.current_removed(pop.du), 1.0), dv=fx.voltage_removed(pop.dv),
-                vth=float(pop.vth << fx.ACT_SHIFT), bias_mant=pop.bias.astype(float), bias_exp=0)
-
-
 def aligned_weights(proj: Projection, extra: int, steps: int) -> np.ndarray:
     """The projection's taps as Lava delivers them: at most a sample's worth, with Lava's one
     step of latency taken off a population's own spikes (extra < 0: the first delay) or ``extra``
@@ -367,7 +364,7 @@ def _run_folder() -> Path:
 
 def _records(folder: Path, net: IntNetwork, sched: Schedule, tag: str) -> dict[str, dict[str, str]]:
     """Create every population's record files (zeros), return their paths by population."""
-    from converters.lava.procs.gated_lif.process import SAMPLE_COLUMNS
+    from converters.lava.procs.gating import SAMPLE_COLUMNS
 
     trace_type = np.int64 if tag == "fixed_pt" else np.float64
     out = {}
@@ -406,6 +403,8 @@ def run_lava(net: IntNetwork, x_int: np.ndarray, tag: str = "fixed_pt", progress
     samples, steps, _ = x.shape
     if samples < 1 or steps < 1:
         raise ValueError(f"input shape {x.shape}: expected at least one sample of at least one step")
+    for pop in net.populations:
+        process_for(pop)  # a kind without a process here: refused before anything starts
     lanes = plan_lanes(net, samples, steps, lanes)
     sched = schedule(net, steps, samples, lanes)
     resets = dict(zip(("reset_interval", "reset_offset"), check_reset_interval(reset_interval, reset_offset)))
@@ -446,7 +445,6 @@ def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Pa
     """The process graph; returns (the process to run and stop: the source, or the population the
     input drives through its bias when nothing takes it as a current, records)."""
     from converters.lava.procs.batched_source.process import BatchedSource
-    from converters.lava.procs.gated_lif.process import GatedLIF
 
     frames = folder / "input.npy"
     x_max = int(np.abs(x).max())
@@ -460,18 +458,16 @@ def _build(net: IntNetwork, x: np.ndarray, sched: Schedule, tag: str, folder: Pa
     records = _records(folder, net, sched, tag)
     procs = {}
     for pop in net.populations:
-        params = (_float_params(pop) if tag == "floating_pt" else
-                  dict(du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias_mant.astype(np.int64),
-                       bias_exp=pop.bias_exp))
-        procs[pop.name] = GatedLIF(size=pop.size, lanes=sched.lanes, steps=sched.steps, reset=pop.reset,
-                                   refractory=pop.refractory,
-                                   offset=sched.latency[pop.name], samples=sched.samples,
-                                   records=records[pop.name], record=_record(net, pop), name=pop.name,
-                                   bias_frames=str(frames) if pop.name == driven else None, **resets, **params)
+        procs[pop.name] = process_for(pop)(pop, tag, lanes=sched.lanes, steps=sched.steps,
+                                           offset=sched.latency[pop.name], samples=sched.samples,
+                                           records=records[pop.name], record=_record(net, pop),
+                                           bias_frames=str(frames) if pop.name == driven else None, **resets)
     for proj in net.projections:
         src_offset = 0 if proj.source == net.input_name else sched.latency[proj.source]
+        # the largest |value| a source sends: the input's, or a graded kind's 24-bit payload bound
+        source_max = x_max if proj.source == net.input_name else fx.STATE_MAX
         conn = _connection(proj, sched.extra_delay(proj, net.input_name), net.is_graded(proj), tag, sched,
-                           src_offset, sched.latency[proj.target], x_max, conv_process)
+                           src_offset, sched.latency[proj.target], source_max, conv_process)
         conn.attach((source if proj.source == net.input_name else procs[proj.source]).s_out, procs[proj.target].a_in)
         kinds[proj.name] = type(conn.proc).__name__
     return (procs[driven] if source is None else source), records
@@ -556,7 +552,7 @@ def _progress(total, enabled):
 def _read(net, records, tag) -> Measurement:
     """The record files the processes wrote, as a Measurement (the runtime has paused: every
     process finished every step)."""
-    from converters.lava.procs.gated_lif.process import SAMPLE_COLUMNS
+    from converters.lava.procs.gating import SAMPLE_COLUMNS
 
     def load(name, kind):
         return np.load(records[name][kind])

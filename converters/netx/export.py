@@ -42,6 +42,7 @@ import numpy as np
 from converters.netx.format import NETX_BIAS_EXP, ref_delay
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core import neurons
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
 
@@ -64,6 +65,8 @@ def netx_problems(net: IntNetwork) -> list[str]:
                             "transform's, and the input replaces the neurons' bias")
         prev, frame, pops = first.name, _frame_of(net, first.name), pops[1:]
     for pop in pops:
+        if pop.kind != neurons.DEFAULT:
+            problems.append(f"population '{pop.name}': neuron kind '{pop.kind}'; this writer writes CUBA LIF layers only")
         into = net.projections_into(pop.name)
         if pop.helper and not into:  # the always-on bias source
             targets = ", ".join(f"'{s.target}'" for s in net.projections if s.source == pop.name)

@@ -13,6 +13,14 @@ is taken from lava-dl 0.6 (``netx/hdf5.py`` reads it, ``slayer/block/base.py`` w
   (``Population.refractory``, ``fixed_point.lif_step``). lava-dl 0.6's ``Network`` ignores
   ``refDelay`` (it builds every CUBA layer as Lava's plain LIF), so a file with refDelay > 1 runs
   there without the period. ``gradedSpike`` true and ``messageBits`` > 0 are refused.
+- ``neuron/`` of ``type`` SDNN (lava-dl's sigma-delta, ``core/neurons/sigma_delta.py``): a population
+  of kind ``sigma_delta`` as ``Network.get_neuron_params`` builds it: the input layer a ``Delta``
+  (fed the frames one to one, the encoder lava-dl's PilotNet SDNN example puts before the first
+  synapse: netx's Input block leaves its a_in unconnected), a ``sigma_output`` layer a ``Sigma``
+  (the readout: its score is sigma), every other a ``SigmaDelta`` with ReLU; ``vThMant`` the delta
+  threshold, ``bias`` unscaled (16 bits), spike_exp and state_exp 6. ``activation`` other than relu
+  is refused (lava-dl runs ReLU whatever the file says); ``messageBits`` is not read (a payload
+  width of Lava's ports, unenforced in simulation).
 - ``weight``: integers, the effective synaptic weight itself (lava-dl's ``optimize_weight_bits``
   only re-encodes them as an 8-bit mantissa and exponent); conv kernels ``(C_out, C_in / groups,
   kH, kW)``, PyTorch's cross-correlation (lava-dl flips them for Lava's true convolution).
@@ -58,11 +66,11 @@ import numpy as np
 
 from converters.netx.format import MAX_DELAY, NETX_BIAS_EXP, REF_DELAY_MAX, refractory_of
 from lmu2neuro.core import fixed_point as fx
-from lmu2neuro.core import guards
+from lmu2neuro.core import guards, neurons
 from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import BiasInput, IntNetwork, IntNetworkError, Population, Projection
-NEURON_TYPES = ("CUBA", "LOIHI")
+from lmu2neuro.core.neurons import sigma_delta
 LAYER_TYPES = ("input", "dense", "conv", "pool", "flatten", "average")
 INPUT_WEIGHT_DEFAULT = 64  # netx create_input's default transform weight
 
@@ -209,9 +217,14 @@ def _neuron(layer: _Layer, size: int, name: str,
     n = _Layer(layer.path, layer.index, layer.g["neuron"])
     n.kind = layer.kind
     n.where = lambda field=None: layer.where(f"neuron/{field}" if field else None)  # type: ignore[method-assign]
-    kind = n.text("type")
-    if kind not in NEURON_TYPES:
-        n.fail("type", f"'{kind}' is not supported; expected one of {', '.join(NEURON_TYPES)} (Loihi's CUBA LIF)")
+    netx_type = n.text("type")
+    nk = neurons.by_netx_type(netx_type)
+    if nk is None or nk.name not in NETX_NEURONS:
+        n.fail("type", f"'{netx_type}' is not supported; expected one of {', '.join(NEURON_TYPES)}")
+    return NETX_NEURONS[nk.name](layer, n, size, name, frame, bias_field)
+
+
+def _cuba_neuron(layer: _Layer, n: _Layer, size: int, name: str, frame, bias_field: bool) -> Population:
     du = n.scalar("iDecay", fx.DU_OFFSET, fx.DECAY_UNITY - 1 + fx.DU_OFFSET) - fx.DU_OFFSET
     dv = n.scalar("vDecay", 0, fx.DECAY_UNITY - 1)
     vth = n.scalar("vThMant", 0, fx.VTH_MAX)
@@ -220,22 +233,51 @@ def _neuron(layer: _Layer, size: int, name: str,
         n.fail("gradedSpike", "graded spikes are not supported; expected false (binary spikes)")
     if n.has("messageBits") and n.scalar("messageBits", 0, 32):
         n.fail("messageBits", "graded output messages are not supported; expected 0")
-    bias = np.zeros(size, dtype=np.int64)
-    if bias_field and layer.has("bias"):
-        b = layer.ints("bias", fx.BIAS_MANT_MIN, fx.BIAS_MANT_MAX)
-        if b.ndim == 3 and frame is not None and b.shape == tuple(reversed(frame)):
-            bias = b.transpose(2, 1, 0).reshape(-1)  # lava-dl's neuron-wise bias is in (x, y, f) order
-        elif b.size == size and b.ndim <= 1:
-            bias = b.reshape(-1)
-        elif b.size == 1:
-            bias = np.full(size, int(b.reshape(-1)[0]), dtype=np.int64)
-        elif frame is not None and len(frame) == 3 and b.shape == (frame[0],):
-            bias = np.repeat(b, frame[1] * frame[2])  # one bias per channel, C order
-        else:
-            layer.fail("bias", f"shape {b.shape}: expected one value, one per channel or one per neuron ({size})")
+    bias = _bias(layer, size, frame, fx.BIAS_MANT_MIN, fx.BIAS_MANT_MAX) if bias_field else np.zeros(size, np.int64)
     return Population(name, size, du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=NETX_BIAS_EXP,
                       refractory=refractory, shape=frame if frame is not None and len(frame) > 1 else None,
                       meta={"netx_layer": layer.index})
+
+
+def _sdnn_neuron(layer: _Layer, n: _Layer, size: int, name: str, frame, bias_field: bool) -> Population:
+    """lava-dl's SDNN layer as ``Network.get_neuron_params`` builds it: the input layer a ``Delta``,
+    a ``sigma_output`` layer a ``Sigma`` (the readout), any other a ``SigmaDelta`` with ReLU;
+    spike_exp and state_exp 6 (Network's defaults); the bias unscaled (SigmaDelta scales it)."""
+    scale = sigma_delta.DEFAULTS["spike_exp"] + sigma_delta.DEFAULTS["state_exp"]  # netx's exponents
+    vth = n.scalar("vThMant", 0, (fx.STATE_MAX >> scale) - 1)  # scaled by Lava into a 24-bit threshold
+    if n.has("activation") and n.text("activation") != "relu":
+        n.fail("activation", f"'{n.text('activation')}': lava-dl's netx runs every SDNN layer with ReLU; "
+                             "expected relu")
+    stage = "delta" if layer.kind == "input" else "sigma" if n.has("sigma_output") and n.scalar(
+        "sigma_output", 0, 1) else "sigma_delta"
+    bias = np.zeros(size, np.int64)
+    if bias_field and layer.has("bias"):
+        if stage == "sigma":
+            layer.fail("bias", "a sigma_output layer (Lava's Sigma) has no bias; expected none")
+        bias = _bias(layer, size, frame, -(1 << 15), (1 << 15) - 1)  # SigmaDelta's 16-bit bias
+    return Population(name, size, du=0, dv=0, vth=vth, bias_mant=bias, bias_exp=0, readout=stage == "sigma",
+                      shape=frame if frame is not None and len(frame) > 1 else None,
+                      meta={"netx_layer": layer.index}, kind="sigma_delta", kind_params={"stage": stage})
+
+
+# the netx neuron group of each neuron kind that netx writes (core/neurons names its netx types)
+NETX_NEURONS = {"cuba_lif": _cuba_neuron, "sigma_delta": _sdnn_neuron}
+NEURON_TYPES = tuple(t for k in NETX_NEURONS for t in neurons.kind(k).netx_type)
+
+
+def _bias(layer: _Layer, size: int, frame, lo: int, hi: int) -> np.ndarray:
+    if not layer.has("bias"):
+        return np.zeros(size, dtype=np.int64)
+    b = layer.ints("bias", lo, hi)
+    if b.ndim == 3 and frame is not None and b.shape == tuple(reversed(frame)):
+        return b.transpose(2, 1, 0).reshape(-1)  # lava-dl's neuron-wise bias is in (x, y, f) order
+    if b.size == size and b.ndim <= 1:
+        return b.reshape(-1)
+    if b.size == 1:
+        return np.full(size, int(b.reshape(-1)[0]), dtype=np.int64)
+    if frame is not None and len(frame) == 3 and b.shape == (frame[0],):
+        return np.repeat(b, frame[1] * frame[2])  # one bias per channel, C order
+    layer.fail("bias", f"shape {b.shape}: expected one value, one per channel or one per neuron ({size})")
 
 
 def _delay_taps(layer: _Layer, weight: np.ndarray) -> np.ndarray:
@@ -354,10 +396,13 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
                 layer.fail("type", "an input layer must be layer 0")
             frame = _frame(layer.shape())
             input_size = int(np.prod(frame))
-            if layer.has("neuron"):  # lava-dl drives these neurons through their bias, a_in unconnected
+            if layer.has("neuron"):
                 populations.append(_neuron(layer, input_size, name, frame, bias_field=False))
-                bias_input = BiasInput(name, _transform_value(layer, "weight", INPUT_WEIGHT_DEFAULT),
-                                       _transform_value(layer, "bias", 0.0))
+                if neurons.kind(populations[-1].kind).graded:  # SDNN: a Delta encoder takes the frames as a_in
+                    projections.append(_encoder_synapse(name, input_size, i))
+                else:  # lava-dl drives these neurons through their bias, a_in unconnected
+                    bias_input = BiasInput(name, _transform_value(layer, "weight", INPUT_WEIGHT_DEFAULT),
+                                           _transform_value(layer, "bias", 0.0))
                 source = name
             continue
 
@@ -389,7 +434,7 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
             taps = _delay_taps(layer, mant) if layer.has("delay") else mant[None]
             pop = _neuron(layer, out_n, name, None)
             # lmu2neuro's own export marks its readout (an integrator that never spikes)
-            pop.readout = bool(g.attrs.get("readout", False) is True or g.attrs.get("readout", 0) == 1) and \
+            pop.readout = pop.readout or bool(g.attrs.get("readout", False) is True or g.attrs.get("readout", 0) == 1) and \
                 pop.is_integrator
             projections.append(Projection(f"{name}.w", source, name, taps, exp,
                                           origin={"kind": "netx_dense", "layer": i}))
@@ -482,6 +527,14 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
     return IntNetwork(input_size=input_size, input_scale=scale, populations=populations, projections=projections,
                       output=populations[-1].name, dt=None if dt is None else float(dt),
                       meta={"format": "netx", "source": str(path)}, bias_input=bias_input)
+
+
+def _encoder_synapse(name: str, size: int, index: int) -> Projection:
+    """The input frames into an SDNN input layer's a_in, one to one (weight 2 >> 1 = 1: even 8-bit
+    mantissas). lava-dl's Input block leaves that port unconnected; its users feed the first synapse
+    from a Delta encoder of their own (the PilotNet SDNN example), which is what this layer is."""
+    return Projection(f"{name}.encode", "input", name, 2 * np.eye(size, dtype=np.int64)[None], -1,
+                      origin={"kind": "netx_input", "layer": index, "helper": "input encoder"})
 
 
 def _transform_value(layer: _Layer, field: str, default: float) -> float:

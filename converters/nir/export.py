@@ -48,6 +48,7 @@ import numpy as np
 from converters.nir.metadata import FORMAT, META_KEY, encode_meta
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core import neurons
 from lmu2neuro.core.conv import ungroup
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork, Population, Projection
@@ -210,6 +211,8 @@ def build_graph(net: IntNetwork, dt: float | None = None):
     dt = float(dt if dt is not None else (net.dt if net.dt is not None else DEFAULT_DT))
     if not dt > 0:
         raise UserError(f"dt = {dt}: expected a positive number of seconds per step")
+    for pop in net.populations:
+        neurons.kind(pop.kind).require("nir_node", f"population '{pop.name}'")
     if net.bias_input is not None:
         raise UserError(f"population '{net.bias_input.target}': the input drives its bias (lava-dl's netx input "
                         "layer); NIR has no form for an input into a bias: write it as netx (--format netx)")

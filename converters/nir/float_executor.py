@@ -171,14 +171,7 @@ class NIRTorch(torch.nn.Module):
             v = v @ ad.T + (f_scale * x + f_const) @ gamma.T
             st["v"] = v
             return v
-        if typ in ("I", "IF"):
-            v = v + self.dt * p["r"] * x
-        elif typ in ("LI", "LIF"):
-            v = self._leaky(v, p["tau"], p["v_leak"] + p["r"] * x)
-        else:  # CubaLI, CubaLIF
-            cur = self._leaky(st.get("i", torch.zeros_like(x)), p["tau_syn"], p["w_in"] * x)
-            st["i"] = cur
-            v = self._leaky(v, p["tau_mem"], p["v_leak"] + p["r"] * cur)
+        v = kind.float_update(v, x, p, st, self.dt, self._leaky)  # the node kind's own (nodes.py)
         if kind.spiking and self.refractory:
             held = st.get("ref", torch.zeros_like(v)) > 0
             v = torch.where(held, st.get("v", torch.zeros_like(v)), v)  # kept: no decay, no input

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from converters.nir.graph import execution_order, flatten_graph, node_type, one_line
-from converters.nir.nodes import (INTNET_TYPES, KINDS, NEURON_TYPES, SPIKING_TYPES, SYNAPSE_TYPES, float_step, pair,
-                                  prepare)
+from converters.nir.nodes import (INTNET_TYPES, KINDS, NEURON_TYPES, NO_CURRENT_STATE, SPIKING_TYPES, SYNAPSE_TYPES,
+                                  float_step, pair, prepare)
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards
 from lmu2neuro.core.conv import ConvGeometry, compose, composed_kernel_size, resolve_padding
@@ -51,7 +51,6 @@ from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import ALWAYS_ON, IntNetwork, IntNetworkError, Population, Projection
 
 # du of a neuron without synaptic state: the whole current is replaced every step
-NO_CURRENT_STATE = fx.DECAY_UNITY - 1
 
 
 def _arr(node, f, n=None):
@@ -83,32 +82,7 @@ def _check_parameters(path, name, node) -> None:
 def _neuron_dynamics(path, name, node, dt):
     """-> dict(du (n,), dv (n,), gain (n,), bias (n,) per-step voltage, vth (n,) or None, n, type)."""
     typ = node_type(node)
-    if typ in ("LIF", "LI"):
-        tau = _arr(node, "tau")
-        n = tau.size
-        k = dt / tau
-        r, vl = _arr(node, "r", n), _arr(node, "v_leak", n)
-        du, dv, gain, bias = np.full(n, NO_CURRENT_STATE), fx.dv_from_removed(k), k * r, k * vl
-    elif typ in ("CubaLIF", "CubaLI"):
-        tm = _arr(node, "tau_mem")
-        n = tm.size
-        ts = _arr(node, "tau_syn", n)
-        ks, km = dt / ts, dt / tm
-        r, vl, w_in = _arr(node, "r", n), _arr(node, "v_leak", n), _arr(node, "w_in", n)
-        du = fx.du_from_removed(ks)
-        dv, gain, bias = fx.dv_from_removed(km), km * r * ks * w_in, km * vl
-    elif typ in ("IF", "I"):
-        r = _arr(node, "r")
-        n = r.size
-        du, dv, gain, bias = np.full(n, NO_CURRENT_STATE), np.zeros(n, dtype=np.int64), dt * r, np.zeros(n)
-    elif typ == "Threshold":
-        # Stateless: the shortest memory Loihi has (both decays 4095 keep 1/4096 of the last
-        # step, truncated toward zero) and the whole input every step, independent of dt.
-        n = _arr(node, "threshold").size
-        du = dv = np.full(n, NO_CURRENT_STATE)
-        gain, bias = np.ones(n), np.zeros(n)
-    else:  # pragma: no cover - callers only pass neurons
-        raise AssertionError(typ)
+    n, du, dv, gain, bias = KINDS[typ].loihi(node, dt, _arr)  # the node kind's own mapping (nodes.py)
     vth = None
     if typ in SPIKING_TYPES:
         field = "threshold" if typ == "Threshold" else "v_threshold"

@@ -13,13 +13,15 @@ Roles:
   lowering composes it into a projection by applying its ``step`` to the zero input and to the
   identity basis, so a nonlinear one would be lowered wrongly (it needs its own role). A stateful
   synapse (Delay) is stepped by the float executor itself and becomes delay taps in the lowering;
-- ``"neuron"``: a population; its dynamics live in the float executor (``NIRTorch._step``) and in
-  the lowering (``converters.nir.lower``: tau -> Loihi decays, gain and bias);
+- ``"neuron"``: a population; its dynamics are declared here (``float_update``, run by the float
+  executor's ``NIRTorch._step``) with its declared mapping onto Loihi's CUBA LIF (``loihi``: tau -> Loihi decays, gain and bias), which
+  the lowering (``converters.nir.lower``) applies;
 - ``"graph"``: a nested NIRGraph, inlined by ``graph.flatten_graph`` before anything runs.
 
 Adding a stateless linear synapse node kind: one declaration below and its step function, nothing
-else. A neuron kind (or a stateful synapse) also needs its dynamics in ``float_executor.py`` and its
-forward-Euler mapping in ``lower.py``.
+else. A neuron node kind declares here its float dynamics (``float_update``, which the float executor
+runs) and its forward-Euler mapping onto Loihi (``loihi``, which the lowering applies); a stateful
+synapse needs its dynamics in ``float_executor.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from lmu2neuro.core import fixed_point as fx
 
 ROLES = ("io", "synapse", "neuron", "graph")
 
@@ -47,11 +51,20 @@ class NodeKind:
     spiking: bool = False  # emits 0/1 spikes (``v > threshold``)
     options: Callable[[Any], dict] | None = None  # non-array settings (stride, kernel, dims), read once
     step: Step | None = None  # float per-step function of a stateless node
+    # a neuron node's mapping onto Loihi's CUBA LIF (the cuba_lif kind of lmu2neuro.core.neurons),
+    # forward Euler at step dt: (node, dt, arr) -> (n, du, dv, gain, bias), arr(node, field, n=None)
+    # reading a parameter as one float64 per neuron
+    loihi: Callable[[Any, float, Callable], tuple] | None = None
+    # a stateful neuron node's float update of its voltage, before the spike and reset (the float
+    # executor's): (v, x, params, state, dt, leaky) -> v, leaky(v, tau, target) one step of decay
+    float_update: Callable[..., torch.Tensor] | None = None
 
     def __post_init__(self):
         assert self.role in ROLES, self.role
         # the float executor steps every stateless node through its declared function
         assert (self.step is not None) == (not self.stateful and self.role != "graph"), self.name
+        assert (self.loihi is not None) == (self.role == "neuron"), self.name
+        assert (self.float_update is not None) == (self.role == "neuron" and self.stateful), self.name
 
 
 # -- the float per-step functions of the stateless nodes ---------------------------------------------
@@ -127,6 +140,58 @@ def _sum_pool(x, p):
 _CONV = ("weight", "stride", "padding", "dilation", "groups", "bias")
 _POOL = ("kernel_size", "stride", "padding")
 
+# -- the neuron nodes onto Loihi's CUBA LIF (lower.py builds the populations from these) ------------
+# du of a neuron without a current state: the current keeps 1/4096 of itself (truncated to zero),
+# so the whole input reaches the voltage in its step
+NO_CURRENT_STATE = fx.DECAY_UNITY - 1
+
+
+def _leaky_loihi(node, dt, arr):  # LIF, LI
+    tau = arr(node, "tau")
+    n = tau.size
+    k = dt / tau
+    r, vl = arr(node, "r", n), arr(node, "v_leak", n)
+    return n, np.full(n, NO_CURRENT_STATE), fx.dv_from_removed(k), k * r, k * vl
+
+
+def _cuba_loihi(node, dt, arr):  # CubaLIF, CubaLI
+    tm = arr(node, "tau_mem")
+    n = tm.size
+    ts = arr(node, "tau_syn", n)
+    ks, km = dt / ts, dt / tm
+    r, vl, w_in = arr(node, "r", n), arr(node, "v_leak", n), arr(node, "w_in", n)
+    du = fx.du_from_removed(ks)
+    return n, du, fx.dv_from_removed(km), km * r * ks * w_in, km * vl
+
+
+def _integrator_loihi(node, dt, arr):  # IF, I
+    r = arr(node, "r")
+    n = r.size
+    return n, np.full(n, NO_CURRENT_STATE), np.zeros(n, dtype=np.int64), dt * r, np.zeros(n)
+
+
+def _threshold_loihi(node, dt, arr):
+    # Stateless: the shortest memory Loihi has (both decays 4095 keep 1/4096 of the last
+    # step, truncated toward zero) and the whole input every step, independent of dt.
+    n = arr(node, "threshold").size
+    du = dv = np.full(n, NO_CURRENT_STATE)
+    return n, du, dv, np.ones(n), np.zeros(n)
+
+
+def _integrator_float(v, x, p, st, dt, leaky):  # I, IF
+    return v + dt * p["r"] * x
+
+
+def _leaky_float(v, x, p, st, dt, leaky):  # LI, LIF
+    return leaky(v, p["tau"], p["v_leak"] + p["r"] * x)
+
+
+def _cuba_float(v, x, p, st, dt, leaky):  # CubaLI, CubaLIF: the current first, then v from the new current
+    cur = leaky(st.get("i", torch.zeros_like(x)), p["tau_syn"], p["w_in"] * x)
+    st["i"] = cur
+    return leaky(v, p["tau_mem"], p["v_leak"] + p["r"] * cur)
+
+
 KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("Input", ("shape",), "io", step=_identity),
     NodeKind("Output", ("shape",), "io", step=_identity),
@@ -140,18 +205,23 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("Delay", ("delay",), "synapse", params=("delay",), stateful=True),
     NodeKind("Flatten", ("start_dim", "end_dim"), "synapse", options=_flatten_options, step=_flatten),
     # stateless: the input compared with the threshold every step
-    NodeKind("Threshold", ("threshold",), "neuron", params=("threshold",), spiking=True, step=_threshold),
-    NodeKind("I", ("r",), "neuron", params=("r",), stateful=True),
+    NodeKind("Threshold", ("threshold",), "neuron", params=("threshold",), spiking=True, step=_threshold,
+             loihi=_threshold_loihi),
+    NodeKind("I", ("r",), "neuron", params=("r",), stateful=True, loihi=_integrator_loihi,
+             float_update=_integrator_float),
     NodeKind("IF", ("r", "v_threshold"), "neuron", params=("r", "v_threshold", "v_reset"), stateful=True,
-             spiking=True),
-    NodeKind("LI", ("tau", "r", "v_leak"), "neuron", params=("tau", "r", "v_leak"), stateful=True),
+             spiking=True, loihi=_integrator_loihi, float_update=_integrator_float),
+    NodeKind("LI", ("tau", "r", "v_leak"), "neuron", params=("tau", "r", "v_leak"), stateful=True,
+             loihi=_leaky_loihi, float_update=_leaky_float),
     NodeKind("LIF", ("tau", "r", "v_leak", "v_threshold"), "neuron",
-             params=("tau", "r", "v_leak", "v_threshold", "v_reset"), stateful=True, spiking=True),
+             params=("tau", "r", "v_leak", "v_threshold", "v_reset"), stateful=True, spiking=True,
+             loihi=_leaky_loihi, float_update=_leaky_float),
     NodeKind("CubaLI", ("tau_syn", "tau_mem", "r", "v_leak", "w_in"), "neuron",
-             params=("tau_syn", "tau_mem", "r", "v_leak", "w_in"), stateful=True),
+             params=("tau_syn", "tau_mem", "r", "v_leak", "w_in"), stateful=True, loihi=_cuba_loihi,
+             float_update=_cuba_float),
     NodeKind("CubaLIF", ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"), "neuron",
              params=("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"), stateful=True,
-             spiking=True),
+             spiking=True, loihi=_cuba_loihi, float_update=_cuba_float),
     NodeKind("NIRGraph", ("nodes", "edges"), "graph"),
 )}
 

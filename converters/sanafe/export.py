@@ -32,6 +32,7 @@ import yaml
 
 from lmu2neuro.core import atomic
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core.neurons import DEFAULT as LIF_KIND
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import IntNetwork
 
@@ -56,6 +57,8 @@ def network_description(net: IntNetwork, core_of: dict[str, list[int]] | None = 
     """The SANA-FE network description of `net` as a plain dict (see the module docstring)."""
     pops, projs = net.on_chip()
     for pop in pops:  # what is written is Loihi 1's hard-reset LIF, the model the cross-checks validate
+        if pop.kind != LIF_KIND:
+            raise UserError(f"population '{pop.name}': neuron kind '{pop.kind}'; the SANA-FE export writes the LIF only")
         if pop.reset != "zero" or pop.refractory:
             raise UserError(f"population '{pop.name}': reset '{pop.reset}', refractory {pop.refractory}; the SANA-FE "
                             "export writes the reset-to-zero LIF without a refractory period only")

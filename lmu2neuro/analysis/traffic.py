@@ -55,7 +55,7 @@ def build_traffic(net: IntNetwork, x_int: np.ndarray, m: Measurement, *, model: 
     for proj in net.projections:
         fo = proj.fan_out()
         graded = net.is_graded(proj)
-        src_counts = nonzero_in if graded else m.spike_counts[proj.source]
+        src_counts = nonzero_in if proj.source == net.input_name else m.spike_counts[proj.source]  # messages
         projections.append({
             "name": proj.name, "source": proj.source, "target": proj.target, "taps": proj.taps,
             "graded": graded, "weights": proj.stored_weights(),

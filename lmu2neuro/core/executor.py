@@ -7,7 +7,7 @@ the checks on Lava runs. Lava's own ProcessModels are the independent check and 
 Populations are in topological order and projections carry their delays as taps, so a whole
 sequence is computed one population at a time: every projection into a population is a causal
 integer convolution over time (``tap_sum``, exact in float64 for the magnitudes Loihi allows),
-then the LIF recurrence (``fixed_point.lif_step``) scans the steps for the whole batch at once.
+then the neuron's step (its kind's, ``core/neurons``; the LIF's is ``fixed_point.lif_step``) scans the steps for the whole batch at once.
 A convolutional projection applies its kernel to every frame (``ConvGeometry.apply``: unfolded
 columns times the kernel, in the narrowest exact type), one tap at a time (``conv_tap_sum``, also
 the QAT model's). A population's projection onto itself is computed step by step, only the step
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core import neurons
 from lmu2neuro.core.intnet import IntNetwork, check_reset_interval, reset_steps
 
 
@@ -34,6 +35,8 @@ class Execution:
     wrapped: dict[str, int]  # population -> count of (sample, step, neuron) whose current wrapped
     peak_current: dict[str, int]  # population -> largest |current| before the 24-bit wrap
     voltages: dict[str, torch.Tensor] = field(default_factory=dict)  # recorded population -> (batch, T, n)
+    # graded population -> (batch, T, n) int64: each message's payload (0: none sent); spikes holds != 0
+    payloads: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def predictions(self) -> torch.Tensor:
@@ -211,6 +214,7 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...], resets: 
     wrapped: dict[str, int] = {}
     peak: dict[str, int] = {}
     voltages: dict[str, torch.Tensor] = {}
+    payloads: dict[str, torch.Tensor] = {}
     trace = torch.zeros(batch, steps, net.population(net.output).size, dtype=torch.int64)
     for pop in net.populations:
         a_in = torch.zeros(batch, steps, pop.size, dtype=torch.int64)
@@ -221,39 +225,46 @@ def _execute(net: IntNetwork, x: torch.Tensor, record: tuple[str, ...], resets: 
             else:
                 source, source_max = signals[proj.source]
                 a_in += projection_current(source, proj, source_max)
-        u = torch.zeros(batch, pop.size, dtype=torch.int64)
-        v = torch.zeros_like(u)
+        nk = neurons.kind(pop.kind)
+        state = nk.start(pop, batch, x.device)
         bias = torch.as_tensor(pop.bias, dtype=torch.int64).to(x.device)
         driven = net.bias_driven(pop.name)
-        out = torch.zeros(batch, steps, pop.size, dtype=torch.bool)
+        # a unary kind's output is its spikes, a graded kind's the payload of each message (0: none)
+        out = torch.zeros(batch, steps, pop.size, dtype=torch.int64 if nk.graded else torch.bool)
         vs = torch.zeros(batch, steps, pop.size, dtype=torch.int64) if pop.readout or pop.name in record else None
         n_wrapped, peak_u = 0, 0
-        ref = None
         for t in range(steps):
             if resets[t]:
-                u, v, ref = torch.zeros_like(u), torch.zeros_like(v), None
+                state = nk.start(pop, batch, x.device)
             if driven:
                 bias = x[:, t] << pop.bias_exp
             a_t = a_in[:, t]
             for current in recurrent:
                 a_t = a_t + current(out, t)
-            r = fx.lif_step(u, v, a_t, pop.du, pop.dv, pop.vth, bias, pop.reset, pop.refractory, ref)
-            u, v, ref = r.u, r.v, r.ref
-            out[:, t] = r.spikes
+            r = nk.step(state, a_t, pop, bias)
+            state = r.state
+            out[:, t] = r.out
             n_wrapped += int(r.wrapped.sum())
-            if r.u_unwrapped.numel():
-                peak_u = max(peak_u, int(r.u_unwrapped.abs().max()))
+            if r.unwrapped.numel():
+                peak_u = max(peak_u, int(r.unwrapped.abs().max()))
             if vs is not None:
-                vs[:, t] = v
+                vs[:, t] = r.voltage
         wrapped[pop.name] = n_wrapped
         peak[pop.name] = peak_u
-        spikes[pop.name] = out
-        # as float32 once, the type most of its projections multiply in (0 and 1 are exact in any)
-        signals[pop.name] = (out.to(torch.float32), 1)
+        if nk.graded:
+            payloads[pop.name] = out
+            # a message sent; a readout's messages are its score (Lava's Sigma), never spikes
+            spikes[pop.name] = (out != 0) & (not pop.readout)
+            signals[pop.name] = (out, _max_abs(out))
+        else:
+            spikes[pop.name] = out
+            # as float32 once, the type most of its projections multiply in (0 and 1 are exact in any)
+            signals[pop.name] = (out.to(torch.float32), 1)
         if pop.name in record:
             voltages[pop.name] = vs
         if pop.name == net.output:
             trace = vs if pop.readout else out.to(torch.int64).cumsum(dim=1)
     cpu = {name: s.cpu() for name, s in spikes.items()}
     return Execution(spikes=cpu, scores=trace[:, -1].cpu(), readout_trace=trace.cpu(), wrapped=wrapped,
-                     peak_current=peak, voltages={name: v.cpu() for name, v in voltages.items()})
+                     peak_current=peak, voltages={name: v.cpu() for name, v in voltages.items()},
+                     payloads={name: p.cpu() for name, p in payloads.items()})

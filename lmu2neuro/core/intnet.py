@@ -15,6 +15,8 @@ projection weights and neuron biases here.
 Semantics (time step t of one sample, every population starts at zero state):
     a_P[t] = sum over projections S into P of  shift(sum_j W_S[j] @ x_src[t - j], exp_S)
     (u, v, spikes) of P at t = fixed_point.lif_step(u, v, a_P[t], du, dv, vth, bias, reset, refractory)
+    (the step of P's neuron kind, ``Population.kind`` in ``core/neurons``; the above is the default,
+    Loihi's CUBA LIF; a graded kind such as sigma_delta sends integer payloads instead of 0/1 spikes)
 where x_src is the source's spikes (0/1), or the graded integer input for the input node, and
 shift is Dense's weight exponent (left shift, or arithmetic right shift). A projection from a
 population to itself (recurrence, as in snnTorch's RLeaky) must have a zero tap 0: its spikes
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmu2neuro.core import fixed_point as fx
+from lmu2neuro.core import neurons
 from lmu2neuro.core.conv import ConvGeometry
 
 
@@ -124,6 +127,8 @@ class Population:
     reset: str = "zero"  # fixed_point.RESETS; "subtract" is Loihi 2 only
     shape: tuple[int, ...] | None = None  # the frame its neurons form, (C, L) or (C, H, W), if any
     refractory: int = 0  # steps held after a spike (fixed_point.lif_step); netx refDelay - 1
+    kind: str = neurons.DEFAULT  # the neuron kind (core/neurons): its step, limits, Lava process, counting
+    kind_params: dict = field(default_factory=dict)  # what that kind adds (sigma_delta: its exponents, stage)
 
     # (du, dv) of an integrator: keeps all its current and all its voltage
     INTEGRATOR = (fx.DECAY_UNITY - 1, 0)
@@ -326,7 +331,9 @@ class IntNetwork:
         rows = []
         for p in self.populations:
             into = self.projections_into(p.name)
-            rows.append({"name": p.name, "size": p.size, "du": p.du, "dv": p.dv, "vth": p.vth,
+            rows.append({"name": p.name, "size": p.size, "kind": p.kind, **({"kind_params": dict(p.kind_params)}
+                                                                            if p.kind_params else {}),
+                         "du": p.du, "dv": p.dv, "vth": p.vth,
                          "bias_exp": p.bias_exp, "readout": p.readout, "reset": p.reset,
                          "refractory": p.refractory, "incoming_taps": sum(s.taps for s in into),
                          "incoming_stored_weights": sum(s.stored_weights() for s in into),
@@ -335,7 +342,9 @@ class IntNetwork:
         return rows
 
     def is_graded(self, proj: Projection) -> bool:
-        return proj.source == self.input_name
+        """Whether the projection's inputs are graded payloads (the input, or a graded neuron kind's
+        messages): its synaptic ops are then MACs, not ACs."""
+        return proj.source == self.input_name or neurons.kind(self.population(proj.source).kind).graded
 
     def max_taps(self) -> int:
         return max((s.taps for s in self.projections), default=1)
@@ -358,28 +367,17 @@ class IntNetwork:
             if p.name in names:
                 raise IntNetworkError(f"{where}: duplicate name")
             names.append(p.name)
-            if p.reset not in fx.RESETS:
-                raise IntNetworkError(f"{where}: reset '{p.reset}', expected one of {', '.join(fx.RESETS)}")
+            if p.kind not in neurons.KINDS:
+                raise IntNetworkError(f"{where}: kind '{p.kind}', expected one of {', '.join(neurons.KINDS)}")
             if p.shape is not None and int(np.prod(p.shape)) != p.size:
                 raise IntNetworkError(f"{where}: shape {tuple(p.shape)} holds {int(np.prod(p.shape))} neurons, "
                                       f"the population has {p.size}")
-            for fld, val, lo, hi in (
-                ("du", p.du, 0, fx.DECAY_UNITY - 1),
-                ("dv", p.dv, 0, fx.DECAY_UNITY - 1),
-                ("vth", p.vth, 0, fx.VTH_MAX),
-                ("bias_exp", p.bias_exp, fx.BIAS_EXP_MIN, fx.BIAS_EXP_MAX),
-                ("refractory", p.refractory, 0, fx.REFRACTORY_MAX),
-            ):
-                if not lo <= int(val) <= hi:
-                    raise IntNetworkError(f"{where}: {fld} = {val} outside Loihi's range [{lo}, {hi}]")
             bm = np.asarray(p.bias_mant)
             if bm.shape != (p.size,):
                 raise IntNetworkError(f"{where}: bias_mant shape {bm.shape}, expected ({p.size},)")
-            if bm.size and (bm.min() < fx.BIAS_MANT_MIN or bm.max() > fx.BIAS_MANT_MAX):
-                bad = int(bm[np.argmax(np.abs(bm))])
-                raise IntNetworkError(
-                    f"{where}: bias_mant {bad} outside 13-bit range [{fx.BIAS_MANT_MIN}, {fx.BIAS_MANT_MAX}]"
-                )
+            problem = neurons.kind(p.kind).check(p)
+            if problem:
+                raise IntNetworkError(f"{where}: {problem}")
         if self.output not in names[1:]:
             raise IntNetworkError(f"output '{self.output}' is not a population")
         if self.bias_input is not None:
@@ -400,6 +398,9 @@ class IntNetwork:
             if s.target == self.input_name:
                 raise IntNetworkError(f"{where}: the input cannot be a target")
             w = np.asarray(s.weights)
+            if s.source == s.target and neurons.kind(self.population(s.target).kind).graded:
+                raise IntNetworkError(f"{where}: a recurrent projection onto a graded ({self.population(s.target).kind}) "
+                                      "population is not supported")
             if s.source == s.target:
                 if w.ndim >= 3 and np.any(w[:1]):
                     raise IntNetworkError(f"{where}: a recurrent projection needs a delay of at least one "

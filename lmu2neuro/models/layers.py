@@ -59,7 +59,7 @@ from torch import nn
 
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.errors import UserError
-from lmu2neuro.models.neurons import LoihiLIF, sigmoid
+from lmu2neuro.models.neurons import NEURON_MODULES, LoihiLIF, sigmoid
 from lmu2neuro.models.quantize import fake_quantize_input
 
 def _check_reset(layer: str, reset_mechanism: str) -> None:
@@ -282,7 +282,7 @@ class RSynaptic(Recurrent, Synaptic):
         return s, new[0], new[1]
 
 
-NEURONS = (LoihiLIF,)  # every Loihi neuron layer, the plain LoihiLIF included
+NEURONS = NEURON_MODULES  # every Loihi neuron layer, the plain LoihiLIF included
 
 
 # -- per-frame linear layers ----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from lmu2neuro.models.graph import (
     temporal_conv,
 )
 from lmu2neuro.models.lmu import LMUMemory
-from lmu2neuro.models.neurons import LoihiLIF
+from lmu2neuro.models.neurons import NEURON_MODULES, LoihiLIF
 from lmu2neuro.models.quantize import run_qat
 from lmu2neuro.models.trace import trace_method
 
@@ -242,7 +242,7 @@ class SpikingLMUFormer(_Sequence):
         return readout(dense(head, self.head, name="head"), name="readout")
 
     def neurons(self) -> list[LoihiLIF]:
-        return [m for m in self.modules() if isinstance(m, LoihiLIF)]
+        return [m for m in self.modules() if isinstance(m, NEURON_MODULES)]
 
     def set_qat(self, enabled: bool) -> None:
         """Fake-quantized training: BN folded with running statistics, Loihi integers with STE."""

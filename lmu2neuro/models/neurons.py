@@ -286,3 +286,9 @@ class LIFScan(torch.autograd.Function):
             for t in range(steps - 2, -1, -1):
                 grad_in[:, t].add_(grad_in[:, t + 1], alpha=alpha)  # g_I(t) = g_w(t) + alpha g_I(t+1)
         return grad_in.to(grad_out.dtype), grad_bias, None, None, None, None, None
+
+
+# the QAT twin of each neuron kind that trains (lmu2neuro.core.neurons names the kinds and says why
+# one has none); a module that is an instance of one of these is a neuron to the tracer and lowering
+TWINS = {"cuba_lif": LoihiLIF}
+NEURON_MODULES = tuple(TWINS.values())

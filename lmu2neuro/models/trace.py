@@ -71,7 +71,7 @@ from lmu2neuro.models.layers import (
     SumPool1d,
     SumPool2d,
 )
-from lmu2neuro.models.neurons import LoihiLIF
+from lmu2neuro.models.neurons import NEURON_MODULES, LoihiLIF
 from lmu2neuro.models.quantize import run_qat
 
 READOUT = "readout"
@@ -127,7 +127,7 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         import snntorch
 
-        if isinstance(m, (LoihiLIF, InputQuantizer, OneToOne) + LINEAR_LAYERS + (snntorch.SpikingNeuron,)):
+        if isinstance(m, NEURON_MODULES + (InputQuantizer, OneToOne) + LINEAR_LAYERS + (snntorch.SpikingNeuron,)):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -589,7 +589,7 @@ def trace(model: nn.Module, frame_shape: tuple[int, ...]) -> Trace:
     for n in nodes:  # refuse what cannot deploy by name, before running anything
         if n.op == "call_module":
             mod = modules[n.target]
-            if not isinstance(mod, (LoihiLIF, InputQuantizer) + _MODULES):
+            if not isinstance(mod, NEURON_MODULES + (InputQuantizer,) + _MODULES):
                 raise _refuse(n.target, mod)
     values = _shapes(model, nodes, x_node, frame_shape)
 
@@ -611,7 +611,7 @@ def trace(model: nn.Module, frame_shape: tuple[int, ...]) -> Trace:
                                 "itself, first")
             quantizer = n.target
             boundary[n] = INPUT
-        elif isinstance(mod, LoihiLIF):
+        elif isinstance(mod, NEURON_MODULES):
             if n.target in seen_paths:
                 raise UserError(f"model layer '{n.target}' ({type(mod).__name__}): called more than once; each "
                                 "neuron layer is one population, called once on the whole sequence")
@@ -716,7 +716,7 @@ def _program(model, modules, target: fx.Node, boundary: dict, order: dict, value
             continue
         if n.op == "call_module":
             mod = modules[n.target]
-            if isinstance(mod, LoihiLIF) or not isinstance(mod, _MODULES):
+            if isinstance(mod, NEURON_MODULES) or not isinstance(mod, _MODULES):
                 raise _refuse(n.target, mod)
             layers.append(n.target)
         elif n.op == "call_function" and n.target not in _FUNCTIONS or \
@@ -962,7 +962,7 @@ class LoihiModel(nn.Module):
         return out
 
     def neurons(self) -> list[LoihiLIF]:
-        return [m for m in self.model.modules() if isinstance(m, LoihiLIF)]
+        return [m for m in self.model.modules() if isinstance(m, NEURON_MODULES)]
 
     def set_qat(self, enabled: bool) -> None:
         """Fake-quantized training (weights, biases, thresholds, decays and input as Loihi integers,

@@ -112,7 +112,9 @@ def format_summary(info: dict) -> str:
                          f"weights_in={p.get('model_weights_in', 0)} stored_in={p.get('incoming_stored_weights', 0)} "
                          f"synapses_in={p.get('incoming_synapses', 0)}"
                          + (f"  helpers: {', '.join(p['helpers_in'])}" if p.get("helpers_in") else "")
-                         + ("  conv" if p.get("incoming_conv") else "") + ("  readout" if p["readout"] else ""))
+                         + ("  conv" if p.get("incoming_conv") else "") + ("  readout" if p["readout"] else "")
+                         + (f"  kind={p['kind']} {p.get('kind_params', {})}" if p.get("kind", "cuba_lif") != "cuba_lif"
+                            else ""))
     if info["lava_supported"]:
         lines.append("Lava build: supported (every node lowers to Loihi integers)")
     else:

@@ -251,7 +251,7 @@ def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
     import torch
 
     from lmu2neuro.models import layers as L
-    from lmu2neuro.models.neurons import LoihiLIF
+    from lmu2neuro.models.neurons import NEURON_MODULES
 
     chain = snntorch_layers(module)
     if not chain:
@@ -306,7 +306,7 @@ def convert_snntorch(module: nn.Module) -> tuple[nn.Module, list[dict]]:
         raise UserError(f"model {type(module).__name__}: no snnTorch neuron layer (snn.Leaky, snn.Synaptic, "
                         "snn.RLeaky, snn.RSynaptic) found among its layers")
     last = ours[-1][1]
-    if isinstance(last, LoihiLIF):
+    if isinstance(last, NEURON_MODULES):
         # a spiking output is read by its spike counts: the readout integrates the spikes themselves
         n = _output_size(module)
         count = L.Linear(n, n, bias=False)

@@ -114,3 +114,79 @@ def run_lava_netx(path, x: np.ndarray, extra_steps: int = 2) -> list[np.ndarray]
     finally:
         nx.stop()
     return out
+
+
+SDNN_NEURON = {"threshold": 0.1, "requires_grad": False}
+
+
+def sdnn_file(path, kind: str = "dense", seed: int = 0):
+    """A SLAYER sigma-delta network written by its blocks' own export_hdf5 (lava-dl's PilotNet SDNN
+    pattern): ``sigma_delta.Input`` (a Delta encoder), then kind "dense": Dense(12->8), Output(8->4);
+    kind "conv": Conv(2->4, 3x3, pad 1) on a (2, 5, 5) frame, Flatten, Dense(100->8), Output(8->4).
+    The weights are scaled so that every layer sends messages."""
+    import converters.lava  # noqa: F401  (the compatibility layer before any Lava import)
+    import torch
+    from lava.lib.dl import slayer
+
+    torch.manual_seed(seed)
+    sd = slayer.block.sigma_delta
+    p = {**SDNN_NEURON, "activation": torch.nn.functional.relu}
+    if kind == "conv":
+        frame = (2, 5, 5)
+        blocks = [sd.Input(p), sd.Conv(p, 2, 4, 3, padding=1, weight_scale=2), sd.Flatten(),
+                  sd.Dense(p, 100, 8, weight_scale=2), sd.Output(p, 8, 4, weight_scale=2)]
+    else:
+        frame = (12,)
+        blocks = [sd.Input(p), sd.Dense(p, 12, 8, weight_scale=2), sd.Output(p, 8, 4, weight_scale=2)]
+    x = torch.rand((1,) + frame + (6,))
+    with torch.no_grad():
+        for b in blocks:
+            x = b(x)  # SLAYER learns each block's shape on its first forward
+    with h5py.File(path, "w") as f:
+        layer = f.create_group("layer")
+        for i, b in enumerate(blocks):
+            b.export_hdf5(layer.create_group(str(i)))
+    return path
+
+
+def run_lava_sdnn(path, x, vth: int):
+    """lava-dl's own ``netx.hdf5.Network`` on an SDNN file in Lava fixed_pt, fed as lava-dl's PilotNet
+    SDNN example feeds it: the input layer skipped (``skip_layers=1``: netx's Input block leaves the
+    Delta's a_in unconnected) and Lava's own ``Delta`` (the file's input vThMant, spike_exp and
+    state_exp 6) encoding x (T, C, H, W or n) into the first synapse. Returns the encoder's payloads
+    and each layer's, (T, n) in C order, in reference time (layer k answers k steps late)."""
+    import converters.lava  # noqa: F401  (the compatibility layer before any Lava import)
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.monitor.process import Monitor
+    from lava.proc.sdn.process import Delta
+
+    steps_in = x.shape[0]
+    nx = netx.hdf5.Network(net_config=str(path), skip_layers=1)
+    layers = len(nx.layers)
+    steps = steps_in + layers
+    frames = np.zeros((steps,) + x.shape[1:], dtype=np.int32)
+    frames[:steps_in] = x
+    lava_frames = frames.transpose(*range(frames.ndim - 1, 0, -1), 0) if frames.ndim > 2 else frames.T
+    src = RingBuffer(data=lava_frames)  # Lava's (x, y, f) frame order, time last
+    enc = Delta(shape=lava_frames.shape[:-1], vth=vth, spike_exp=6, state_exp=6)
+    src.s_out.connect(enc.a_in)
+    enc.s_out.connect(nx.inp)
+    procs = [enc] + [lay.neuron for lay in nx.layers]
+    mons = []
+    for proc in procs:
+        m = Monitor()
+        m.probe(proc.s_out, steps)
+        mons.append(m)
+    try:
+        nx.run(RunSteps(steps), Loihi2SimCfg(select_tag="fixed_pt"))
+        raw = [np.asarray(m.get_data()[proc.name]["s_out"], dtype=np.int64) for m, proc in zip(mons, procs)]
+    finally:
+        nx.stop()
+
+    def c_order(a):  # (T, x, y, f) -> (T, f * y * x) in C order of (f, y, x) = (C, H, W)
+        return a.reshape(a.shape[0], -1) if a.ndim == 2 else a.transpose(0, 3, 2, 1).reshape(a.shape[0], -1)
+
+    return [c_order(r[k:k + steps_in]) for k, r in enumerate(raw)]

@@ -46,7 +46,7 @@ CASES = {
     "iDecay zero": (lambda f: _put(f, "layer/5/neuron/iDecay", 0), "layer 5 (dense), field 'neuron/iDecay'"),
     "refractory": (lambda f: _put(f, "layer/5/neuron/refDelay", 64),
                    "layer 5 (dense), field 'neuron/refDelay': value 64 above 63"),
-    "neuron type": (lambda f: _text(f, "layer/5/neuron/type", "SDNN"), "layer 5 (dense), field 'neuron/type'"),
+    "neuron type": (lambda f: _text(f, "layer/5/neuron/type", "RF_IZ"), "layer 5 (dense), field 'neuron/type'"),
     "graded": (lambda f: _put(f, "layer/5/neuron/gradedSpike", True), "layer 5 (dense), field 'neuron/gradedSpike'"),
     "delay range": (lambda f: _put(f, "layer/5/delay", np.full(10, 70.0)), "layer 5 (dense), field 'delay': value 70"),
     "delay shape": (lambda f: _put(f, "layer/5/delay", np.zeros(7)), "layer 5 (dense), field 'delay': shape (7,)"),

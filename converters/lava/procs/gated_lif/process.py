@@ -8,9 +8,6 @@ from lava.proc.lif.process import LIF
 
 from lmu2neuro.core.fixed_point import REFRACTORY_MAX, RESETS
 
-# the columns of a population's per-sample record: spikes of all neurons, the fingerprint of the
-# (step, neuron) spike set, neuron-steps whose 24-bit current wrapped, largest |current| before it
-SAMPLE_COLUMNS = ("spikes", "fingerprint", "wrapped", "peak_current")
 
 
 class GatedLIF(LIF):
