@@ -207,13 +207,10 @@ class Time(BaseModel):
     message_in: Quantity | None = None
 
 
-class ConvWeights(BaseModel):
-    """How a core stores a convolution's synapses: "shared" (the kernel once per output channel on
-    the core, every neuron of the channel uses it) or "per_synapse" (every connection its own
-    synapse), with where that rule comes from."""
+class _Rule(BaseModel):
+    """A mapping rule with where it comes from; an assumed one says why."""
 
     model_config = ConfigDict(extra="forbid")
-    storage: Literal["shared", "per_synapse"]
     source: str = Field(min_length=1)
     assumed: bool = False
     why: str | None = None
@@ -225,7 +222,15 @@ class ConvWeights(BaseModel):
         return self
 
 
-class Partition(BaseModel):
+class ConvWeights(_Rule):
+    """How a core stores a convolution's synapses: "shared" (the kernel once per output channel on
+    the core, every neuron of the channel uses it) or "per_synapse" (every connection its own
+    synapse), with where that rule comes from."""
+
+    storage: Literal["shared", "per_synapse"]
+
+
+class Partition(_Rule):
     """How layers are cut into cores (analysis/chip_mapping.py), with where the rule comes from.
 
     ``frames``: "slabs" cuts a layer with a (C, H, W) frame whose inputs are all convolutions into
@@ -235,19 +240,9 @@ class Partition(BaseModel):
     projection stored with every (target, source) pair, zeros included, at this many bits; None:
     its nonzero synapses at weight (+ delay) bits."""
 
-    model_config = ConfigDict(extra="forbid")
     frames: Literal["slabs", "in_order"] = "in_order"
     slab_widths: Literal["any", "powers_of_two"] = "any"
     dense_synapse_bits: int | None = Field(default=None, ge=1)
-    source: str = Field(min_length=1)
-    assumed: bool = False
-    why: str | None = None
-
-    @model_validator(mode="after")
-    def _why(self):
-        if self.assumed and not self.why:
-            raise ValueError("an assumed rule must say why (field 'why')")
-        return self
 
 
 class ChipLimits(BaseModel):
