@@ -5,7 +5,7 @@ Usage: python benchmarks/snntorch_counts.py [--out runs/bench/snntorch_counts.js
 The net (issue 21): Conv1d(1->8, k5, pad 2) -> snn.Synaptic -> AvgPool1d(2) -> Flatten -> Linear(64, 32)
 -> snn.Leaky -> Linear(32, 5) -> snn.Leaky, 20 steps of (1, 16) frames. Its own compute per step is
 592 (the convolution; padded taps excluded) + 2,048 + 160 = 2,800 MACs, 56,000 per inference.
-It is converted (training.user_model.convert_snntorch), traced and lowered to the deployed
+It is converted (deploy.snntorch.convert_snntorch), traced and lowered to the deployed
 IntNetwork exactly as `export --model` does, run in the reference executor on random inputs, and
 counted (analysis.counting): (a) `Counts.neurobench`, the model's own compute, and (b) the chip's
 work with its helper synapses. Target: Dense within 5 % of 56,000 (it was 139,420, 2.5x). When
@@ -51,7 +51,7 @@ def ours(module, x):
     from lmu2neuro.analysis.counting import count_operations
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.models.trace import LoihiModel
-    from lmu2neuro.training.user_model import convert_snntorch
+    from lmu2neuro.deploy.snntorch import convert_snntorch
     from netgen import make_traffic
 
     conv, _ = convert_snntorch(module)

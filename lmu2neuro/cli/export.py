@@ -120,7 +120,7 @@ def _export_snntorch(args) -> int:
                   f"spikes agree on {row['spike_agreement']:.2%}, steps wholly equal {row['steps_all_equal']:.2%}"
                   + ("" if err is None else f", membrane off by up to {err:.3g} thresholds") + ")")
     if any(r.get("scalar_beta") for r in rep["conversion"]):
-        from lmu2neuro.training.user_model import SCALAR_BETA_FIX
+        from lmu2neuro.deploy.snntorch import SCALAR_BETA_FIX
 
         print(f"note: scalar beta converted here; {SCALAR_BETA_FIX}")
     print(f"float snnTorch model vs deployed integers on {rep['samples']} {args.dataset} test samples: predictions "

@@ -23,7 +23,7 @@ from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.executor import execute
 from lmu2neuro.core.intnet import IntNetwork
 from lmu2neuro.models.quantize import run_qat
-from lmu2neuro.training.user_model import run_forward
+from lmu2neuro.deploy.snntorch import run_forward
 
 # Both sides run in float64, but the converted layers store their own parameters in float32 (a reset
 # self connection -(1 - beta) threshold is rounded to ~6e-8 of itself), seen here as ~1e-8 thresholds;

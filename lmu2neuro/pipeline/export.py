@@ -69,7 +69,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
                     format: str = "nir", dt: float | None = None, report=None, progress: bool = False) -> dict:
     """A plain snnTorch model (``FILE.py:FUNCTION`` returning it, ``checkpoint`` its state_dict) as the
     deployed integer network: converted to ``models.layers`` with the same float parameters
-    (``training.user_model.convert_snntorch``), input scale calibrated from the dataset's training
+    (``deploy.snntorch.convert_snntorch``), input scale calibrated from the dataset's training
     inputs, quantized after training; writes ``output`` and the fidelity report (float snnTorch model
     vs deployed integers on the test split) to ``report`` (default OUTPUT's stem + .fidelity.json).
     Returns the report. The model file is code the user chose to run."""
@@ -85,6 +85,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     from lmu2neuro.models.trace import LoihiModel
     from lmu2neuro.pipeline.exactness import CAUSES, cause, float_conversion, layer_exactness
     from lmu2neuro.pipeline.simulate import FIDELITY_WARN_BELOW
+    from lmu2neuro.deploy import snntorch as conv
     from lmu2neuro.training import user_model as um
 
     if format not in FORMATS:
@@ -96,7 +97,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     data = get_dataset(dataset, root=data_root)
     facts = um.data_facts(data)
     module, digest = um.plain_model(path, func, checkpoint, facts)
-    ours, records = um.convert_snntorch(module)
+    ours, records = conv.convert_snntorch(module)
     frame = facts["frame_shape"]
 
     def stack(part, n):
@@ -106,7 +107,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
 
     x_cal, _ = stack(data.train, fx.CALIBRATION_SAMPLES)
     # the chain the conversion assumes, checked against the user's own forward before any other work
-    um.run_forward(module, x_cal[:FORWARD_CHECK_SAMPLES].reshape(-1, x_cal.shape[1], *frame), path)
+    conv.run_forward(module, x_cal[:FORWARD_CHECK_SAMPLES].reshape(-1, x_cal.shape[1], *frame), path)
     try:
         model = LoihiModel(ours, frame, max_len=facts["timesteps"]).eval()
     except UserError as exc:
@@ -132,7 +133,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     float_out, float_spk, int_scores, int_spk, conv_scores = [], {}, [], {}, []
     for first in tqdm(range(0, len(x), batch), desc="float vs integer", disable=not progress, leave=False):
         xb = x[first:first + batch]
-        out, spk = um.run_forward(module, xb.reshape(xb.shape[0], xb.shape[1], *frame), path)
+        out, spk = conv.run_forward(module, xb.reshape(xb.shape[0], xb.shape[1], *frame), path)
         float_out.append(out)
         for k, v in spk.items():
             float_spk[k] = float_spk.get(k, 0) + float(v.sum())
@@ -142,7 +143,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
         for k, v in r.spikes.items():
             int_spk[k] = int_spk.get(k, 0) + int(v.sum())
     out = torch.cat(float_out)
-    spiking_output = isinstance(um.snntorch_layers(module)[-1][1], snntorch.SpikingNeuron)
+    spiking_output = isinstance(conv.snntorch_layers(module)[-1][1], snntorch.SpikingNeuron)
     # the integer readout integrates the last layer: its argmax is the argmax of the spike count
     # (a spiking output) or of the mean output (a Linear output), as the float model is read here
     float_pred = (out.sum(1) if spiking_output else out.mean(1)).argmax(1).numpy()

@@ -65,7 +65,7 @@ def test_the_issues_conv1d_net_counts_its_own_compute():
 
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.models.trace import LoihiModel
-    from lmu2neuro.training.user_model import convert_snntorch
+    from lmu2neuro.deploy.snntorch import convert_snntorch
 
     torch.manual_seed(0)
     module = nn.Sequential(nn.Conv1d(1, 8, 5, padding=2), snn.Synaptic(alpha=0.5, beta=0.8, init_hidden=True),

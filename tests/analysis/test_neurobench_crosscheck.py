@@ -31,7 +31,7 @@ from lmu2neuro.analysis.traffic import build_traffic  # noqa: E402
 from lmu2neuro.core.measurement import measure_spikes  # noqa: E402
 from lmu2neuro.deploy.lowering import lower  # noqa: E402
 from lmu2neuro.models.trace import LoihiModel  # noqa: E402
-from lmu2neuro.training.user_model import convert_snntorch, run_forward  # noqa: E402
+from lmu2neuro.deploy.snntorch import convert_snntorch, run_forward  # noqa: E402
 
 T, B = 12, 6
 

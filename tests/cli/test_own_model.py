@@ -295,7 +295,7 @@ def test_plain_snntorch_export_writes_nir_and_a_fidelity_report(snn_file, tmp_pa
 
 @pytest.mark.parametrize("func", ["leaky", "zero", "mixed", "rleaky_zero"])
 def test_converted_layers_are_the_snntorch_model_in_float(snn_file, func):
-    from lmu2neuro.training.user_model import convert_snntorch
+    from lmu2neuro.deploy.snntorch import convert_snntorch
 
     module = _snn_module(snn_file, func).eval()
     ours, records = convert_snntorch(module)
@@ -316,7 +316,7 @@ def test_converted_layers_are_the_snntorch_model_in_float(snn_file, func):
 
 
 def test_scalar_and_equal_per_neuron_beta_convert_alike(snn_file, tmp_path):
-    from lmu2neuro.training.user_model import SCALAR_BETA_HINT, convert_snntorch
+    from lmu2neuro.deploy.snntorch import SCALAR_BETA_HINT, convert_snntorch
 
     a, b = _snn_module(snn_file, "leaky"), _snn_module(snn_file, "per_neuron")
     ra, rb = convert_snntorch(a)[1], convert_snntorch(b)[1]
@@ -362,7 +362,7 @@ def test_rleaky_zero_reset_is_one_refractory_step_and_lowers_with_it(snn_file):
     same-step reset plus refractory 1, carried into the deployed population."""
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.models.trace import LoihiModel
-    from lmu2neuro.training.user_model import convert_snntorch
+    from lmu2neuro.deploy.snntorch import convert_snntorch
 
     ours, records = convert_snntorch(_snn_module(snn_file, "rleaky_zero").eval())
     rec = {r["path"]: r for r in records}
@@ -379,7 +379,7 @@ def test_fidelity_float_side_is_the_models_own_forward(snn_file, tmp_path):
     each on the previous output), but is another model than the chain stepped with state: the
     report's float side must be what its own forward computes."""
     from lmu2neuro.datasets import get_dataset
-    from lmu2neuro.training.user_model import run_forward
+    from lmu2neuro.deploy.snntorch import run_forward
 
     module = _snn_module(snn_file, "fresh").eval()
     torch.save(module.state_dict(), tmp_path / "m.pt")
@@ -410,7 +410,7 @@ def test_each_reset_is_exact_where_recorded_so_and_differs_where_not(cls, reset,
     import snntorch as snn
     from torch import nn
 
-    from lmu2neuro.training.user_model import convert_snntorch
+    from lmu2neuro.deploy.snntorch import convert_snntorch
 
     torch.manual_seed(0)
     kw = dict(beta=0.85, reset_mechanism=reset, reset_delay=delay, init_hidden=True)
@@ -444,7 +444,7 @@ def test_no_delay_subtract_double_reset_case():
     import snntorch as snn
 
     from lmu2neuro.models import layers as L
-    from lmu2neuro.training.user_model import convert_snntorch
+    from lmu2neuro.deploy.snntorch import convert_snntorch
 
     lif, mem, got = snn.Leaky(beta=1.0, reset_mechanism="subtract", reset_delay=False), torch.zeros(1), []
     for v in (2.2, -0.1, 0.0, 0.0):
@@ -490,7 +490,7 @@ def test_netx_refusal_comes_before_the_fidelity_run(snn_file, tmp_path, capsys, 
 
 
 def test_error_lines_carry_no_terminal_escapes():
-    from lmu2neuro.training.user_model import _first_line
+    from lmu2neuro.core.errors import first_line as _first_line
 
     exc = RuntimeError("\x1b[1mmat1 and mat2\x1b[0m shapes \x1b]0;title\x07cannot be multiplied\rX\nsecond line")
     line = _first_line(exc)
@@ -512,7 +512,7 @@ def run_snntorch(module: nn.Module, x, record: bool = True) -> tuple:
     x (B, T, *frame) -> (output per step (B, T, C), {path: spikes (B, T, n)})."""
     import snntorch
 
-    from lmu2neuro.training.user_model import reset_hidden, snntorch_layers
+    from lmu2neuro.deploy.snntorch import reset_hidden, snntorch_layers
 
     chain = snntorch_layers(module)
     states: dict[str, tuple] = {}

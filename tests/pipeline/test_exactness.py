@@ -99,7 +99,7 @@ def test_bias_source_runs_in_lava_as_in_the_reference(trained):
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.models.trace import LoihiModel
     from lmu2neuro.pipeline.simulate import run_reference
-    from lmu2neuro.training.user_model import convert_snntorch
+    from lmu2neuro.deploy.snntorch import convert_snntorch
 
     module = ex.make("zero")
     module.load_state_dict(torch.load(trained / "make_zero.pt", weights_only=True))
