@@ -85,7 +85,8 @@ def reference(net, x_int) -> dict:
 
 
 def lava(net, x_int, ref, lanes=None) -> dict:
-    from converters.lava.builder import lane_bytes, run_bytes, run_lava
+    from converters.lava.builder import run_lava
+    from converters.lava.plan import lane_bytes, run_bytes
     from lmu2neuro.core.measurement import agreement
 
     t0 = time.perf_counter()
@@ -191,7 +192,8 @@ def main() -> None:
     n = 100 if args.quick else args.samples
     log = lambda line: print(line, flush=True)  # noqa: E731
 
-    from converters.lava.builder import LANE_VALUES, lane_values, run_lava
+    from converters.lava.builder import run_lava
+    from converters.lava.plan import LANE_VALUES, lane_values
     from lmu2neuro.core.atomic import write_json
 
     torch.set_num_threads(1)

@@ -259,7 +259,7 @@ def simulate_network(net: IntNetwork, x: np.ndarray, labels=None, *, backend: st
         device = str(resolve_device(device))  # --device cuda without a GPU: one line, before any work
     lanes = None
     if backend in ("lava", "both"):
-        from converters.lava.builder import plan_lanes
+        from converters.lava.plan import plan_lanes
 
         lanes = plan_lanes(net, len(x), int(np.shape(x)[1]), lava_batch)
     x_int = input_values(net, x, mode)
@@ -312,7 +312,7 @@ def simulate_file(model: str | os.PathLike, *, dataset: str | None = None, input
 
     if samples is not None and samples < 1:
         raise UserError(f"--samples {samples}: expected at least 1")
-    from converters.lava.builder import check_lanes_value
+    from converters.lava.plan import check_lanes_value
 
     check_lanes_value(lava_batch)  # a bad value is refused before the model is even read
     from lmu2neuro.training.distributed import resolve_device

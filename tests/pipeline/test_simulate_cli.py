@@ -139,13 +139,13 @@ def test_a_lava_batch_that_is_not_a_positive_integer_fails_before_any_work(model
 
 
 def test_a_lava_batch_that_does_not_fit_in_memory_fails_before_any_work(model, tmp_path, capsys, monkeypatch):
-    import converters.lava.builder as builder
+    import converters.lava.plan as plan
     import lmu2neuro.pipeline.simulate as sim
 
     path, net, _ = model
     # a machine with room for the weights, inputs and records of 6 samples and 2.5 lanes (at 80 %)
-    room = int((builder.run_bytes(net, 10, 6) + 2.5 * builder.lane_bytes(net, 10)) / builder.MAX_MEMORY_SHARE)
-    monkeypatch.setattr(builder, "available_memory", lambda: room)
+    room = int((plan.run_bytes(net, 10, 6) + 2.5 * plan.lane_bytes(net, 10)) / plan.MAX_MEMORY_SHARE)
+    monkeypatch.setattr(plan, "available_memory", lambda: room)
     monkeypatch.setattr(sim, "run_reference", lambda *a, **k: pytest.fail("a back end started"))
     out = tmp_path / "t.json"
     code = main(["simulate", str(path), "--input", str(tmp_path / "x.npy"), "--lava-batch", "5", "-o", str(out)])

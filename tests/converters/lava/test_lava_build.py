@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from netgen import random_inputs, random_network
 
-from converters.lava.builder import run_lava, schedule
+from converters.lava.builder import run_lava
+from converters.lava.plan import schedule
 from lmu2neuro.pipeline.simulate import run_reference
 from lmu2neuro.core.measurement import agreement
 

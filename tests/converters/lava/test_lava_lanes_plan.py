@@ -3,8 +3,7 @@
 import pytest
 from netgen import random_network
 
-from converters.lava.builder import (LANE_VALUES, MAX_MEMORY_SHARE, check_lanes_value, lane_bytes, lane_values,
-                                     plan_lanes, run_bytes)
+from converters.lava.plan import LANE_VALUES, MAX_MEMORY_SHARE, check_lanes_value, lane_bytes, lane_values, plan_lanes, run_bytes
 from lmu2neuro.core.errors import UserError
 
 GIB = 2**30

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from converters.lava.builder import run_lava, schedule
+from converters.lava.builder import run_lava
+from converters.lava.plan import schedule
 from converters.nir.read import read_intnet
 from lmu2neuro.pipeline.simulate import run_reference
 
