@@ -41,12 +41,16 @@ CAUSES = {
 
 
 @torch.no_grad()
-def float_conversion(model, x: torch.Tensor, spikes: dict | None = None, voltages: dict | None = None,
+def float64(module: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of ``module`` in eval mode (the user's model and ours are left as they are)."""
+    return copy.deepcopy(module).double().eval()
+
+
+def float_conversion(twin, x: torch.Tensor, spikes: dict | None = None, voltages: dict | None = None,
                      sources: dict | None = None) -> torch.Tensor:
-    """The converted model without quantization in float64 -> readout scores (B, C) (argmax = the
-    prediction the deployed readout makes); ``spikes`` / ``voltages`` per population (B, T, n);
-    ``sources``: given spikes of populations, fed to the ones after them (``run_qat``)."""
-    twin = copy.deepcopy(model).double()
+    """The converted model ``twin`` (a ``float64`` copy) without quantization -> readout scores (B, C)
+    (argmax = the prediction the deployed readout makes); ``spikes`` / ``voltages`` per population
+    (B, T, n); ``sources``: given spikes of populations, fed to the ones after them (``run_qat``)."""
     x = x.double().flatten(2)
     frames = run_qat(twin.graph(), x, float(twin.input_scale), twin.max_len, quantized=False, spikes=spikes,
                      voltages=voltages, sources=sources)
@@ -63,7 +67,7 @@ def layer_exactness(module: torch.nn.Module, model, net: IntNetwork, x: torch.Te
     is fed snnTorch's spikes of the layers before it, so a difference is its own. Sets every record's
     ``exact`` to what was measured (a linear layer takes the result of the neuron layer it feeds)
     -> the report's ``exactness``."""
-    ref = copy.deepcopy(module).double().eval()
+    ref, twin = float64(module), float64(model)
     pops = {p.meta.get("layer"): p for p in net.populations if not p.readout and not p.helper}
     tally: dict[str, _Tally] = {}
     for first in range(0, x.shape[0], batch):
@@ -74,7 +78,7 @@ def layer_exactness(module: torch.nn.Module, model, net: IntNetwork, x: torch.Te
         # each layer on snnTorch's own spikes of the layer before: a difference is this layer's, not inherited
         given = {pop.name: theirs[r["path"]].reshape(xb.shape[0], xb.shape[1], -1)
                  for r in records if (pop := pops.get(r.get("as"))) is not None and r["path"] in theirs}
-        float_conversion(model, xb, spk, volt, given)
+        float_conversion(twin, xb, spk, volt, given)
         deployed = execute(net, fx.quantize_input(xb.reshape(xb.shape[0], xb.shape[1], -1).double(), net.input_scale))
         for rec in records:
             pop = pops.get(rec.get("as"))

@@ -83,7 +83,7 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     from lmu2neuro.datasets import get_dataset
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.models.trace import LoihiModel
-    from lmu2neuro.pipeline.exactness import CAUSES, cause, float_conversion, layer_exactness
+    from lmu2neuro.pipeline.exactness import CAUSES, cause, float64, float_conversion, layer_exactness
     from lmu2neuro.pipeline.simulate import FIDELITY_WARN_BELOW
     from lmu2neuro.deploy import snntorch as conv
     from lmu2neuro.training import user_model as um
@@ -131,13 +131,14 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     x, y = stack(data.test, samples or len(data.test))
     batch = 256
     float_out, float_spk, int_scores, int_spk, conv_scores = [], {}, [], {}, []
+    twin = float64(model)
     for first in tqdm(range(0, len(x), batch), desc="float vs integer", disable=not progress, leave=False):
         xb = x[first:first + batch]
         out, spk = conv.run_forward(module, xb.reshape(xb.shape[0], xb.shape[1], *frame), path)
         float_out.append(out)
         for k, v in spk.items():
             float_spk[k] = float_spk.get(k, 0) + float(v.sum())
-        conv_scores.append(float_conversion(model, xb))
+        conv_scores.append(float_conversion(twin, xb))
         r = execute(net, fx.quantize_input(xb.reshape(xb.shape[0], xb.shape[1], -1).double(), net.input_scale))
         int_scores.append(r.scores)
         for k, v in r.spikes.items():

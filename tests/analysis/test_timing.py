@@ -133,7 +133,7 @@ def test_blouw_benchmark_matches_the_profile_calibration(tmp_path):
 
 
 def test_sanafe_crosscheck_on_a_shared_network():
-    pytest.importorskip("sanafe", reason="SANA-FE (GPL-3.0) is a development-only cross-check")
+    pytest.importorskip("sanafe", reason="SANA-FE is GPL-3.0, so lmu2neuro never installs it; this development-only cross-check runs where `pip install sanafe` was done by hand")
     # in a process of its own: SANA-FE's Loihi architecture takes about 2 GB, which would hide the
     # memory checks of other tests that share this process
     code = ("import importlib.util, json, sys, sanafe\n"

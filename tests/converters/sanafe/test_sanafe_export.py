@@ -72,7 +72,7 @@ def test_sanafe_is_a_format_of_export():
 
 
 def test_sanafe_loads_and_runs_it(tmp_path):
-    pytest.importorskip("sanafe", reason="SANA-FE (GPL-3.0) is a development-only cross-check")
+    pytest.importorskip("sanafe", reason="SANA-FE is GPL-3.0, so lmu2neuro never installs it; this development-only cross-check runs where `pip install sanafe` was done by hand")
     net = small_net()
     path = tmp_path / "net.yaml"
     export_sanafe(net, path, input_spikes=np.ones((4, 2), np.int64), log_spikes=True)
