@@ -65,12 +65,14 @@ from contextlib import contextmanager
 import numpy as np
 
 from converters.netx.format import MAX_DELAY, NETX_BIAS_EXP, REF_DELAY_MAX, refractory_of
+from converters.netx.layer import Layer, netx_frame
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core import guards, neurons
 from lmu2neuro.core.conv import ConvGeometry
 from lmu2neuro.core.errors import UserError
 from lmu2neuro.core.intnet import BiasInput, IntNetwork, IntNetworkError, Population, Projection
 from lmu2neuro.core.neurons import sigma_delta
+
 LAYER_TYPES = ("input", "dense", "conv", "pool", "flatten", "average")
 INPUT_WEIGHT_DEFAULT = 64  # netx create_input's default transform weight
 
@@ -90,107 +92,7 @@ def is_netx(path: str | os.PathLike) -> bool:
         return False  # not readable as HDF5: the NIR reader then says what is wrong
 
 
-class _Layer:
-    """One ``/layer/{i}`` group with checked access to its fields."""
-
-    def __init__(self, path, index: int, group):
-        self.path, self.index, self.g = path, index, group
-        self.kind = "?"
-
-    def where(self, field: str | None = None) -> str:
-        head = f"{self.path}: layer {self.index} ({self.kind})"
-        return f"{head}, field '{field}'" if field else head
-
-    def fail(self, field: str | None, msg: str):
-        raise UserError(f"{self.where(field)}: {msg}")
-
-    def has(self, field: str) -> bool:
-        return field in self.g
-
-    def dataset(self, field: str):
-        import h5py
-
-        if field not in self.g:
-            self.fail(field, "missing")
-        obj = self.g.get(field)
-        if not isinstance(obj, h5py.Dataset):
-            self.fail(field, "expected a dataset, found a group")
-        return obj
-
-    def text(self, field: str) -> str:
-        ds = self.dataset(field)
-        try:
-            v = ds[()]
-            v = np.asarray(v).reshape(-1)
-            if v.size != 1:
-                self.fail(field, f"expected one string, found {v.size} values")
-            v = v[0]
-            return (v.decode("ascii") if isinstance(v, bytes) else str(v)).strip()
-        except (UnicodeDecodeError, OSError, TypeError, ValueError) as exc:
-            self.fail(field, f"expected an ASCII string ({type(exc).__name__})")
-
-    def ints(self, field: str, lo: int | None = None, hi: int | None = None) -> np.ndarray:
-        """The dataset as int64, refusing non-numbers, non-integers and values outside [lo, hi]."""
-        ds = self.dataset(field)
-        if ds.dtype.kind not in guards.NUMERIC_KINDS:
-            self.fail(field, f"expected numbers, found dtype {ds.dtype}")
-        try:
-            v = np.asarray(ds[()])
-        except (OSError, ValueError, TypeError) as exc:
-            self.fail(field, f"unreadable ({str(exc).splitlines()[0][:80]})")
-        if v.dtype.kind == "f":
-            if not np.all(np.isfinite(v)):
-                self.fail(field, "holds NaN or infinite values; expected integers")
-            if np.any(v != np.round(v)):
-                bad = float(v.reshape(-1)[np.argmax(v.reshape(-1) != np.round(v.reshape(-1)))])
-                self.fail(field, f"value {bad} is not a whole number; expected integers")
-            if v.size and np.abs(v).max() >= 2.0 ** 62:
-                self.fail(field, f"value {float(np.abs(v).max()):g} is out of range")
-        elif v.dtype.kind == "u" and v.size and int(v.max()) >= 1 << 62:
-            self.fail(field, f"value {int(v.max())} is out of range")
-        v = v.astype(np.int64)
-        if v.size and lo is not None and int(v.min()) < lo:
-            self.fail(field, f"value {int(v.min())} below {lo}; expected [{lo}, {hi}]")
-        if v.size and hi is not None and int(v.max()) > hi:
-            self.fail(field, f"value {int(v.max())} above {hi}; expected [{lo}, {hi}]")
-        return v
-
-    def scalar(self, field: str, lo: int, hi: int, default: int | None = None) -> int:
-        if default is not None and not self.has(field):
-            return default
-        v = self.ints(field, lo, hi)
-        if v.size != 1:
-            self.fail(field, f"expected one value, found shape {v.shape}")
-        return int(v.reshape(-1)[0])
-
-    def pair(self, field: str, lo: int, hi: int, default: tuple[int, int]) -> tuple[int, int]:
-        """A conv parameter: scalar or two values in (H, W) order (netx's ``expand``)."""
-        if not self.has(field):
-            return default
-        v = self.ints(field, lo, hi).reshape(-1)
-        if v.size == 1:
-            return int(v[0]), int(v[0])
-        if v.size != 2:
-            self.fail(field, f"expected one value or two (H, W), found {v.size}")
-        return int(v[0]), int(v[1])
-
-    def shape(self) -> tuple[int, ...]:
-        v = self.ints("shape", 1, None).reshape(-1)
-        if not 1 <= v.size <= 3:
-            self.fail("shape", f"expected (n,) or (C, H, W), found {tuple(int(s) for s in v)}")
-        guards.check_elements(self.path, f"layer {self.index} ({self.kind}) field 'shape'", v)
-        return tuple(int(s) for s in v)
-
-
-def _frame(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A declared shape as our population frame: (C, H, W), or (n,) for a vector ((C, L) has no netx
-    form: lava-dl treats every 2-value shape as (x, y) of one channel, i.e. (1, H, W))."""
-    if len(shape) == 2:
-        return (1,) + shape
-    return shape
-
-
-def _mantissa(layer: _Layer, field: str, stored: np.ndarray) -> tuple[np.ndarray, int]:
+def _mantissa(layer: Layer, field: str, stored: np.ndarray) -> tuple[np.ndarray, int]:
     """Stored netx weights (the effective integers) as an even 8-bit mantissa and an exponent,
     exactly: even values as they are (exp 0), else twice the value with a right shift of one
     (the accumulated sum of even products halves exactly)."""
@@ -205,7 +107,7 @@ def _mantissa(layer: _Layer, field: str, stored: np.ndarray) -> tuple[np.ndarray
     return stored * 2, -1
 
 
-def _neuron(layer: _Layer, size: int, name: str,
+def _neuron(layer: Layer, size: int, name: str,
             frame: tuple[int, ...] | None, bias_field: bool = True) -> Population:
     if not layer.has("neuron"):
         layer.fail("neuron", "missing (lava-dl substitutes an integrator with iDecay 0, which Loihi cannot "
@@ -214,7 +116,7 @@ def _neuron(layer: _Layer, size: int, name: str,
 
     if not isinstance(layer.g.get("neuron"), h5py.Group):
         layer.fail("neuron", "expected a group of neuron parameters")
-    n = _Layer(layer.path, layer.index, layer.g["neuron"])
+    n = Layer(layer.path, layer.index, layer.g["neuron"])
     n.kind = layer.kind
     n.where = lambda field=None: layer.where(f"neuron/{field}" if field else None)  # type: ignore[method-assign]
     netx_type = n.text("type")
@@ -224,7 +126,7 @@ def _neuron(layer: _Layer, size: int, name: str,
     return NETX_NEURONS[nk.name](layer, n, size, name, frame, bias_field)
 
 
-def _cuba_neuron(layer: _Layer, n: _Layer, size: int, name: str, frame, bias_field: bool) -> Population:
+def _cuba_neuron(layer: Layer, n: Layer, size: int, name: str, frame, bias_field: bool) -> Population:
     du = n.scalar("iDecay", fx.DU_OFFSET, fx.DECAY_UNITY - 1 + fx.DU_OFFSET) - fx.DU_OFFSET
     dv = n.scalar("vDecay", 0, fx.DECAY_UNITY - 1)
     vth = n.scalar("vThMant", 0, fx.VTH_MAX)
@@ -239,7 +141,7 @@ def _cuba_neuron(layer: _Layer, n: _Layer, size: int, name: str, frame, bias_fie
                       meta={"netx_layer": layer.index})
 
 
-def _sdnn_neuron(layer: _Layer, n: _Layer, size: int, name: str, frame, bias_field: bool) -> Population:
+def _sdnn_neuron(layer: Layer, n: Layer, size: int, name: str, frame, bias_field: bool) -> Population:
     """lava-dl's SDNN layer as ``Network.get_neuron_params`` builds it: the input layer a ``Delta``,
     a ``sigma_output`` layer a ``Sigma`` (the readout), any other a ``SigmaDelta`` with ReLU;
     spike_exp and state_exp 6 (Network's defaults); the bias unscaled (SigmaDelta scales it)."""
@@ -265,7 +167,7 @@ NETX_NEURONS = {"cuba_lif": _cuba_neuron, "sigma_delta": _sdnn_neuron}
 NEURON_TYPES = tuple(t for k in NETX_NEURONS for t in neurons.kind(k).netx_type)
 
 
-def _bias(layer: _Layer, size: int, frame, lo: int, hi: int) -> np.ndarray:
+def _bias(layer: Layer, size: int, frame, lo: int, hi: int) -> np.ndarray:
     if not layer.has("bias"):
         return np.zeros(size, dtype=np.int64)
     b = layer.ints("bias", lo, hi)
@@ -280,7 +182,7 @@ def _bias(layer: _Layer, size: int, frame, lo: int, hi: int) -> np.ndarray:
     layer.fail("bias", f"shape {b.shape}: expected one value, one per channel or one per neuron ({size})")
 
 
-def _delay_taps(layer: _Layer, weight: np.ndarray) -> np.ndarray:
+def _delay_taps(layer: Layer, weight: np.ndarray) -> np.ndarray:
     """lava-dl's delay resolution (create_dense): scalar, per target, per source, or full."""
     out_n, in_n = weight.shape
     d = layer.ints("delay", 0, MAX_DELAY)
@@ -382,7 +284,7 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
     bias_input = None
     used: set[str] = {"input"}
     for i, g in enumerate(groups):
-        layer = _Layer(path, i, g)
+        layer = Layer(path, i, g)
         layer.kind = layer.text("type")
         if layer.kind not in LAYER_TYPES:
             layer.fail("type", f"'{layer.kind}' is not supported; expected one of {', '.join(LAYER_TYPES)}")
@@ -394,7 +296,7 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
         if layer.kind == "input":
             if i != 0:
                 layer.fail("type", "an input layer must be layer 0")
-            frame = _frame(layer.shape())
+            frame = netx_frame(layer.shape())
             input_size = int(np.prod(frame))
             if layer.has("neuron"):
                 populations.append(_neuron(layer, input_size, name, frame, bias_field=False))
@@ -471,7 +373,7 @@ def _read(f, path, dt, input_scale) -> IntNetwork:
         # conv / pool: a frame in, a frame out
         if len(frame) != 3:
             layer.fail("type", f"needs a (C, H, W) frame before it, the layer before outputs shape {frame}")
-        declared = _frame(layer.shape())
+        declared = netx_frame(layer.shape())
         if len(declared) != 3:
             layer.fail("shape", f"{declared}: expected (C, H, W)")
         w = layer.ints("weight")
@@ -537,7 +439,7 @@ def _encoder_synapse(name: str, size: int, index: int) -> Projection:
                       origin={"kind": "netx_input", "layer": index, "helper": "input encoder"})
 
 
-def _transform_value(layer: _Layer, field: str, default: float) -> float:
+def _transform_value(layer: Layer, field: str, default: float) -> float:
     """One finite number of the input layer's transform (SLAYER's Input: weight, bias)."""
     if not layer.has(field):
         return float(default)
@@ -585,7 +487,7 @@ def _summary_rows(path) -> list[dict]:
     rows: list[dict] = []
     with h5py.File(path, "r") as f:
         for i, g in enumerate(_layer_groups(f, path)):
-            layer = _Layer(path, i, g)
+            layer = Layer(path, i, g)
             try:
                 layer.kind = layer.text("type")
             except UserError:
