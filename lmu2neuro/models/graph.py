@@ -404,7 +404,7 @@ class StreamState:
 # impulse response, a 1x1 convolution with batch norm folded into each consumer) writes its forward
 # with the calls below: each term call runs its op (``Op.run``) and each body call its body
 # (``Body.run``), so the forward is ordinary torch code, and sums of term calls are a node's input.
-# Traced with torch.fx (``models.trace.trace_method``), every such call is one leaf, and
+# Traced with torch.fx (``models.tracer.trace_method``), every such call is one leaf, and
 # ``nodes_from_trace`` maps the trace onto the same ``Term`` and ``Node`` objects a hand declaration
 # would give: the graph is found from the forward, not written twice. What a term sums into stays a
 # list of terms (not a tensor), so a residual stream consumed by several nodes keeps one Term per

@@ -3,7 +3,7 @@
 Build a network from these, wrap it in ``lmu2neuro.models.trace.LoihiModel`` and it trains in
 float, trains quantization-aware (QAT), lowers to the deployed integer network
 (``lmu2neuro.deploy.lower``), exports to NIR and runs in Lava bit-exactly, with no plan written
-per architecture: the wrapper traces the model (``models.trace``).
+per architecture: the wrapper traces the model (``models.tracer``).
 
 Tensors are whole sequences, time second: ``(batch, time, *frame)``. Every layer but the neurons
 acts on each frame alone, as snnTorch's layers act on each step; the neurons scan time.

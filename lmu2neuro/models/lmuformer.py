@@ -29,7 +29,7 @@ Each model is written once, as its forward over whole sequences (``frame_forward
 whose synaptic inputs are term calls that state their own taps (``graph.temporal_conv``, the LMU
 memory's ``graph.memory``, ``graph.dense_bn`` ...) and whose populations are body calls
 (``graph.spiking`` ...). ``graph()`` is found by tracing that forward with the tracer of
-``models.trace`` (``trace_method``; ``graph.nodes_from_trace``), so frame-by-frame streaming, QAT
+``models.tracer`` (``trace_method``; ``graph.nodes_from_trace``), so frame-by-frame streaming, QAT
 (``set_qat(True)``: BN folded with its running statistics, weights/biases/decays fake-quantized
 exactly as the deployment quantizes them, straight-through gradients) and the lowering to Loihi
 integers (``lmu2neuro.deploy``) run the structure the forward computes. The FFT form of the LMU
@@ -60,7 +60,7 @@ from lmu2neuro.models.graph import (
 from lmu2neuro.models.lmu import LMUMemory
 from lmu2neuro.models.neurons import NEURON_MODULES, LoihiLIF
 from lmu2neuro.models.quantize import run_qat
-from lmu2neuro.models.trace import trace_method
+from lmu2neuro.models.tracer import trace_method
 
 
 def running_mean_over_frames(y: torch.Tensor) -> torch.Tensor:
