@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from converters.nir.graph import execution_order, flatten_graph
-from converters.nir.lower import _trace_synapse_chain
+from converters.nir.synapse_chain import trace_synapse_chain as _trace_synapse_chain
 from converters.nir.read import read_intnet
 from converters.nir.float_executor import load
 from lmu2neuro.core.errors import UserError
