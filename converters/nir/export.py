@@ -127,8 +127,9 @@ def _frames(net: IntNetwork) -> dict[str, tuple[int, ...]]:
     frames: dict[str, tuple[int, ...]] = {}
     into_input = [s.conv.in_shape for s in net.projections if s.source == net.input_name and s.conv is not None]
     frames[net.input_name] = tuple(into_input[0]) if into_input and len(set(into_input)) == 1 else (net.input_size,)
+    helpers = _helper_sources(net)
     for pop in net.populations:
-        incoming = [s for s in net.projections_into(pop.name) if s.source not in _helper_sources(net)]
+        incoming = [s for s in net.projections_into(pop.name) if s.source not in helpers]
         outs = {tuple(s.out_shape) for s in incoming if s.conv is not None}
         all_conv = incoming and all(s.conv is not None for s in incoming)
         frames[pop.name] = next(iter(outs)) if all_conv and len(outs) == 1 else (pop.size,)
