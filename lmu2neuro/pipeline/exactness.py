@@ -17,13 +17,16 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import snntorch
 import torch
+from tqdm import tqdm
 
 from lmu2neuro.core import fixed_point as fx
 from lmu2neuro.core.executor import execute
 from lmu2neuro.core.intnet import IntNetwork
+from lmu2neuro.deploy.snntorch import run_forward, snntorch_layers
 from lmu2neuro.models.quantize import run_qat
-from lmu2neuro.deploy.snntorch import run_forward
+from lmu2neuro.pipeline.simulate import FIDELITY_WARN_BELOW
 
 # Both sides run in float64, but the converted layers store their own parameters in float32 (a reset
 # self connection -(1 - beta) threshold is rounded to ~6e-8 of itself), seen here as ~1e-8 thresholds;
@@ -163,3 +166,47 @@ def cause(conversion_agreement: float, quantization_agreement: float, warn_below
     if quant:
         return "quantization"
     return None
+
+
+@torch.no_grad()
+def prediction_fidelity(module: torch.nn.Module, model, net: IntNetwork, x: torch.Tensor, y: np.ndarray, model_file,
+                        frame, records: list[dict], progress: bool = False, batch: int = 256) -> dict:
+    """The user's float model (its own forward, float32), the float conversion and the deployed
+    integers on the test inputs ``x`` (B, T, F) with labels ``y``: predictions, accuracies, the two
+    agreements and their cause, spike ratios per layer (the fidelity file's fields)."""
+    float_out, float_spk, int_scores, int_spk, conv_scores = [], {}, [], {}, []
+    twin = float64(model)
+    for first in tqdm(range(0, len(x), batch), desc="float vs integer", disable=not progress, leave=False):
+        xb = x[first:first + batch]
+        out, spk = run_forward(module, xb.reshape(xb.shape[0], xb.shape[1], *frame), model_file)
+        float_out.append(out)
+        for k, v in spk.items():
+            float_spk[k] = float_spk.get(k, 0) + float(v.sum())
+        conv_scores.append(float_conversion(twin, xb))
+        r = execute(net, fx.quantize_input(xb.reshape(xb.shape[0], xb.shape[1], -1).double(), net.input_scale))
+        int_scores.append(r.scores)
+        for k, v in r.spikes.items():
+            int_spk[k] = int_spk.get(k, 0) + int(v.sum())
+    out = torch.cat(float_out)
+    spiking_output = isinstance(snntorch_layers(module)[-1][1], snntorch.SpikingNeuron)
+    # the integer readout integrates the last layer: its argmax is the argmax of the spike count
+    # (a spiking output) or of the mean output (a Linear output), as the float model is read here
+    float_pred = (out.sum(1) if spiking_output else out.mean(1)).argmax(1).numpy()
+    int_pred = torch.cat(int_scores).argmax(1).numpy()
+    conv_pred = torch.cat(conv_scores).argmax(1).numpy()
+    agree_conv, agree_quant = float((float_pred == conv_pred).mean()), float((conv_pred == int_pred).mean())
+    why = cause(agree_conv, agree_quant, FIDELITY_WARN_BELOW)
+    by_ours = {r["as"]: r["path"] for r in records if "as" in r}
+    layers = {}
+    for pop in net.populations:
+        theirs = by_ours.get(pop.meta.get("layer", ""))
+        if pop.readout or theirs not in float_spk:
+            continue
+        f = float_spk[theirs]
+        layers[pop.name] = {"layer": theirs, "int_spikes": int_spk[pop.name], "float_spikes": int(f),
+                            "spike_ratio": int_spk[pop.name] / f if f else None}
+    return {"samples": int(len(x)), "prediction_agreement": float((float_pred == int_pred).mean()),
+            "conversion_agreement": agree_conv, "quantization_agreement": agree_quant, "cause": why,
+            "advice": CAUSES.get(why), "warn_below": FIDELITY_WARN_BELOW,
+            "float_predictions": float_pred.astype(int).tolist(), "float_accuracy": float((float_pred == y).mean()),
+            "int_accuracy": float((int_pred == y).mean()), "layers": layers}

@@ -73,19 +73,15 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     inputs, quantized after training; writes ``output`` and the fidelity report (float snnTorch model
     vs deployed integers on the test split) to ``report`` (default OUTPUT's stem + .fidelity.json).
     Returns the report. The model file is code the user chose to run."""
-    import snntorch
     import torch
-    from tqdm import tqdm
 
     from lmu2neuro.core import fixed_point as fx
     from lmu2neuro.core.atomic import write_json
-    from lmu2neuro.core.executor import execute
     from lmu2neuro.datasets import get_dataset
+    from lmu2neuro.deploy import snntorch as conv
     from lmu2neuro.deploy.lowering import lower
     from lmu2neuro.models.trace import LoihiModel
-    from lmu2neuro.pipeline.exactness import CAUSES, cause, float64, float_conversion, layer_exactness
-    from lmu2neuro.pipeline.simulate import FIDELITY_WARN_BELOW
-    from lmu2neuro.deploy import snntorch as conv
+    from lmu2neuro.pipeline.exactness import layer_exactness, prediction_fidelity
     from lmu2neuro.training import user_model as um
 
     if format not in FORMATS:
@@ -129,53 +125,11 @@ def export_snntorch(model_spec: str, checkpoint, output, *, dataset: str, data_r
     exactness = layer_exactness(module, model, net, x_cal.reshape(-1, x_cal.shape[1], *frame), path, records)
 
     x, y = stack(data.test, samples or len(data.test))
-    batch = 256
-    float_out, float_spk, int_scores, int_spk, conv_scores = [], {}, [], {}, []
-    twin = float64(model)
-    for first in tqdm(range(0, len(x), batch), desc="float vs integer", disable=not progress, leave=False):
-        xb = x[first:first + batch]
-        out, spk = conv.run_forward(module, xb.reshape(xb.shape[0], xb.shape[1], *frame), path)
-        float_out.append(out)
-        for k, v in spk.items():
-            float_spk[k] = float_spk.get(k, 0) + float(v.sum())
-        conv_scores.append(float_conversion(twin, xb))
-        r = execute(net, fx.quantize_input(xb.reshape(xb.shape[0], xb.shape[1], -1).double(), net.input_scale))
-        int_scores.append(r.scores)
-        for k, v in r.spikes.items():
-            int_spk[k] = int_spk.get(k, 0) + int(v.sum())
-    out = torch.cat(float_out)
-    spiking_output = isinstance(conv.snntorch_layers(module)[-1][1], snntorch.SpikingNeuron)
-    # the integer readout integrates the last layer: its argmax is the argmax of the spike count
-    # (a spiking output) or of the mean output (a Linear output), as the float model is read here
-    float_pred = (out.sum(1) if spiking_output else out.mean(1)).argmax(1).numpy()
-    int_pred = torch.cat(int_scores).argmax(1).numpy()
-    conv_pred = torch.cat(conv_scores).argmax(1).numpy()
-    agree_conv, agree_quant = float((float_pred == conv_pred).mean()), float((conv_pred == int_pred).mean())
-    why = cause(agree_conv, agree_quant, FIDELITY_WARN_BELOW)
-    by_ours = {r["as"]: r["path"] for r in records if "as" in r}
-    layers = {}
-    for pop in net.populations:
-        theirs = by_ours.get(pop.meta.get("layer", ""))
-        if pop.readout or theirs not in float_spk:
-            continue
-        f = float_spk[theirs]
-        layers[pop.name] = {"layer": theirs, "int_spikes": int_spk[pop.name], "float_spikes": int(f),
-                            "spike_ratio": int_spk[pop.name] / f if f else None}
-    y = y.numpy()
+    fidelity = prediction_fidelity(module, model, net, x, y.numpy(), path, frame, records, progress)
     rep = {
         "source": f"{path}:{func}() with {checkpoint}, run in float32 by its own forward (snnTorch's stepping, one "
                   "call per time step)",
-        "samples": int(len(x)),
-        "prediction_agreement": float((float_pred == int_pred).mean()),
-        "conversion_agreement": agree_conv,
-        "quantization_agreement": agree_quant,
-        "cause": why,
-        "advice": CAUSES.get(why),
-        "warn_below": FIDELITY_WARN_BELOW,
-        "float_predictions": float_pred.astype(int).tolist(),
-        "float_accuracy": float((float_pred == y).mean()),
-        "int_accuracy": float((int_pred == y).mean()),
-        "layers": layers,
+        **fidelity,
         "dataset": dataset, "split": "test",
         "input_scale": {"value": float(scale), "source": "calibrated",
                         "rule": fx.CALIBRATION_RULE, "calibration_samples": int(len(x_cal)),
